@@ -1,0 +1,56 @@
+"""The application factory: ``create_app(settings)`` builds the FastAPI app and its lifespan."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from importlib import import_module
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from server import errors
+from server.catalog import load_catalog
+from server.settings import Settings
+from server.sources import make_source
+
+# Each capability exposes ``router``; the order is the order of the OpenAPI document.
+CAPABILITIES = (
+    "server.common.routes",
+    "server.features.routes",
+    "server.styles.routes",
+    "server.html.viewer",
+)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. The catalog is validated here, so a bad collection file stops start-up."""
+    settings = settings or Settings()
+    catalog = load_catalog(settings.collections_dir)
+    source = make_source(settings, catalog)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await source.open()
+        try:
+            yield
+        finally:
+            await source.close()
+
+    app = FastAPI(
+        title="OneMap",
+        description="The natural-resources one map (自然资源一张图) as OGC APIs.",
+        version="0.1.0",
+        openapi_url="/api",
+        docs_url="/api.html",
+        redoc_url=None,
+        default_response_class=ORJSONResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.catalog = catalog
+    app.state.source = source
+    errors.install(app)
+    app.state.capabilities = [import_module(name) for name in CAPABILITIES]
+    for module in app.state.capabilities:
+        app.include_router(module.router)
+    return app

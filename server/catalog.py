@@ -1,0 +1,206 @@
+"""The catalog: one YAML file per collection in ``collections/``, validated into typed models.
+
+A bad file stops start-up with a message naming the file and the key that is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+
+
+class Strict(BaseModel):
+    """Base for catalog models: unknown keys are errors, models are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(Strict):
+    """A text in Chinese and English."""
+
+    zh: str
+    en: str
+
+
+class FieldSpec(Strict):
+    """One attribute of a collection."""
+
+    name: str
+    type: FieldType
+    title: Text
+    description: Text | None = None
+    codes: str | None = Field(default=None, description="Name of a code list the values come from")
+
+    @field_validator("name")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        if not IDENT.match(v):
+            raise ValueError(f"'{v}' is not a valid field name (lower case, digits, underscore)")
+        return v
+
+
+class SourceSpec(Strict):
+    """Where the features are stored: a table with an id column and a geometry column."""
+
+    table: str
+    id_field: str
+    geometry_field: str = "geom"
+    geometry_type: Literal[
+        "Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"
+    ]
+    srid: int = 4490
+
+    @field_validator("table", "id_field", "geometry_field")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        if not IDENT.match(v):
+            raise ValueError(f"'{v}' is not a valid identifier")
+        return v
+
+
+class SpatialExtent(Strict):
+    bbox: tuple[float, float, float, float]
+    crs: str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+
+
+class TemporalExtent(Strict):
+    interval: tuple[str | None, str | None]
+
+
+class Extent(Strict):
+    spatial: SpatialExtent
+    temporal: TemporalExtent | None = None
+
+
+class TileSpec(Strict):
+    """Vector tile generalization: zoom range (WebMercatorQuad levels) and per-tile limits."""
+
+    minzoom: int = Field(default=0, ge=0, le=24)
+    maxzoom: int = Field(default=22, ge=0, le=24)
+    simplify_px: float = Field(default=0.5, ge=0, description="Douglas-Peucker tolerance in tile pixels")
+    min_area_px: float = Field(default=0.0, ge=0, description="Drop polygons smaller than this, in px²")
+    max_features: int = Field(default=20_000, ge=1, description="Cap on features in one tile")
+    extent: int = Field(default=4096, ge=256, le=16384)
+
+
+class RasterAsset(Strict):
+    """One registered raster file, addressed by id; clients never see or pass its path."""
+
+    id: str
+    path: str = Field(description="Relative to the data directory")
+    datetime: str
+
+
+class RasterSpec(Strict):
+    """A raster collection: imagery or an elevation model, as COG assets."""
+
+    kind: Literal["imagery", "dem"]
+    assets: list[RasterAsset]
+    resolution_m: float = Field(gt=0)
+    minzoom: int = Field(default=0, ge=0, le=24)
+    maxzoom: int = Field(default=18, ge=0, le=24)
+
+
+class Collection(Strict):
+    """A collection as declared once and shown on every surface.
+
+    A vector collection has ``source`` and ``fields``; a raster collection has ``raster``.
+    """
+
+    id: str
+    title: Text
+    description: Text
+    keywords: list[str] = []
+    source: SourceSpec | None = None
+    raster: RasterSpec | None = None
+    temporal_field: str | None = None
+    extent: Extent
+    fields: list[FieldSpec] = []
+    tiles: TileSpec = TileSpec()
+
+    @property
+    def is_vector(self) -> bool:
+        return self.source is not None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Collection":
+        if (self.source is None) == (self.raster is None):
+            raise ValueError("a collection has exactly one of 'source' (vector) or 'raster'")
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError("field names must be unique")
+        if self.temporal_field and self.temporal_field not in names:
+            raise ValueError(f"temporal_field '{self.temporal_field}' is not among the fields")
+        if self.source and self.source.id_field not in names:
+            raise ValueError(f"source.id_field '{self.source.id_field}' is not among the fields")
+        if self.tiles.minzoom > self.tiles.maxzoom:
+            raise ValueError("tiles.minzoom is above tiles.maxzoom")
+        return self
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def field(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+class CatalogError(Exception):
+    """A collection file is invalid; the message names the file and the key."""
+
+
+class Catalog:
+    """All collections, in file-name order."""
+
+    def __init__(self, collections: list[Collection]) -> None:
+        self._by_id = {c.id: c for c in collections}
+
+    def __iter__(self):
+        return iter(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, collection_id: str) -> Collection | None:
+        return self._by_id.get(collection_id)
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(self._by_id)
+
+
+def _where(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_collection(path: Path) -> Collection:
+    """Read and validate one collection file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise CatalogError(f"{path.name}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise CatalogError(f"{path.name}: expected a mapping at the top level")
+    try:
+        collection = Collection.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{path.name}: key '{_where(e['loc'])}': {e['msg']}" for e in exc.errors()]
+        raise CatalogError("\n".join(lines)) from None
+    if collection.id != path.stem:
+        raise CatalogError(f"{path.name}: key 'id': '{collection.id}' must match the file name")
+    return collection
+
+
+def load_catalog(directory: Path) -> Catalog:
+    """Read every ``*.yaml`` in the directory; any bad file raises ``CatalogError``."""
+    files = sorted(directory.glob("*.yaml"))
+    if not files:
+        raise CatalogError(f"no collection files found in {directory}")
+    return Catalog([load_collection(p) for p in files])

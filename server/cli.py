@@ -1,0 +1,122 @@
+"""The ``onemap`` command: serve, sample, check-config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from server.catalog import CatalogError, load_catalog
+from server.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = Path(args.data_dir)
+    return Settings(**overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the server with uvicorn (the app is built in each worker from the environment)."""
+    import uvicorn
+
+    settings = _settings(args)
+    if not settings.database_url and not settings.gpkg_path.exists():
+        print(f"error: no embedded store at {settings.gpkg_path}; run 'onemap sample' first", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """Generate the sample county into the embedded store (default) or PostGIS."""
+    from server.sample import build_sample
+
+    settings = _settings(args)
+    started = time.perf_counter()
+    counts = build_sample(
+        args.scale, settings.data_dir, settings.database_url, progress=lambda m: print(m, flush=True)
+    )
+    for name, n in counts.items():
+        print(f"{name:>18}: {n:>9,}")
+    where = settings.database_url and "PostGIS" or settings.gpkg_path
+    print(f"sample written to {where} in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate settings, collection files and the store against the catalog."""
+    from server.sources import make_source
+
+    settings = _settings(args)
+    try:
+        catalog = load_catalog(settings.collections_dir)
+    except CatalogError as exc:
+        print(f"catalog error:\n{exc}", file=sys.stderr)
+        return 1
+    print(f"catalog: {len(catalog)} collections ({', '.join(catalog.ids)})")
+
+    async def check() -> list[str]:
+        source = make_source(settings, catalog)
+        await source.open()
+        try:
+            return await source.check()
+        finally:
+            await source.close()
+
+    try:
+        problems = asyncio.run(check())
+    except Exception as exc:  # the store itself cannot be opened
+        print(f"store error: {exc}", file=sys.stderr)
+        return 1
+    for p in problems:
+        print(f"store: {p}", file=sys.stderr)
+    print("store: ok" if not problems else f"store: {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="onemap", description="OneMap natural-resources one map server")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the HTTP server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--log-level", default="info")
+    s.add_argument("--no-access-log", dest="access_log", action="store_false")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("sample", help="generate the sample county")
+    s.add_argument("--scale", type=int, default=20_000, help="number of parcels (default 20000)")
+    s.add_argument("--database-url", help="load into this PostGIS instead of the embedded store")
+    s.add_argument("--data-dir", help="directory of the embedded store and rasters")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("check-config", help="validate the configuration, catalog and store")
+    s.add_argument("--database-url")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_check_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Domain exceptions and the one map from exception to HTTP status and OGC exception body.
+
+Every error a client sees goes through here: a code, a human description naming what was wrong,
+and never a path, SQL text or traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("onemap.errors")
+
+
+class OGCError(Exception):
+    """Base of all errors answered to clients."""
+
+    status = 500
+    code = "ServerError"
+    headers: dict[str, str] = {}
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class InvalidParameter(OGCError):
+    """A query or path parameter has a bad value (400)."""
+
+    status = 400
+    code = "InvalidParameterValue"
+
+
+class NotFound(OGCError):
+    """The resource does not exist, or the caller may not know that it does (404)."""
+
+    status = 404
+    code = "NotFound"
+
+
+class NotAcceptable(OGCError):
+    """No representation matches the requested format (406)."""
+
+    status = 406
+    code = "NotAcceptable"
+
+
+class Unavailable(OGCError):
+    """A backend is slow or down; the client may retry (503)."""
+
+    status = 503
+    code = "ServiceUnavailable"
+
+    def __init__(self, description: str = "The service is busy; retry shortly.", retry_after: int = 5):
+        super().__init__(description)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+def collection_not_found(collection_id: str) -> NotFound:
+    """The one answer for a missing (or hidden) collection."""
+    return NotFound(f"Collection '{collection_id}' does not exist.")
+
+
+def ogc_response(status: int, code: str, description: str, headers: dict[str, str] | None = None):
+    """An OGC API exception body (code + description) as JSON."""
+    return ORJSONResponse(
+        {"code": code, "description": description, "status": status},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = err.get("loc", ())
+        name = str(where[-1]) if where else "request"
+        parts.append(f"Parameter '{name}': {err.get('msg', 'invalid value')}.")
+    return " ".join(parts) or "Invalid request."
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers so that every error leaves as an OGC exception body."""
+
+    @app.exception_handler(OGCError)
+    async def _ogc(_: Request, exc: OGCError):
+        return ogc_response(exc.status, exc.code, exc.description, exc.headers or None)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError):
+        return ogc_response(400, InvalidParameter.code, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            return ogc_response(404, NotFound.code, "No resource at this path.")
+        if exc.status_code == 405:
+            return ogc_response(405, "MethodNotAllowed", "This method is not allowed here.")
+        return ogc_response(exc.status_code, "HTTPError", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s", request.url.path)
+        return ogc_response(500, OGCError.code, "An internal error occurred.")

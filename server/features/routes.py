@@ -1,0 +1,146 @@
+"""OGC API Features Part 1: the items of a collection and one item.
+
+The source hands back the JSON array of features as bytes; this module only wraps it in the
+FeatureCollection envelope (counts, time stamp, paging links) and sends it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from server.catalog import Collection
+from server.errors import InvalidParameter, NotFound, collection_not_found
+from server.features.params import parse_bbox, parse_datetime, parse_limit, parse_properties
+from server.html import render_page
+from server.sources import Cursor, ItemQuery, Page
+from server.web import GEOJSON, HTML, JSON, base_url, link, output_format
+
+router = APIRouter(tags=["Features"])
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+CRS84 = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", "f"}
+_FORMATS = ("json", "html")
+
+
+def collection_links(c: Collection, base: str) -> list[dict]:
+    """Items links for the collection document."""
+    if not c.is_vector:
+        return []
+    url = f"{base}/collections/{c.id}/items"
+    return [
+        link(url, "items", GEOJSON, "The features as GeoJSON"),
+        link(f"{url}?f=html", "items", HTML, "The features as HTML"),
+    ]
+
+
+def vector_collection(request: Request, collection_id: str) -> Collection:
+    """The vector collection with this id, or the one 404 for anything missing or not vector."""
+    c = request.app.state.catalog.get(collection_id)
+    if c is None or not c.is_vector:
+        raise collection_not_found(collection_id)
+    return c
+
+
+def _reject_unknown(request: Request, allowed: set[str]) -> None:
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise InvalidParameter(
+            f"Unknown query parameter {', '.join(repr(u) for u in unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}."
+        )
+
+
+def _page_link(request: Request, url: str, rel: str, cursor: Cursor, fmt: str) -> dict:
+    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    params.append(("cursor", cursor.encode()))
+    media = GEOJSON if fmt == "json" else HTML
+    return link(f"{url}?{urlencode(params)}", rel, media, f"{rel} page")
+
+
+def _envelope(request: Request, url: str, page: Page, fmt: str) -> bytes:
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "f"])
+    here = f"{url}?{query}&" if query else f"{url}?"
+    links = [
+        link(f"{here}f=json", "self" if fmt == "json" else "alternate", GEOJSON, "This page as GeoJSON"),
+        link(f"{here}f=html", "self" if fmt == "html" else "alternate", HTML, "This page as HTML"),
+        link(url.rsplit("/items", 1)[0], "collection", JSON, "The collection"),
+    ]
+    if page.next_key is not None:
+        links.append(_page_link(request, url, "next", Cursor(page.next_key, True), fmt))
+    if page.prev_key is not None:
+        links.append(_page_link(request, url, "prev", Cursor(page.prev_key, False), fmt))
+    tail = {
+        "numberReturned": page.number_returned,
+        "timeStamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "links": links,
+    }
+    if page.number_matched is not None:
+        tail["numberMatched"] = page.number_matched
+    return b'{"type":"FeatureCollection","features":' + page.features + b"," + orjson.dumps(tail)[1:]
+
+
+@router.get("/collections/{collectionId}/items", summary="Features of a collection")
+async def items(
+    request: Request,
+    collectionId: str,
+    bbox: str | None = Query(None, description="minx,miny,maxx,maxy in CRS84"),
+    datetime: str | None = Query(None, description="RFC 3339 instant or interval (a/b, ../b, a/..)"),
+    limit: str | None = Query(None, description="Page size"),
+    properties: str | None = Query(None, description="Comma-separated property names to return"),
+    cursor: str | None = Query(None, description="Opaque paging cursor from a next/prev link"),
+    f: str | None = Query(None, description="json (GeoJSON) or html"),
+):
+    """A page of features, in id order, filtered by bbox and datetime, with next/prev links."""
+    c = vector_collection(request, collectionId)
+    _reject_unknown(request, _ITEMS_PARAMS)
+    fmt = output_format(request, _FORMATS)
+    settings = request.app.state.settings
+    interval = parse_datetime(datetime)
+    if interval and not c.temporal_field:
+        raise InvalidParameter(f"Parameter 'datetime': collection '{c.id}' has no temporal property.")
+    q = ItemQuery(
+        properties=parse_properties(properties, c, c.field_names),
+        limit=parse_limit(limit, settings.default_limit, settings.max_limit),
+        bbox=parse_bbox(bbox),
+        interval=interval,
+        cursor=Cursor.decode(cursor) if cursor else None,
+    )
+    page = await request.app.state.source.query(c, q)
+    url = f"{base_url(request)}/collections/{c.id}/items"
+    body = _envelope(request, url, page, fmt)
+    if fmt == "html":
+        return render_page(request, "items.html", doc=orjson.loads(body), collection=c)
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": CRS84})
+
+
+@router.get("/collections/{collectionId}/items/{featureId}", summary="One feature")
+async def item(request: Request, collectionId: str, featureId: str, f: str | None = Query(None)):
+    """One feature by its id (for parcels, the 28-character unit code)."""
+    c = vector_collection(request, collectionId)
+    _reject_unknown(request, {"f"})
+    fmt = output_format(request, _FORMATS)
+    feature = await request.app.state.source.get(c, featureId, c.field_names)
+    if feature is None:
+        raise NotFound(f"Feature '{featureId}' does not exist in collection '{c.id}'.")
+    base = base_url(request)
+    url = f"{base}/collections/{c.id}/items/{featureId}"
+    links = [
+        link(url if fmt == "json" else f"{url}?f=json", "self" if fmt == "json" else "alternate", GEOJSON, "This feature"),
+        link(f"{url}?f=html", "self" if fmt == "html" else "alternate", HTML, "This feature as HTML"),
+        link(f"{base}/collections/{c.id}", "collection", JSON, "The collection"),
+    ]
+    body = feature[:-1] + b',"links":' + orjson.dumps(links) + b"}"
+    if fmt == "html":
+        return render_page(request, "item.html", doc=orjson.loads(body), collection=c)
+    return Response(body, media_type=GEOJSON, headers={"Content-Crs": CRS84})

@@ -1,0 +1,148 @@
+"""The small protocol every data source implements, and the values that cross it.
+
+Routes parse and validate client input into an ``ItemQuery`` whose identifiers all come from the
+catalog's allowlist; a source turns it into one read and hands back bytes ready to send.
+
+Storage: each vector collection is a table named ``source.table`` with one column per catalog field
+(string -> text, integer -> bigint, number -> double precision, date -> date, boolean, datetime ->
+timestamptz) and a geometry column ``source.geometry_field`` in ``source.srid`` (EPSG:4490, lon/lat
+order). The id field is unique and indexed; the geometry has a spatial index.
+
+Feature JSON, identical from every source: ``{"type": "Feature", "id": <id value>, "geometry": {...},
+"properties": {<selected fields in catalog order>}}``; coordinates lon/lat rounded to 7 decimals,
+dates as ``YYYY-MM-DD``, nulls as null.
+
+Paging is keyset on the id field, ascending. A forward page (no cursor, or a forward cursor with key K)
+reads up to limit+1 rows with id > K: ``next_key`` is the last returned id when more rows exist,
+``prev_key`` is the first returned id when a cursor was given. A backward cursor with key K reads up to
+limit+1 rows with id < K in descending order and returns them ascending: ``prev_key`` is the first
+returned id when more rows exist before, ``next_key`` is the last returned id. ``number_matched`` is
+set only when exact for free: first page (no cursor) with fewer than limit+1 rows found.
+Temporal filters on a date field compare calendar dates (UTC) of the interval ends, inclusive.
+bbox is in CRS84 and selects features whose geometry intersects it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from server.catalog import Collection
+from server.errors import InvalidParameter
+
+
+@dataclass(frozen=True)
+class TimeInterval:
+    """A closed/open interval in UTC; ``None`` is open-ended. An instant has start == end."""
+
+    start: dt.datetime | None
+    end: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A keyset position: page after (``forward``) or before the given id value."""
+
+    key: str | int
+    forward: bool = True
+
+    def encode(self) -> str:
+        kind = "i" if isinstance(self.key, int) else "s"
+        raw = f"{'n' if self.forward else 'p'}{kind}{self.key}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> "Cursor":
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            direction, kind, key = raw[0], raw[1], raw[2:]
+            if direction not in "np" or kind not in "is":
+                raise ValueError
+            return cls(int(key) if kind == "i" else key, direction == "n")
+        except (ValueError, IndexError, UnicodeDecodeError):
+            raise InvalidParameter("Parameter 'cursor' is not a cursor this server issued.") from None
+
+
+@dataclass(frozen=True)
+class ItemQuery:
+    """A validated items request. ``properties`` are field names from the catalog, in output order."""
+
+    properties: tuple[str, ...]
+    limit: int
+    bbox: tuple[float, float, float, float] | None = None
+    interval: TimeInterval | None = None
+    cursor: Cursor | None = None
+
+
+@dataclass
+class Page:
+    """One page of features: ``features`` is the JSON array text of GeoJSON Feature objects."""
+
+    features: bytes
+    number_returned: int
+    next_key: str | int | None = None
+    prev_key: str | int | None = None
+    number_matched: int | None = None
+
+
+@dataclass(frozen=True)
+class Extent:
+    """The data's current extent in CRS84 and its time span, if any."""
+
+    bbox: tuple[float, float, float, float] | None
+    interval: tuple[str | None, str | None] | None = None
+
+
+@dataclass(frozen=True)
+class TileRequest:
+    """One layer of a vector tile: bounds in the tile matrix set's CRS plus generalization limits.
+
+    ``bounds`` (minx, miny, maxx, maxy, x = easting/longitude) and ``srid`` are the tile's; ``extent``
+    and ``buffer`` are in tile units. ``simplify`` (tolerance) and ``min_area`` are in the tile CRS's
+    units (units²); lines shorter than sqrt(min_area) are dropped too. ``zoom`` is the equivalent
+    WebMercatorQuad level, which picks the pre-generalized copy (see ``sources/tile_overviews.py``).
+    The biggest features are kept first when more than ``max_features`` fall in the tile.
+    """
+
+    bounds: tuple[float, float, float, float]
+    srid: int
+    extent: int = 4096
+    buffer: int = 64
+    simplify: float = 0.0
+    min_area: float = 0.0
+    max_features: int = 20_000
+    properties: tuple[str, ...] = field(default_factory=tuple)
+    zoom: int = 0
+
+
+class Source(Protocol):
+    """Data access for vector collections. Implementations: PostGIS and the embedded GeoPackage."""
+
+    async def open(self) -> None:
+        """Open pools or handles; called once from the app lifespan."""
+
+    async def close(self) -> None:
+        """Release everything ``open`` took."""
+
+    async def query(self, collection: Collection, q: ItemQuery) -> Page:
+        """One page of features matching ``q``, in ascending id order."""
+
+    async def get(self, collection: Collection, feature_id: str, properties: tuple[str, ...]) -> bytes | None:
+        """One feature as GeoJSON bytes, or ``None`` when there is no such feature."""
+
+    async def extent(self, collection: Collection) -> Extent:
+        """The extent of the data as stored."""
+
+    async def version(self, collection: Collection) -> str:
+        """A token that changes whenever the collection's data changes."""
+
+    async def check(self) -> list[str]:
+        """Problems with the store for this catalog (missing tables or columns); empty when fine."""
+
+    async def tile(self, collection: Collection, req: TileRequest) -> bytes:
+        """One MVT layer named after the collection; empty bytes when no feature falls in the tile."""
+
+    async def tiles(self, layers: list[tuple[Collection, TileRequest]]) -> bytes:
+        """Several MVT layers in one tile (one read where the backend allows); empty bytes when none."""

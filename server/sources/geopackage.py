@@ -1,0 +1,198 @@
+"""The embedded default store: a GeoPackage read with sqlite3, its R-tree index and shapely.
+
+Reads run in worker threads, each with its own read-only connection. Candidates come from the
+R-tree by envelope; shapely then keeps only the geometries that really intersect the bbox.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+import numpy as np
+import orjson
+import shapely
+from starlette.concurrency import run_in_threadpool
+
+from server.catalog import Catalog, Collection
+from server.errors import Unavailable
+from server.sources.base import Extent, ItemQuery, Page
+from server.sources.gpkg_geometry import decode_gpkg_geometry
+
+_PRECISION = 7
+
+
+def features_json(ids: list, wkbs: list[bytes], props: list[dict]) -> bytes:
+    """The JSON array of GeoJSON features, coordinates rounded to 7 decimals."""
+    if not ids:
+        return b"[]"
+    geoms = shapely.from_wkb(wkbs)
+    coords = shapely.get_coordinates(geoms)
+    geoms = shapely.set_coordinates(geoms, np.round(coords, _PRECISION))
+    texts = shapely.to_geojson(geoms)
+    return orjson.dumps(
+        [
+            {"type": "Feature", "id": i, "geometry": orjson.Fragment(g), "properties": p}
+            for i, g, p in zip(ids, texts, props)
+        ]
+    )
+
+
+class GeoPackageSource:
+    """Source over a GeoPackage file written by ``onemap sample`` or ``onemap import``."""
+
+    def __init__(self, path: Path, catalog: Catalog) -> None:
+        self.path = Path(path)
+        self.catalog = catalog
+        self._local = threading.local()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not self.path.exists():
+            raise FileNotFoundError(f"embedded store {self.path} not found; run 'onemap sample' first")
+
+    async def close(self) -> None:
+        """Thread-local connections close with their threads."""
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            except sqlite3.Error:
+                raise Unavailable("The data store is not available.") from None
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute("PRAGMA cache_size = -65536")
+            conn.execute("PRAGMA mmap_size = 1073741824")
+            self._local.conn = conn
+        return conn
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def query(self, collection: Collection, q: ItemQuery) -> Page:
+        return await run_in_threadpool(self._query, collection, q)
+
+    async def get(self, collection: Collection, feature_id: str, properties: tuple[str, ...]) -> bytes | None:
+        return await run_in_threadpool(self._get, collection, feature_id, properties)
+
+    async def extent(self, collection: Collection) -> Extent:
+        return await run_in_threadpool(self._extent, collection)
+
+    async def version(self, collection: Collection) -> str:
+        """The store file's modification stamp: any write to the store moves it."""
+        stat = os.stat(self.path)
+        return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
+    async def check(self) -> list[str]:
+        return await run_in_threadpool(self._check)
+
+    # -- SQL ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _columns(collection: Collection, properties: tuple[str, ...]) -> str:
+        src = collection.source
+        return ", ".join(f'"{c}"' for c in (src.id_field, src.geometry_field, *properties))
+
+    def _query(self, collection: Collection, q: ItemQuery) -> Page:
+        src = collection.source
+        where, params = [], []
+        if q.bbox:
+            where.append(
+                f'fid IN (SELECT id FROM "rtree_{src.table}_{src.geometry_field}" '
+                "WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
+            )
+            params += [q.bbox[0], q.bbox[2], q.bbox[1], q.bbox[3]]
+        if q.interval and collection.temporal_field:
+            field = collection.temporal_field
+            if q.interval.start:
+                where.append(f'"{field}" >= ?')
+                params.append(q.interval.start.date().isoformat())
+            if q.interval.end:
+                where.append(f'"{field}" <= ?')
+                params.append(q.interval.end.date().isoformat())
+        forward = q.cursor is None or q.cursor.forward
+        if q.cursor:
+            where.append(f'"{src.id_field}" {">" if forward else "<"} ?')
+            params.append(q.cursor.key)
+        sql = f'SELECT {self._columns(collection, q.properties)} FROM "{src.table}"'
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f' ORDER BY "{src.id_field}" {"ASC" if forward else "DESC"}'
+        rows = self._matching(self._conn().execute(sql, params), q)
+        more = len(rows) > q.limit
+        rows = rows[: q.limit]
+        if not forward:
+            rows.reverse()
+        ids = [r[0] for r in rows]
+        page = Page(
+            features=features_json(ids, [r[1] for r in rows], [dict(zip(q.properties, r[2:])) for r in rows]),
+            number_returned=len(rows),
+        )
+        if ids:
+            page.next_key = ids[-1] if (more if forward else True) else None
+            page.prev_key = ids[0] if (q.cursor is not None if forward else more) else None
+        if q.cursor is None and not more:
+            page.number_matched = len(rows)
+        return page
+
+    @staticmethod
+    def _matching(cursor: sqlite3.Cursor, q: ItemQuery) -> list[tuple]:
+        """Up to limit+1 rows whose geometry really intersects the bbox; geometry as WKB."""
+        wanted = q.limit + 1
+        box = shapely.box(*q.bbox) if q.bbox else None
+        if box is not None:
+            shapely.prepare(box)
+        out: list[tuple] = []
+        while len(out) < wanted:
+            batch = cursor.fetchmany(max(256, wanted))
+            if not batch:
+                break
+            wkbs = [decode_gpkg_geometry(r[1]) for r in batch]
+            keep = shapely.intersects(box, shapely.from_wkb(wkbs)) if box is not None else [True] * len(batch)
+            out.extend((r[0], w, *r[2:]) for r, w, k in zip(batch, wkbs, keep) if k)
+        return out[:wanted]
+
+    def _get(self, collection: Collection, feature_id: str, properties: tuple[str, ...]) -> bytes | None:
+        src = collection.source
+        key: str | int = feature_id
+        if collection.field(src.id_field).type == "integer":
+            try:
+                key = int(feature_id)
+            except ValueError:
+                return None
+        sql = f'SELECT {self._columns(collection, properties)} FROM "{src.table}" WHERE "{src.id_field}" = ?'
+        row = self._conn().execute(sql, (key,)).fetchone()
+        if row is None:
+            return None
+        body = features_json([row[0]], [decode_gpkg_geometry(row[1])], [dict(zip(properties, row[2:]))])
+        return body[1:-1]
+
+    def _extent(self, collection: Collection) -> Extent:
+        src = collection.source
+        row = self._conn().execute(
+            f'SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "rtree_{src.table}_{src.geometry_field}"'
+        ).fetchone()
+        bbox = tuple(row) if row and row[0] is not None else None
+        interval = None
+        if collection.temporal_field:
+            f = collection.temporal_field
+            interval = self._conn().execute(f'SELECT min("{f}"), max("{f}") FROM "{src.table}"').fetchone()
+        return Extent(bbox=bbox, interval=tuple(interval) if interval else None)
+
+    def _check(self) -> list[str]:
+        problems = []
+        conn = self._conn()
+        for c in self.catalog:
+            if not c.is_vector:
+                continue
+            cols = {r[1] for r in conn.execute(f'PRAGMA table_info("{c.source.table}")')}
+            if not cols:
+                problems.append(f"collection '{c.id}': table '{c.source.table}' is missing")
+                continue
+            missing = [f for f in (*c.field_names, c.source.geometry_field) if f not in cols]
+            if missing:
+                problems.append(f"collection '{c.id}': columns missing: {', '.join(missing)}")
+        return problems

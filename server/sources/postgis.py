@@ -1,0 +1,370 @@
+"""The PostGIS source: psycopg 3 async pool, one SQL statement per response.
+
+The database builds the GeoJSON (``json_build_object``/``json_agg`` over ``ST_AsGeoJSON``) and the
+paging keys in one statement; Python receives the JSON as bytes (a ``json`` loader that returns the
+raw wire text) and passes it on. Identifiers come only from the catalog through
+``psycopg.sql.Identifier``; every client value is a bound parameter. SQL text longer than a line
+lives in ``sql/*.sql`` and is composed with ``psycopg.sql``; composed statements are cached per
+query shape, and psycopg prepares the ones that repeat.
+
+Failures a client may retry (statement timeout, lost or unreachable database, exhausted pool) become
+``Unavailable`` (503 + Retry-After). A connection found dead (the server restarted or terminated
+it) is dropped by the pool and the read is retried on another connection, so the source heals
+without a restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from cachetools import LRUCache
+from psycopg import sql
+from psycopg.adapt import Buffer, Loader
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from server.catalog import Catalog, Collection
+from server.errors import InvalidParameter, Unavailable
+from server.settings import Settings
+from server.sources.base import Extent, ItemQuery, Page, TimeInterval
+
+log = logging.getLogger("onemap.sources.postgis")
+
+SQL_DIR = Path(__file__).parent / "sql"
+LONLAT_SRIDS = frozenset({4326, 4490})  # stored as lon/lat degrees: CRS84 coordinates apply directly
+ACQUIRE_TIMEOUT_S = 5.0
+INTEGER_ID = re.compile(r"-?[1-9][0-9]{0,18}|0")
+COLUMN_TYPES = {
+    "string": ("text", "character varying", "character"),
+    "integer": ("bigint", "integer", "smallint"),
+    "number": ("double precision", "real", "numeric", "bigint", "integer", "smallint"),
+    "boolean": ("boolean",),
+    "date": ("date",),
+    "datetime": ("timestamp with time zone",),
+}
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of ``sql/<name>.sql``."""
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8").strip()
+
+
+def template(name: str) -> sql.SQL:
+    """``sql/<name>.sql`` as a ``psycopg.sql`` template (placeholders in braces)."""
+    return sql.SQL(load_sql(name))  # type: ignore[arg-type]  # trusted file shipped with the package
+
+
+class JsonBytesLoader(Loader):
+    """Load ``json`` values as the raw UTF-8 bytes the server sent: no parse, no re-encode."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    return value.astimezone(dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+
+class PostGISSource:
+    """Vector collections stored in PostGIS tables (see ``server.sources.base`` for the contract)."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, acquire_timeout: float = ACQUIRE_TIMEOUT_S) -> None:
+        self._catalog = catalog
+        self._timeout_ms = settings.statement_timeout_ms
+        self._acquire_timeout = acquire_timeout
+        self._attempts = settings.pool_max_size + 1
+        self._statements: LRUCache[tuple, sql.Composed] = LRUCache(maxsize=1024)
+        self._extents: dict[str, tuple[str, Extent]] = {}
+        self._pool = AsyncConnectionPool(
+            settings.database_url or "",
+            min_size=settings.pool_min_size,
+            max_size=max(settings.pool_max_size, settings.pool_min_size),
+            kwargs={"autocommit": True, "application_name": "onemap", "connect_timeout": 10},
+            configure=self._configure,
+            timeout=acquire_timeout,
+            open=False,
+            name="onemap-postgis",
+        )
+
+    async def _configure(self, conn: psycopg.AsyncConnection) -> None:
+        """Per new connection: statement timeout, UTC, and JSON delivered as bytes."""
+        await conn.execute(
+            "SELECT set_config('statement_timeout', %s, false), set_config('TimeZone', 'UTC', false)",
+            [f"{self._timeout_ms}ms"],
+        )
+        conn.adapters.register_loader("json", JsonBytesLoader)
+
+    async def open(self) -> None:
+        """Open the pool; connections are made in the background so a down database does not block start-up."""
+        await self._pool.open(wait=False)
+
+    async def close(self) -> None:
+        """Close the pool."""
+        await self._pool.close()
+
+    # -- running statements -------------------------------------------------------------------
+
+    async def _fetch(self, query: sql.Composable, params: Any = None, *, many: bool = False) -> Any:
+        """Run one read; retry on another connection if this one was dead; map retryable failures."""
+        for _ in range(self._attempts):
+            conn: psycopg.AsyncConnection | None = None
+            try:
+                async with self._pool.connection() as conn:
+                    cur = await conn.execute(query, params)
+                    return await (cur.fetchall() if many else cur.fetchone())
+            except psycopg.errors.QueryCanceled:
+                raise Unavailable("The query took too long and was cancelled; retry shortly.") from None
+            except PoolTimeout:
+                raise Unavailable("The database is not reachable or busy; retry shortly.") from None
+            except psycopg.OperationalError as exc:
+                if conn is None or not conn.closed:  # closed also covers a broken connection
+                    log.warning("database error: %s", exc)
+                    raise Unavailable("The database is not reachable; retry shortly.") from None
+                log.info("dropping a lost database connection and retrying: %s", exc)
+        raise Unavailable("The database is not reachable; retry shortly.")
+
+    # -- composing statements -----------------------------------------------------------------
+
+    def _feature(self, c: Collection, properties: Sequence[str]) -> sql.Composed:
+        """The expression building one GeoJSON Feature from a row."""
+        src = c.source
+        assert src is not None
+        geom: sql.Composable = sql.Identifier(src.geometry_field)
+        if src.srid not in LONLAT_SRIDS:
+            geom = sql.SQL("ST_Transform({}, 4326)").format(geom)
+        pairs = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier(p)) for p in properties)
+        return template("feature_object").format(id=sql.Identifier(src.id_field), geometry=geom, properties=pairs)
+
+    @staticmethod
+    def _envelope(c: Collection) -> sql.Composed:
+        srid = c.source.srid  # type: ignore[union-attr]
+        env = "ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, {})"
+        if srid in LONLAT_SRIDS:
+            return sql.SQL(env).format(sql.Literal(srid))
+        return sql.SQL("ST_Transform(" + env + ", {})").format(sql.Literal(4326), sql.Literal(srid))
+
+    def _page_sql(
+        self, c: Collection, props: tuple[str, ...], shape: tuple[bool, bool, bool, bool | None]
+    ) -> sql.Composed:
+        """The page statement for a query shape: (bbox?, start?, end?, cursor direction or none)."""
+        key = (c.id, props, shape)
+        if (found := self._statements.get(key)) is not None:
+            return found
+        has_bbox, has_start, has_end, cursor = shape
+        src = c.source
+        assert src is not None
+        id_, geom = sql.Identifier(src.id_field), sql.Identifier(src.geometry_field)
+        where: list[sql.Composable] = []
+        if has_bbox:
+            env = self._envelope(c)
+            where.append(sql.SQL("{g} && {e} AND ST_Intersects({g}, {e})").format(g=geom, e=env))
+        if has_start:
+            where.append(sql.SQL("{} >= %(t0)s").format(sql.Identifier(c.temporal_field)))
+        if has_end:
+            where.append(sql.SQL("{} <= %(t1)s").format(sql.Identifier(c.temporal_field)))
+        if cursor is not None:
+            where.append(sql.SQL("{} > %(key)s" if cursor else "{} < %(key)s").format(id_))
+        columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props)))
+        composed = template("page").format(
+            columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
+            table=sql.Identifier(src.table),
+            where=sql.SQL(" AND ").join(where) if where else sql.SQL("true"),
+            id=id_,
+            direction=sql.SQL("DESC" if cursor is False else "ASC"),
+            feature=self._feature(c, props),
+        )
+        self._statements[key] = composed
+        return composed
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _selected(c: Collection, properties: Sequence[str]) -> tuple[str, ...]:
+        """The requested properties that the catalog knows, in catalog order."""
+        wanted = set(properties)
+        return tuple(name for name in c.field_names if name in wanted)
+
+    @staticmethod
+    def _key(c: Collection, key: str | int) -> str | int:
+        """A cursor key in the id field's type; a foreign cursor is a client error."""
+        field = c.field(c.source.id_field)  # type: ignore[union-attr]
+        if field is not None and field.type == "integer":
+            if isinstance(key, int):
+                return key
+            raise InvalidParameter("Parameter 'cursor' is not a cursor this server issued.")
+        return str(key)
+
+    def _time_params(self, c: Collection, interval: TimeInterval) -> dict[str, Any]:
+        """Interval ends as bound values: calendar dates (UTC) for a date field, instants otherwise."""
+        field = c.field(c.temporal_field or "")
+        as_date = field is not None and field.type == "date"
+        params: dict[str, Any] = {}
+        for name, value in (("t0", interval.start), ("t1", interval.end)):
+            if value is not None:
+                params[name] = _utc(value).date() if as_date else _utc(value)
+        return params
+
+    # -- the Source protocol ------------------------------------------------------------------
+
+    async def query(self, collection: Collection, q: ItemQuery) -> Page:
+        """One page of features matching ``q``, ascending by id, built by a single statement."""
+        props = self._selected(collection, q.properties)
+        params: dict[str, Any] = {"limit": q.limit, "probe": q.limit + 1}
+        if q.bbox is not None:
+            params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox)))
+        if q.interval is not None and collection.temporal_field:
+            params.update(self._time_params(collection, q.interval))
+        forward = None if q.cursor is None else q.cursor.forward
+        if q.cursor is not None:
+            params["key"] = self._key(collection, q.cursor.key)
+        shape = (q.bbox is not None, "t0" in params, "t1" in params, forward)
+        found, features, first, last = await self._fetch(self._page_sql(collection, props, shape), params)
+        more = found > q.limit
+        page = Page(features=features, number_returned=min(found, q.limit))
+        if page.number_returned == 0:
+            page.number_matched = 0 if q.cursor is None else None
+            return page
+        if forward is False:
+            page.prev_key, page.next_key = (first if more else None), last
+        else:
+            page.next_key = last if more else None
+            page.prev_key = first if q.cursor is not None else None
+        if q.cursor is None and not more:
+            page.number_matched = found
+        return page
+
+    async def get(self, collection: Collection, feature_id: str, properties: tuple[str, ...]) -> bytes | None:
+        """One feature as GeoJSON bytes, or ``None``; a non-integer id for an integer id field is ``None``."""
+        src = collection.source
+        assert src is not None
+        id_field = collection.field(src.id_field)
+        key: str | int = feature_id
+        if id_field is not None and id_field.type == "integer":
+            if not INTEGER_ID.fullmatch(feature_id) or abs(int(feature_id)) >= 2**63:
+                return None
+            key = int(feature_id)
+        props = self._selected(collection, properties)
+        query = self._statements.get(("get", collection.id, props))
+        if query is None:
+            query = template("feature").format(
+                feature=self._feature(collection, props),
+                table=sql.Identifier(src.table),
+                id=sql.Identifier(src.id_field),
+            )
+            self._statements[("get", collection.id, props)] = query
+        row = await self._fetch(query, {"id": key})
+        return row[0] if row else None
+
+    async def extent(self, collection: Collection) -> Extent:
+        """Bounding box (CRS84) and time span of the stored data; cached until the data version changes."""
+        version = await self.version(collection)
+        cached = self._extents.get(collection.id)
+        if cached is not None and version != "0" and cached[0] == version:
+            return cached[1]
+        src = collection.source
+        assert src is not None
+        geom: sql.Composable = sql.Identifier(src.geometry_field)
+        if src.srid not in LONLAT_SRIDS:
+            geom = sql.SQL("ST_Transform({}, 4326)").format(geom)
+        tf = sql.Identifier(collection.temporal_field) if collection.temporal_field else sql.SQL("NULL")
+        query = template("extent").format(
+            extent=sql.SQL("ST_Extent({})").format(geom),
+            t0=sql.SQL("min({})").format(tf),
+            t1=sql.SQL("max({})").format(tf),
+            table=sql.Identifier(src.table),
+        )
+        xmin, ymin, xmax, ymax, t0, t1 = await self._fetch(query)
+        bbox = None if xmin is None else (xmin, ymin, xmax, ymax)
+        interval = None if t0 is None else (_rfc3339(t0), _rfc3339(t1))
+        result = Extent(bbox=bbox, interval=interval)
+        self._extents[collection.id] = (version, result)
+        return result
+
+    async def version(self, collection: Collection) -> str:
+        """The collection's data version from ``onemap_versions``; ``"0"`` when versioning is not installed."""
+        try:
+            row = await self._fetch("SELECT version FROM onemap_versions WHERE collection = %s", [collection.id])
+        except psycopg.errors.UndefinedTable:
+            return "0"
+        return str(row[0]) if row else "0"
+
+    async def check(self) -> list[str]:
+        """Missing tables, missing or mistyped columns, and collections without data versioning."""
+        vectors = [c for c in self._catalog if c.source is not None]
+        tables = [c.source.table for c in vectors]  # type: ignore[union-attr]
+        rows = await self._fetch(load_sql("columns"), {"tables": tables}, many=True)
+        versioned = await self._fetch(
+            "SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = 'onemap_version'", many=True
+        )
+        return problems(vectors, rows, {r[0] for r in versioned})
+
+    # -- vector tiles ---------------------------------------------------------------------------
+    # ``tile(collection, TileRequest) -> bytes`` (one ST_AsMVT statement) belongs here; it is added
+    # separately with the tiles capability.
+
+
+def _rfc3339(value: dt.date | dt.datetime) -> str:
+    """A date or instant as an RFC 3339 UTC date-time, as collection extents carry them."""
+    if isinstance(value, dt.datetime):
+        return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{value.isoformat()}T00:00:00Z"
+
+
+def problems(vectors: list[Collection], rows: list[tuple], versioned: set[str]) -> list[str]:
+    """Compare the catalog with the columns found in the database; one message per problem."""
+    found: dict[str, dict[str, str]] = {}
+    for table, exists, column, type_ in rows:
+        cols = found.setdefault(table, {}) if exists else None
+        if cols is not None and column is not None:
+            cols[column] = type_
+    issues: list[str] = []
+    for c in vectors:
+        src = c.source
+        assert src is not None
+        cols = found.get(src.table)
+        if cols is None:
+            issues.append(f"{c.id}: table '{src.table}' does not exist")
+            continue
+        geom_type = cols.get(src.geometry_field)
+        if geom_type is None:
+            issues.append(f"{c.id}: geometry column '{src.table}.{src.geometry_field}' does not exist")
+        elif not geom_type.startswith("geometry"):
+            issues.append(f"{c.id}: column '{src.table}.{src.geometry_field}' is {geom_type}, not a geometry")
+        for f in c.fields:
+            type_ = cols.get(f.name)
+            if type_ is None:
+                issues.append(f"{c.id}: column '{src.table}.{f.name}' does not exist")
+            elif not type_.startswith(COLUMN_TYPES[f.type]):
+                issues.append(f"{c.id}: column '{src.table}.{f.name}' is {type_}, expected {f.type}")
+        if src.table not in versioned:
+            issues.append(f"{c.id}: data versioning is not installed on '{src.table}' (run install_versioning)")
+    return issues
+
+
+def install_versioning(conn: psycopg.Connection, catalog: Catalog) -> list[str]:
+    """Create ``onemap_versions`` and a version-bumping trigger on every existing collection table.
+
+    Run after loading data (it also bumps each collection's version). Returns the collection ids
+    now versioned; collections whose table does not exist are skipped.
+    """
+    done: list[str] = []
+    with conn.transaction():
+        conn.execute(load_sql("versioning"))  # type: ignore[arg-type]
+        for c in catalog:
+            if c.source is None:
+                continue
+            exists = conn.execute("SELECT to_regclass(quote_ident(%s)) IS NOT NULL", [c.source.table]).fetchone()
+            if not exists or not exists[0]:
+                continue
+            conn.execute(
+                template("version_trigger").format(table=sql.Identifier(c.source.table), collection=sql.Literal(c.id))
+            )
+            done.append(c.id)
+    return done

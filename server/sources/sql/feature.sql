@@ -1,0 +1,5 @@
+-- One feature by id, as GeoJSON.
+SELECT {feature}
+FROM {table}
+WHERE {id} = %(id)s
+LIMIT 1

@@ -1,0 +1,1 @@
+"""Helpers the tests share: throwaway servers started on loopback and removed afterwards."""

@@ -10,7 +10,8 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+import orjson
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("onemap.errors")
@@ -67,11 +68,8 @@ def collection_not_found(collection_id: str) -> NotFound:
 
 def ogc_response(status: int, code: str, description: str, headers: dict[str, str] | None = None):
     """An OGC API exception body (code + description) as JSON."""
-    return ORJSONResponse(
-        {"code": code, "description": description, "status": status},
-        status_code=status,
-        headers=headers,
-    )
+    body = orjson.dumps({"code": code, "description": description, "status": status})
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
 
 
 def _validation_message(exc: RequestValidationError) -> str:

@@ -1,0 +1,45 @@
+# The two commands a newcomer needs:  make serve  |  make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server chromium
+SCALE  ?= 20000
+
+.PHONY: serve test install system-deps sample clean
+
+## serve: install, write the sample county to the embedded store (once), run on http://127.0.0.1:8000
+serve: install data/onemap.gpkg
+	$(BIN)/onemap serve
+
+## test: install everything (incl. PostGIS, Redis, Chromium) and run the whole suite
+test: system-deps install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+data/onemap.gpkg:
+	$(BIN)/onemap sample --scale $(SCALE)
+
+sample: install
+	$(BIN)/onemap sample --scale $(SCALE)
+
+clean:
+	rm -rf $(VENV) node_modules data .pytest_cache

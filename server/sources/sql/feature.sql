@@ -1,5 +1,5 @@
 -- One feature by id, as GeoJSON.
 SELECT {feature}
 FROM {table}
-WHERE {id} = %(id)s
+WHERE {id} = %(id)s AND {kept}
 LIMIT 1

@@ -1,6 +1,6 @@
 json_build_object(
     'type', 'Feature',
     'id', {id},
-    'geometry', ST_AsGeoJSON({geometry}, 7, 0)::json,
+    'geometry', ST_AsGeoJSON({geometry}, {precision}, 0)::json,
     'properties', json_build_object({properties})
 )

@@ -1,0 +1,255 @@
+"""OGC API - Tiles: tile matrix sets, collection tilesets (vector, and raster via ``server.raster``),
+and the dataset tileset (the base map: one MVT layer per vector collection).
+
+Responses:
+- a tile with content: 200, ``application/vnd.mapbox-vector-tile``;
+- a tile with nothing to draw (outside the data, or outside the layers' zoom range): **204 No
+  Content**, always, for every backend (MapLibre and OpenLayers draw it as empty);
+- unknown collection or tile matrix set: 404; a matrix, row or column outside the grid, or a value
+  that is not an integer: 400. All errors carry the OGC exception body.
+- tileset metadata: OGC JSON by default; TileJSON 3.0.0 with ``f=tilejson`` or
+  ``Accept: application/vnd.mapbox.tile+json`` (WebMercatorQuad only; other grids answer 406).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import morecantile
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from server.cache import cached
+from server.catalog import Collection
+from server.errors import NotAcceptable, NotFound
+from server.policy import visible_collection, visible_collections
+from server.tiles import metadata
+from server.tiles.matrix_sets import check_tile, get_tms, tms_ids
+from server.tiles.zooms import tile_request, visible
+from server.web import JSON, base_url, json_response, link
+
+router = APIRouter(tags=["Tiles"])
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/dataset-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilesetmetadata",
+]
+
+
+def landing_links(base: str) -> list[dict[str, Any]]:
+    """Links the landing page shows for tiles."""
+    return [
+        link(f"{base}/tileMatrixSets", metadata.REL + "tiling-schemes", JSON, "Tile matrix sets"),
+        link(f"{base}/tiles", metadata.REL + "tilesets-vector", JSON, "Base map vector tilesets"),
+    ]
+
+
+def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
+    """Links from a collection to its tilesets."""
+    rel = "tilesets-vector" if collection.is_vector else "tilesets-map"
+    return [link(f"{base}/collections/{collection.id}/tiles", metadata.REL + rel, JSON, "Tilesets")]
+
+
+def _collection(request: Request, collection_id: str) -> Collection:
+    """The collection as the caller may see it (zooms capped by the edition), or the 404 of a missing one."""
+    return visible_collection(request, collection_id)
+
+
+def _vector_collections(request: Request) -> list[Collection]:
+    return [c for c in visible_collections(request) if c.is_vector]
+
+
+def _lang(request: Request) -> str:
+    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
+
+
+def _properties(request: Request, collection: Collection) -> tuple[str, ...]:
+    """The fields a tile carries: ``tiles.properties`` (all when unset) among those the caller may see.
+
+    Base-map tiles carry what a map draws and shows on click; the full record (owners and all) stays
+    behind the Features API, which keeps tiles small and cacheable for everyone.
+    """
+    wanted = collection.tiles.properties
+    id_field = collection.source.id_field
+    return tuple(f for f in collection.field_names if wanted is None or f in wanted or f == id_field)
+
+
+def _wants_tilejson(request: Request) -> bool:
+    f = request.query_params.get("f")
+    if f is not None:
+        if f not in ("json", "tilejson"):
+            raise NotAcceptable(f"Parameter 'f': '{f}' is not offered here; use json or tilejson.")
+        return f == "tilejson"
+    return metadata.TILEJSON in request.headers.get("accept", "")
+
+
+def _check_format(request: Request) -> None:
+    f = request.query_params.get("f")
+    if f is not None and f != "mvt":
+        raise NotAcceptable(f"Parameter 'f': '{f}' is not offered for vector tiles; use mvt.")
+
+
+def _empty() -> Response:
+    """The answer for a tile with nothing to draw."""
+    return Response(status_code=204)
+
+
+def _mvt(body: bytes) -> Response:
+    if not body:
+        return _empty()
+    return Response(body, media_type=metadata.MVT)
+
+
+def _raster_module():
+    try:
+        from server.raster import tiles as raster_tiles
+    except ImportError:
+        raise NotFound("Tiles of this collection are not available.") from None
+    return raster_tiles
+
+
+# -- tile matrix sets -------------------------------------------------------------------------
+
+
+@router.get("/tileMatrixSets", summary="Tile matrix sets offered")
+async def tile_matrix_sets(request: Request):
+    """WebMercatorQuad, WorldCRS84Quad and CGCS2000Quad (the Tianditu ``c`` grid, levels 1-18)."""
+    return json_response(metadata.tms_list(base_url(request)))
+
+
+@router.get("/tileMatrixSets/{tileMatrixSetId}", summary="One tile matrix set")
+async def tile_matrix_set(tileMatrixSetId: str):
+    """The tile matrix set definition (OGC TMS 2.0 JSON)."""
+    get_tms(tileMatrixSetId)
+    return json_response(metadata.tms_document(tileMatrixSetId))
+
+
+# -- collection tilesets ----------------------------------------------------------------------
+
+
+@router.get("/collections/{collectionId}/tiles", summary="Tilesets of a collection")
+async def collection_tilesets(request: Request, collectionId: str):
+    """One tileset per offered tile matrix set."""
+    c = _collection(request, collectionId)
+    base = base_url(request)
+    kind = "vector" if c.is_vector else ("coverage" if c.raster.kind == "dem" else "map")
+    title = c.title.en if _lang(request) == "en" else c.title.zh
+    return json_response(metadata.tilesets_list(f"{base}/collections/{c.id}/tiles", base, kind, title))
+
+
+@router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="Tileset metadata of a collection")
+async def collection_tileset(request: Request, collectionId: str, tileMatrixSetId: str):
+    """OGC tileset metadata, or TileJSON 3.0 (``f=tilejson``) for WebMercatorQuad."""
+    c = _collection(request, collectionId)
+    tms = get_tms(tileMatrixSetId)
+    base = base_url(request)
+    if c.raster is not None:
+        return json_response(_raster_module().tileset_metadata(c, tms, base))
+    return _tileset_response(request, [c], tms, f"{base}/collections/{c.id}/tiles/{tms.id}", c)
+
+
+@router.get(
+    "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+    summary="A tile of a collection",
+    response_class=Response,
+    responses={200: {"content": {metadata.MVT: {}}}, 204: {"description": "Nothing to draw in this tile"}},
+)
+async def collection_tile(
+    request: Request, collectionId: str, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int
+):
+    """One tile: MVT with a single layer named after the collection (raster collections: an image)."""
+    c = _collection(request, collectionId)
+    tms = get_tms(tileMatrixSetId)
+    tile = check_tile(tms, tileMatrix, tileRow, tileCol)
+    if c.raster is not None:
+        settings, raster = request.app.state.settings, _raster_module()
+        options = tuple(tuple(request.query_params.getlist(k)) for k in ("f", "render", "item", "datetime"))
+        return await cached(
+            request, "raster-tile", (c.id, tms.id, tileMatrix, tileRow, tileCol, options),
+            lambda: raster.tile_response(request, c, tms, tile, settings), collections=[c], query=False,
+        )
+    _check_format(request)
+
+    async def produce() -> Response:
+        if not visible(c, tms, tile.z):
+            return _empty()
+        req = tile_request(c, tms, tile, _properties(request, c))
+        return _mvt(await request.app.state.source.tile(c, req))
+
+    parts = (c.id, tms.id, tileMatrix, tileRow, tileCol, "mvt")
+    return await cached(request, "tile", parts, produce, collections=[c], query=False)
+
+
+# -- dataset tilesets (the base map) ----------------------------------------------------------
+
+
+@router.get("/tiles", summary="Base map tilesets")
+async def dataset_tilesets(request: Request):
+    """The base map: every vector collection as a layer, one tileset per tile matrix set."""
+    base = base_url(request)
+    return json_response(metadata.tilesets_list(f"{base}/tiles", base, "vector", "OneMap base map 一张图底图"))
+
+
+@router.get("/tiles/{tileMatrixSetId}", summary="Base map tileset metadata")
+async def dataset_tileset(request: Request, tileMatrixSetId: str):
+    """OGC tileset metadata with one layer per vector collection, or TileJSON 3.0 for WebMercatorQuad."""
+    tms = get_tms(tileMatrixSetId)
+    base = base_url(request)
+    return _tileset_response(request, _vector_collections(request), tms, f"{base}/tiles/{tms.id}", None)
+
+
+@router.get(
+    "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}",
+    summary="A base map tile",
+    response_class=Response,
+    responses={200: {"content": {metadata.MVT: {}}}, 204: {"description": "Nothing to draw in this tile"}},
+)
+async def dataset_tile(request: Request, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int):
+    """One MVT with a layer per vector collection drawn at this level (one read)."""
+    tms = get_tms(tileMatrixSetId)
+    tile = check_tile(tms, tileMatrix, tileRow, tileCol)
+    _check_format(request)
+    collections = _vector_collections(request)
+
+    async def produce() -> Response:
+        layers = [
+            (c, tile_request(c, tms, tile, _properties(request, c))) for c in collections if visible(c, tms, tile.z)
+        ]
+        if not layers:
+            return _empty()
+        return _mvt(await request.app.state.source.tiles(layers))
+
+    parts = (tms.id, tileMatrix, tileRow, tileCol, "mvt")
+    return await cached(request, "basemap-tile", parts, produce, collections=collections, query=False)
+
+
+def _tileset_response(
+    request: Request, collections: list[Collection], tms: morecantile.TileMatrixSet, url: str, single: Collection | None
+) -> Response:
+    base = base_url(request)
+    lang = _lang(request)
+    if single is not None:
+        title = single.title.en if lang == "en" else single.title.zh
+        description = single.description.en if lang == "en" else single.description.zh
+    else:
+        title, description = "OneMap base map 一张图底图", "Every vector collection as a layer."
+    if _wants_tilejson(request):
+        if tms.id != "WebMercatorQuad":
+            raise NotAcceptable(f"TileJSON is offered for WebMercatorQuad only, not for {tms.id}.")
+        doc = metadata.tilejson(collections, url, title, description, lang)
+        return json_response(doc, media_type=metadata.TILEJSON)
+    doc = metadata.tileset(collections, tms.id, url, base, title, lang)
+    if single is not None:
+        doc["links"].append(link(f"{base}/collections/{single.id}", metadata.REL + "geodata", JSON, "The collection"))
+    return json_response(doc)
+
+
+__all__ = ["router", "CONFORMANCE", "landing_links", "collection_links", "tms_ids"]

@@ -1,0 +1,101 @@
+"""The web map viewer at ``/map``: MapLibre GL JS drawing the base map style from this server.
+
+MapLibre GL JS is installed with npm (``npm ci`` at the repository root) and served from
+``node_modules`` by this server, so that the page makes no request to any other host: the
+classified network is offline. Without it, ``/map`` answers 503 with a page saying how to install.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse
+
+from server.catalog import Collection
+from server.errors import NotFound, Unavailable
+from server.html import render_page
+from server.policy import visible_collections
+from server.settings import ROOT
+from server.styles.render import union_bbox
+from server.web import base_url
+
+router = APIRouter(tags=["Map viewer"])
+
+MAPLIBRE_DIST = ROOT / "node_modules" / "maplibre-gl" / "dist"
+STATIC_DIR = Path(__file__).parent / "static"
+# The only library files the page needs: the module, its worker and the stylesheet.
+LIBRARY_FILES = {
+    "maplibre-gl.mjs": "text/javascript",
+    "maplibre-gl-worker.mjs": "text/javascript",
+    "maplibre-gl.css": "text/css",
+}
+_STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
+_STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
+_LIB_CACHE = "public, max-age=86400"
+
+
+def maplibre_installed(dist: Path | None = None) -> bool:
+    """Whether the MapLibre GL JS files the page loads are present."""
+    dist = dist or MAPLIBRE_DIST
+    return all((dist / name).is_file() for name in LIBRARY_FILES)
+
+
+def _title(c: Collection) -> dict[str, str]:
+    return {"zh": c.title.zh, "en": c.title.en}
+
+
+def viewer_config(visible: list[Collection], base: str) -> dict[str, Any]:
+    """What the page needs to know: style URL, collection titles, imagery layers and their times."""
+    vector = [c for c in visible if c.is_vector]
+    imagery = [c for c in visible if c.raster and c.raster.kind == "imagery"]
+    bounds = union_bbox(vector + imagery)
+    return {
+        "base": base,
+        "styleUrl": f"{base}/styles/basemap?f=mapbox",
+        "tileMatrixSetsUrl": f"{base}/tileMatrixSets?f=json",
+        "bounds": list(bounds) if bounds else None,
+        "collections": [{"id": c.id, "title": _title(c), "idField": c.source.id_field} for c in vector],
+        "imagery": [
+            {
+                "id": c.id,
+                "title": _title(c),
+                "minzoom": c.raster.minzoom,
+                "maxzoom": c.raster.maxzoom,
+                "bounds": list(c.extent.spatial.bbox),
+                "times": sorted({a.datetime for a in c.raster.assets}, reverse=True),
+            }
+            for c in imagery
+        ],
+    }
+
+
+@router.get("/map", summary="Web map viewer", response_class=HTMLResponse)
+async def map_page(request: Request) -> HTMLResponse:
+    """The interactive map: layer switcher, feature properties on click, imagery time switch."""
+    if not maplibre_installed():
+        return render_page(request, "map.html", status_code=503, missing=True)
+    config = viewer_config(visible_collections(request), base_url(request))
+    return render_page(request, "map.html", missing=False, config=orjson.dumps(config).decode())
+
+
+@router.get("/map/lib/{name}", summary="MapLibre GL JS files", include_in_schema=False)
+async def library_file(name: str) -> FileResponse:
+    """One of the MapLibre GL JS files, from the npm installation."""
+    if name not in LIBRARY_FILES:
+        raise NotFound(f"No library file '{name}'.")
+    if not maplibre_installed():
+        raise Unavailable("MapLibre GL JS is not installed; run 'npm ci' in the server directory.", 60)
+    return FileResponse(MAPLIBRE_DIST / name, media_type=LIBRARY_FILES[name], headers={"Cache-Control": _LIB_CACHE})
+
+
+@router.get("/map/static/{name}", summary="Viewer scripts and styles", include_in_schema=False)
+async def static_file(name: str) -> FileResponse:
+    """The viewer's own script and stylesheet."""
+    path = STATIC_DIR / name
+    if not _STATIC_NAME.match(name) or not path.is_file():
+        raise NotFound(f"No viewer file '{name}'.")
+    return FileResponse(path, media_type=_STATIC_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,117 @@
+// Drives the /map viewer in the system's headless Chromium (never a downloaded browser) and
+// prints one JSON report on stdout for tests/test_viewer.py to assert on.
+//
+//   node tests/browser/map_check.mjs <map url> <screenshot dir> [--imagery]
+//
+// Report: ready, console errors, every request (url, status, type), rendered feature counts per
+// collection at the start view and at a close-up, the feature panel after a click, and the
+// layer switcher's effect, then (with --imagery) the imagery layer and its time switch.
+// Screenshots: start.png, closeup.png and imagery.png in the given directory.
+import { chromium } from "playwright-core";
+
+const [url, outDir] = process.argv.slice(2);
+const withImagery = process.argv.includes("--imagery");
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const ARGS = [
+  "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync", "--no-first-run", "--disable-default-apps", "--mute-audio",
+  "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
+];
+const TIMEOUT_MS = 20000;
+
+const report = { ready: false, consoleErrors: [], requests: [], failed: [], timings: {} };
+const started = Date.now();
+const mark = (name) => { report.timings[name] = Date.now() - started; };
+
+function countsByCollection() {
+  const counts = {};
+  for (const f of window.__map.queryRenderedFeatures()) {
+    if (f.sourceLayer) counts[f.sourceLayer] = (counts[f.sourceLayer] || 0) + 1;
+  }
+  return counts;
+}
+
+async function waitIdle(page) {
+  await page.evaluate(() => new Promise((resolve) => {
+    const map = window.__map;
+    if (map.loaded() && map.areTilesLoaded()) resolve();
+    else map.once("idle", resolve);
+  }));
+}
+
+async function clickPanel(page) {
+  const box = await page.locator("#map canvas").boundingBox();
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await page.waitForFunction(() => !document.getElementById("feature").classList.contains("muted"),
+    null, { timeout: 5000 }).catch(() => {});
+  return page.evaluate(() => ({
+    collections: [...document.querySelectorAll("#feature h3")].map((h) => h.dataset.collection),
+    keys: [...document.querySelectorAll("#feature th")].map((th) => th.textContent),
+  }));
+}
+
+async function run(page) {
+  page.on("console", (msg) => { if (msg.type() === "error") report.consoleErrors.push(msg.text()); });
+  page.on("pageerror", (err) => report.consoleErrors.push(String(err)));
+  page.on("requestfailed", (req) => report.failed.push({ url: req.url(), error: req.failure()?.errorText }));
+  page.on("response", (res) => report.requests.push({
+    url: res.url(), status: res.status(), type: res.headers()["content-type"] || "",
+  }));
+  await page.goto(url, { waitUntil: "domcontentloaded", timeout: TIMEOUT_MS });
+  await page.waitForFunction(() => window.__mapReady === true, null, { timeout: TIMEOUT_MS });
+  report.ready = true;
+  mark("ready");
+  report.layerSwitches = await page.$$eval("#layers input", (xs) => xs.map((x) => [x.dataset.collection, x.checked]));
+  report.tmsOptions = await page.$$eval("#tms option", (xs) => xs.map((x) => x.value));
+  report.start = { zoom: await page.evaluate(() => window.__map.getZoom()), counts: await page.evaluate(countsByCollection) };
+  await page.screenshot({ path: `${outDir}/start.png` });
+  report.click = await clickPanel(page);
+  mark("clicked");
+
+  await page.evaluate(() => window.__map.jumpTo({ zoom: 15.5 }));
+  await waitIdle(page);
+  report.closeup = { counts: await page.evaluate(countsByCollection) };
+  mark("closeup");
+  await page.screenshot({ path: `${outDir}/closeup.png` });
+
+  await page.uncheck('#layers input[data-collection="land_survey"]');
+  await waitIdle(page);
+  report.afterSwitchOff = await page.evaluate(countsByCollection);
+  mark("switched");
+  report.vectorRequestCount = report.requests.length;
+  report.vectorConsoleErrorCount = report.consoleErrors.length;
+  report.imagery = withImagery ? await imageryStep(page) : null;
+  mark("imagery");
+}
+
+// Switch the first imagery layer on over its extent, then switch to its other acquisition time.
+async function imageryStep(page) {
+  const imagery = await page.evaluate(() => JSON.parse(document.getElementById("map").dataset.config).imagery[0]);
+  if (!imagery) return null;
+  const [w, s, e, n] = imagery.bounds;
+  await page.evaluate((view) => window.__map.jumpTo(view), { center: [(w + e) / 2, (s + n) / 2], zoom: 13.5 });
+  await waitIdle(page);
+  await page.check(`#layers input[data-collection="${imagery.id}"]`);
+  await waitIdle(page);
+  await page.screenshot({ path: `${outDir}/imagery.png` });
+  if (imagery.times.length > 1) {
+    const other = encodeURIComponent(imagery.times[1]);
+    const seen = page.waitForResponse((r) => r.url().includes(`datetime=${other}`), { timeout: 5000 }).catch(() => null);
+    await page.locator("#layers select").first().selectOption(imagery.times[1]);
+    await seen;
+    await waitIdle(page);
+  }
+  return { id: imagery.id, times: imagery.times };
+}
+
+const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+mark("launched");
+try {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 640 } });
+  await run(page);
+} catch (error) {
+  report.error = String(error && error.message || error);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(report));

@@ -1,0 +1,141 @@
+"""Raster routes besides map tiles: Cesium terrain, elevation at a point, and the COG files.
+
+* ``/collections/{id}/terrain/layer.json`` and ``/collections/{id}/terrain/{z}/{x}/{y}.terrain``:
+  quantized-mesh terrain of a DEM collection (gzip, ``Content-Encoding: gzip``);
+* ``/collections/{id}/elevation?lon=..&lat=..``: the DEM height at a point, as a GeoJSON Feature;
+* ``/collections/{id}/assets/{assetId}``: a registered COG, addressed by asset id (HTTP range
+  requests work, so GDAL's ``/vsicurl/`` and other COG clients read it in parts).
+
+Map tiles of raster collections are served by the shared tile route (``server.tiles.routes``),
+which hands them to ``server.raster.tiles``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, Response
+from rio_tiler.errors import PointOutsideBounds
+from starlette.concurrency import run_in_threadpool
+
+from server.catalog import Collection
+from server.errors import NotFound
+from server.policy import visible_collection
+from server.policy.rasters import within_resolution
+from server.raster import terrain
+from server.raster.assets import asset_path, select_asset
+from server.raster.store import RasterReadError, get_store
+from server.web import JSON, base_url, json_response, link
+
+router = APIRouter(tags=["Imagery and terrain"])
+
+GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
+
+
+def _raster(request: Request, collection_id: str, kind: str | None = None) -> Collection:
+    """The raster collection as the caller may see it (resolution capped by the edition), or the one 404."""
+    c = visible_collection(request, collection_id, "raster")
+    if kind and c.raster.kind != kind:
+        raise NotFound(f"Collection '{collection_id}' is not an elevation model; it has no terrain or elevation.")
+    return c
+
+
+def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
+    """Links from a raster collection to its terrain, elevation service and COG assets."""
+    if collection.raster is None:
+        return []
+    url = f"{base}/collections/{collection.id}"
+    links = [link(f"{url}/assets/{a.id}", "enclosure", GEOTIFF, f"COG {a.id} ({a.datetime})")
+             for a in collection.raster.assets]
+    if collection.raster.kind == "dem":
+        links += [
+            link(f"{url}/terrain/layer.json", "alternate", JSON, "Cesium quantized-mesh terrain (layer.json)"),
+            link(f"{url}/elevation?lon={{lon}}&lat={{lat}}", "service", "application/geo+json",
+                 "Elevation at a point", templated=True),
+        ]
+    return links
+
+
+@router.get("/collections/{collectionId}/terrain/layer.json", summary="Cesium terrain layer.json")
+async def layer_json(request: Request, collectionId: str):
+    """The quantized-mesh layer description: grid, levels and tile availability."""
+    c = _raster(request, collectionId, "dem")
+    asset = select_asset(c, None, None)
+    return json_response(terrain.layer_json(c, asset.id))
+
+
+@router.get(
+    "/collections/{collectionId}/terrain/{z}/{x}/{y}.terrain",
+    summary="A quantized-mesh terrain tile",
+    response_class=Response,
+    responses={200: {"content": {terrain.MEDIA: {}}}},
+)
+async def terrain_tile(request: Request, collectionId: str, z: int, x: int, y: int):
+    """One Cesium terrain tile (TMS numbering, geographic 2x1-root grid), gzip-compressed."""
+    c = _raster(request, collectionId, "dem")
+    terrain.check_tile(c, z, x, y)
+    asset = select_asset(c, request.query_params.get("item"), None)
+    path = asset_path(request.app.state.settings.data_dir, asset)
+    store = get_store(request.app)
+    body = await store.run(terrain.read_tile, store, path, z, x, y)
+    return Response(body, media_type=terrain.MEDIA, headers={"Content-Encoding": "gzip"})
+
+
+def _point(store, path, lon: float, lat: float) -> float | None:
+    try:
+        pt = store.open(path).reader.point(lon, lat)
+    except PointOutsideBounds:
+        return None
+    if not pt.mask.any():
+        return None
+    return float(pt.data[0])
+
+
+@router.get("/collections/{collectionId}/elevation", summary="Elevation at a point")
+async def elevation(
+    request: Request,
+    collectionId: str,
+    lon: float = Query(ge=-180, le=180, description="Longitude (CRS84)"),
+    lat: float = Query(ge=-90, le=90, description="Latitude (CRS84)"),
+    item: str | None = None,
+    datetime: str | None = None,
+):
+    """The DEM height (m) at ``lon``, ``lat`` as a GeoJSON Feature; 404 outside the DEM."""
+    c = _raster(request, collectionId, "dem")
+    asset = select_asset(c, item, datetime)
+    path = asset_path(request.app.state.settings.data_dir, asset)
+    store = get_store(request.app)
+    height = await store.run(_point, store, path, lon, lat)
+    if height is None:
+        raise NotFound(f"Collection '{c.id}' has no elevation at lon {lon}, lat {lat}.")
+    return json_response(
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {"elevation": round(height, 2), "unit": "m", "item": asset.id, "datetime": asset.datetime},
+            "links": [link(f"{base_url(request)}/collections/{c.id}", "collection", JSON, "The collection")],
+        },
+        media_type="application/geo+json",
+    )
+
+
+@router.get(
+    "/collections/{collectionId}/assets/{assetId}",
+    summary="A Cloud-Optimized GeoTIFF",
+    response_class=Response,
+    responses={200: {"content": {"image/tiff": {}}}, 206: {"description": "Part of the file"}},
+)
+async def asset_file(request: Request, collectionId: str, assetId: str):
+    """The COG of one registered asset; supports HTTP range requests."""
+    c = _raster(request, collectionId)
+    asset = select_asset(c, assetId, None)
+    path = asset_path(request.app.state.settings.data_dir, asset)
+    if not path.is_file():
+        raise RasterReadError()
+    if not await run_in_threadpool(within_resolution, path, c.raster.resolution_m):
+        raise NotFound(f"Asset '{asset.id}' of collection '{c.id}' is not offered at a resolution this edition allows.")
+    return FileResponse(path, media_type=GEOTIFF, filename=f"{asset.id}.tif")
+
+
+__all__ = ["router", "collection_links"]

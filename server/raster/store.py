@@ -1,0 +1,133 @@
+"""Open raster handles, reused across requests, and the thread pool that does the GDAL work.
+
+A GDAL dataset handle must not be used by two threads at once, so each worker thread of the
+pool keeps its own rio-tiler ``Reader`` per file (a handful of threads times a handful of files).
+A handle is reopened when its file changes (size, mtime or inode), so a rewritten COG is picked
+up without a restart. Any failure to open or read a file is logged with its path and answered
+with a generic 500 body; the worker and the other files are unaffected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import rasterio
+from fastapi import FastAPI
+from rasterio.errors import RasterioError
+from rio_tiler.errors import RioTilerError
+from rio_tiler.constants import WGS84_CRS
+from rio_tiler.io import Reader
+
+from server.errors import OGCError
+from server.raster.crs import open_name
+
+log = logging.getLogger("onemap.raster")
+T = TypeVar("T")
+
+# GDAL: never list a COG's directory looking for side-car files
+os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+
+
+class RasterReadError(OGCError):
+    """A registered raster file is missing or unreadable (500, generic body)."""
+
+    status = 500
+    code = "ServerError"
+
+    def __init__(self) -> None:
+        super().__init__("The raster data of this item could not be read.")
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An open reader and its file's bounds in WGS84 (lon/lat)."""
+
+    reader: Reader
+    bounds: tuple[float, float, float, float]
+    overviews: tuple[int, ...] = ()  # decimation factors of the file's overviews
+
+
+class RasterStore:
+    """Per-thread open readers over the data directory, and the pool they live in."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        workers = threads or max(4, 2 * (os.cpu_count() or 1))
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onemap-raster")
+        self._local = threading.local()
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in the raster pool; rasterio/GDAL/rio-tiler errors become ``RasterReadError``."""
+        call = functools.partial(self._guarded, fn, args, kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    def _guarded(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except OGCError:
+            raise
+        except (RasterioError, RioTilerError, OSError, ValueError) as exc:
+            log.error("raster read failed: %s: %s", type(exc).__name__, exc)
+            self._local.__dict__.pop("readers", None)  # reopen everything on the next request
+            raise RasterReadError() from None
+
+    def open(self, path: Path, overview: int | None = None) -> Opened:
+        """The calling thread's open reader for ``path`` (opened, or reopened if the file changed),
+        on the full-size image or on one overview level (index into the file's overviews)."""
+        return self._cached(path, f"reader{overview}", lambda: self._open_reader(path, overview))
+
+    def overview(self, path: Path, level: int | None) -> rasterio.io.DatasetReader:
+        """The calling thread's open dataset for one overview level of ``path`` (None: full size)."""
+        if level is None:
+            return self._cached(path, "full", lambda: rasterio.open(path))
+        return self._cached(path, f"ovr{level}", lambda: rasterio.open(path, overview_level=level))
+
+    @staticmethod
+    def _open_reader(path: Path, overview: int | None) -> Opened:
+        with rasterio.open(path) as probe:
+            name = open_name(path, probe.crs, overview)
+            factors = tuple(probe.overviews(1))
+        reader = Reader(name)
+        return Opened(reader, tuple(reader.get_geographic_bounds(WGS84_CRS)), factors)
+
+    def _cached(self, path: Path, tag: str, factory: Callable[[], Any]) -> Any:
+        handles: dict[tuple[Path, str], tuple[tuple, Any]] = self._local.__dict__.setdefault("readers", {})
+        try:
+            st = path.stat()
+        except OSError:
+            log.error("raster file missing: %s", path)
+            raise RasterReadError() from None
+        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+        cached = handles.get((path, tag))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        if cached is not None:
+            _close(cached[1])
+        handle = factory()
+        handles[(path, tag)] = (key, handle)
+        return handle
+
+    def close(self) -> None:
+        """Stop the pool (threads and their handles end with it)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _close(handle: Any) -> None:
+    (handle.reader if isinstance(handle, Opened) else handle).close()
+
+
+def get_store(app: FastAPI) -> RasterStore:
+    """The app's raster store, created on first use."""
+    store = getattr(app.state, "raster_store", None)
+    if store is None:
+        store = RasterStore()
+        app.state.raster_store = store
+    return store

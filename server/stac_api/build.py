@@ -1,0 +1,136 @@
+"""STAC objects (pystac) for the raster collections of the catalog.
+
+One STAC Collection per raster collection, one Item per registered asset (item id = asset id).
+Items carry the projection extension (native CRS, shape, transform, bbox), the raster extension
+(data type, nodata, resolution, unit, statistics) and, for imagery, the eo extension (bands with
+their common names). Links point at this server: the COG by asset id, the map tiles of the item
+(web-map-links ``xyz``), the OGC tilesets and, for a DEM, the Cesium terrain and elevation service.
+``base`` is the server's public root URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pystac
+from pystac.extensions.eo import Band, EOExtension
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
+
+from server.catalog import Catalog, Collection, RasterAsset
+from server.raster.assets import asset_path, parse_time
+from server.stac_api.describe import CogInfo, describe
+
+WEB_MAP_LINKS = "https://stac-extensions.github.io/web-map-links/v1.2.0/schema.json"
+COG = "image/tiff; application=geotiff; profile=cloud-optimized"
+PROVIDER = pystac.Provider(
+    name="County Bureau of Natural Resources and Planning (sample)",
+    roles=[pystac.ProviderRole.PRODUCER, pystac.ProviderRole.LICENSOR, pystac.ProviderRole.HOST],
+)
+_RGB = (("red", "red", 0.66), ("green", "green", 0.56), ("blue", "blue", 0.49))
+
+
+def raster_collections(catalog: Catalog) -> list[Collection]:
+    """The catalog's raster collections, in catalog order."""
+    return [c for c in catalog if c.raster is not None]
+
+
+def _tile_link(base: str, c: Collection, asset: RasterAsset | None) -> pystac.Link:
+    query = "" if c.raster.kind == "imagery" else "?render=terrain-rgb"
+    if asset is not None:
+        query += ("&" if query else "?") + f"item={asset.id}"
+    kind = "Imagery (JPEG)" if c.raster.kind == "imagery" else "Terrain-RGB (PNG)"
+    href = f"{base}/collections/{c.id}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}{query}"
+    return pystac.Link("xyz", href, media_type="image/jpeg" if c.raster.kind == "imagery" else "image/png",
+                       title=f"{kind} map tiles, WebMercatorQuad")
+
+
+def _service_links(base: str, c: Collection) -> list[pystac.Link]:
+    url = f"{base}/collections/{c.id}"
+    links = [
+        pystac.Link("http://www.opengis.net/def/rel/ogc/1.0/tilesets-map", f"{url}/tiles",
+                    media_type="application/json", title="OGC API Tiles tilesets (every tile matrix set)"),
+        pystac.Link("alternate", url, media_type="application/json", title="OGC API collection"),
+    ]
+    if c.raster.kind == "dem":
+        links.append(pystac.Link("alternate", f"{url}/terrain/layer.json", media_type="application/json",
+                                 title="Cesium quantized-mesh terrain (layer.json)"))
+    return links
+
+
+def _raster_bands(c: Collection, info: CogInfo) -> list[RasterBand]:
+    bands = []
+    for i in range(info.count):
+        lo, hi, mean = info.stats[i]
+        bands.append(RasterBand.create(
+            data_type=DataType(info.dtype), nodata=info.nodata, spatial_resolution=c.raster.resolution_m,
+            unit="m" if c.raster.kind == "dem" else None, statistics=Statistics.create(minimum=lo, maximum=hi, mean=mean),
+        ))
+    return bands
+
+
+def _data_asset(base: str, c: Collection, asset: RasterAsset, info: CogInfo) -> pystac.Asset:
+    roles = ["data", "visual"] if c.raster.kind == "imagery" else ["data"]
+    title = f"{c.title.en} {asset.datetime[:10]} (Cloud-Optimized GeoTIFF)"
+    return pystac.Asset(f"{base}/collections/{c.id}/assets/{asset.id}", title=title, media_type=COG, roles=roles)
+
+
+def build_item(base: str, c: Collection, asset: RasterAsset, info: CogInfo) -> pystac.Item:
+    """The STAC Item of one registered asset."""
+    item = pystac.Item(
+        id=asset.id, geometry=info.footprint, bbox=list(info.bbox), datetime=parse_time(asset.datetime),
+        properties={"title": f"{c.title.zh} {asset.datetime[:10]}", "gsd": c.raster.resolution_m},
+        collection=c.id,
+    )
+    data = _data_asset(base, c, asset, info)
+    item.add_asset("data", data)
+    proj = ProjectionExtension.ext(item, add_if_missing=True)
+    proj.code = f"EPSG:{info.epsg}" if info.epsg else None
+    if info.epsg is None:
+        proj.wkt2 = info.crs_wkt
+    proj.shape = list(info.shape)
+    proj.transform = list(info.transform)
+    proj.bbox = list(info.native_bbox)
+    RasterExtension.ext(data, add_if_missing=True).bands = _raster_bands(c, info)
+    if c.raster.kind == "imagery":
+        EOExtension.ext(data, add_if_missing=True).bands = [
+            Band.create(name=name, common_name=common, center_wavelength=wl) for name, common, wl in _RGB
+        ]
+        item.properties["platform"] = "aerial"
+    item.stac_extensions.append(WEB_MAP_LINKS)
+    item.add_link(_tile_link(base, c, asset))
+    return item
+
+
+def build_collection(base: str, c: Collection, items: list[pystac.Item]) -> pystac.Collection:
+    """The STAC Collection of a raster collection, with its items added."""
+    interval = c.extent.temporal.interval if c.extent.temporal else (None, None)
+    extent = pystac.Extent(
+        pystac.SpatialExtent([list(c.extent.spatial.bbox)]),
+        pystac.TemporalExtent([[parse_time(v) if v else None for v in interval]]),
+    )
+    coll = pystac.Collection(
+        id=c.id, title=f"{c.title.zh} {c.title.en}", description=f"{c.description.zh}\n\n{c.description.en}",
+        extent=extent, license="other", keywords=list(c.keywords), providers=[PROVIDER],
+        summaries=pystac.Summaries({"gsd": [c.raster.resolution_m]}),
+        stac_extensions=[WEB_MAP_LINKS],
+    )
+    coll.add_link(_tile_link(base, c, None))
+    for link in _service_links(base, c):
+        coll.add_link(link)
+    for item in sorted(items, key=lambda i: (i.datetime or dt.datetime.min, i.id)):
+        coll.add_item(item)
+    return coll
+
+
+def build_catalog(catalog: Catalog, data_dir: Path, base: str) -> pystac.Catalog:
+    """The root catalog with every raster collection and its items (reads each COG's header)."""
+    root = pystac.Catalog(
+        id="onemap", title="OneMap 自然资源一张图 data catalog",
+        description="Imagery and elevation holdings of the natural-resources one map, as COGs served by OneMap.",
+    )
+    for c in raster_collections(catalog):
+        items = [build_item(base, c, a, describe(asset_path(data_dir, a))) for a in c.raster.assets]
+        root.add_child(build_collection(base, c, items))
+    return root

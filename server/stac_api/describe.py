@@ -1,0 +1,76 @@
+"""What the STAC items say about a COG, read from the file itself (cached until the file changes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.warp import transform_geom
+from shapely.geometry import box, mapping, shape
+
+
+@dataclass(frozen=True)
+class CogInfo:
+    """Georeferencing, bands and a few statistics of one COG."""
+
+    epsg: int | None
+    crs_wkt: str
+    shape: tuple[int, int]
+    transform: tuple[float, ...]
+    native_bbox: tuple[float, float, float, float]
+    footprint: dict  # GeoJSON polygon in CRS84
+    bbox: tuple[float, float, float, float]
+    dtype: str
+    nodata: float | None
+    count: int
+    resolution: float
+    overviews: tuple[int, ...]
+    blocksize: tuple[int, int]
+    stats: tuple[tuple[float, float, float], ...]  # (min, max, mean) per band, from the smallest overview
+    units: tuple[str | None, ...]
+    descriptions: tuple[str | None, ...]
+    size: int
+
+
+def _stats(src: rasterio.io.DatasetReader) -> tuple[tuple[float, float, float], ...]:
+    factor = (src.overviews(1) or [1])[-1]
+    out_shape = (src.count, max(1, src.height // factor), max(1, src.width // factor))
+    data = src.read(out_shape=out_shape, masked=True).astype(np.float64)
+    return tuple((float(b.min()), float(b.max()), float(b.mean())) for b in data)
+
+
+@lru_cache(maxsize=64)
+def _describe(path: Path, _key: tuple) -> CogInfo:
+    with rasterio.open(path) as src:
+        native = box(*src.bounds)
+        footprint = transform_geom(src.crs, "EPSG:4326", mapping(native))
+        geo = shape(footprint)
+        rounded = {"type": "Polygon", "coordinates": [[[round(x, 7), round(y, 7)] for x, y in geo.exterior.coords]]}
+        return CogInfo(
+            epsg=src.crs.to_epsg(),
+            crs_wkt=src.crs.to_wkt(),
+            shape=(src.height, src.width),
+            transform=tuple(src.transform)[:6],
+            native_bbox=tuple(src.bounds),
+            footprint=rounded,
+            bbox=tuple(round(v, 7) for v in geo.bounds),
+            dtype=src.dtypes[0],
+            nodata=src.nodata,
+            count=src.count,
+            resolution=abs(src.transform.a),
+            overviews=tuple(src.overviews(1)),
+            blocksize=src.block_shapes[0],
+            stats=_stats(src),
+            units=tuple(src.units),
+            descriptions=tuple(src.descriptions),
+            size=path.stat().st_size,
+        )
+
+
+def describe(path: Path) -> CogInfo:
+    """The description of the COG at ``path``; re-read when the file changes."""
+    st = path.stat()
+    return _describe(path, (st.st_size, st.st_mtime_ns, st.st_ino))

@@ -1,0 +1,100 @@
+"""The STAC API's in-memory view of the raster holdings, rebuilt when a COG or the base URL changes.
+
+The pystac objects are built once per (base URL, file versions); the API serves their JSON with
+API links (self, root, parent, collection, items) in place of the static catalog's relative ones.
+An asset whose file is missing or unreadable is left out of the API (and logged), so the rest of
+the catalog stays available.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rasterio.errors import RasterioError
+from shapely.geometry import shape
+
+from server.catalog import Catalog
+from server.raster.assets import asset_path
+from server.stac_api.build import build_collection, build_item, raster_collections
+from server.stac_api.describe import describe
+from server.stac_api.search import Entry
+
+log = logging.getLogger("onemap.stac")
+GEOJSON = "application/geo+json"
+JSON = "application/json"
+# links the API writes itself; every other link of the pystac objects is kept
+_STRUCTURAL = {"self", "root", "parent", "child", "item", "items", "collection"}
+
+
+@dataclass
+class StacIndex:
+    """Collections (JSON without structural links) and searchable items, in catalog order."""
+
+    collections: dict[str, dict[str, Any]]
+    entries: list[Entry]
+
+
+def _extra_links(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [link for link in doc.get("links", []) if link.get("rel") not in _STRUCTURAL]
+
+
+def versions(catalog: Catalog, data_dir: Path) -> tuple:
+    """A value that changes whenever a registered raster file changes."""
+    out = []
+    for c in raster_collections(catalog):
+        for a in c.raster.assets:
+            try:
+                st = asset_path(data_dir, a).stat()
+                out.append((a.id, st.st_size, st.st_mtime_ns))
+            except OSError:
+                out.append((a.id, None, None))
+    return tuple(out)
+
+
+def build_index(catalog: Catalog, data_dir: Path, base: str) -> StacIndex:
+    """Read every COG's header and build the index (blocking: run it in a thread)."""
+    collections: dict[str, dict[str, Any]] = {}
+    entries: list[Entry] = []
+    for c in raster_collections(catalog):
+        items = []
+        for a in c.raster.assets:
+            try:
+                items.append(build_item(base, c, a, describe(asset_path(data_dir, a))))
+            except (OSError, RasterioError) as exc:
+                log.error("STAC item %s left out: %s", a.id, exc)
+        coll = build_collection(base, c, items)
+        doc = coll.to_dict(include_self_link=False, transform_hrefs=False)
+        doc["links"] = _extra_links(doc)
+        collections[c.id] = doc
+        for item in coll.get_items():
+            idoc = item.to_dict(include_self_link=False, transform_hrefs=False)
+            idoc["links"] = _extra_links(idoc)
+            entries.append(Entry(c.id, item.id, item.datetime, shape(item.geometry), idoc))
+    return StacIndex(collections, entries)
+
+
+def collection_json(doc: dict[str, Any], root: str) -> dict[str, Any]:
+    """A collection document with its API links."""
+    url = f"{root}/collections/{doc['id']}"
+    links = [
+        {"rel": "self", "href": url, "type": JSON, "title": "This collection"},
+        {"rel": "root", "href": root, "type": JSON, "title": "The catalog"},
+        {"rel": "parent", "href": root, "type": JSON, "title": "The catalog"},
+        {"rel": "items", "href": f"{url}/items", "type": GEOJSON, "title": "Items"},
+    ]
+    return {**doc, "links": links + doc["links"]}
+
+
+def item_json(entry: Entry, root: str) -> dict[str, Any]:
+    """An item document with its API links."""
+    coll = f"{root}/collections/{entry.collection}"
+    links = [
+        {"rel": "self", "href": f"{coll}/items/{entry.id}", "type": GEOJSON, "title": "This item"},
+        {"rel": "parent", "href": coll, "type": JSON, "title": "The collection"},
+        {"rel": "collection", "href": coll, "type": JSON, "title": "The collection"},
+        {"rel": "root", "href": root, "type": JSON, "title": "The catalog"},
+    ]
+    return {**entry.doc, "links": links + entry.doc["links"]}

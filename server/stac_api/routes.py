@@ -1,0 +1,206 @@
+"""STAC API at ``/stac``: landing page, conformance, collections, items and item search.
+
+Implements STAC API - Core, Collections, Features (OGC API Features over the STAC items) and Item
+Search (GET and POST, with ``next``/``prev`` links; POST links carry the body to send). The
+holdings are the catalog's raster collections (``server.stac_api.build``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from server.cache import all_rasters, cache_response, path_collection
+from server.catalog import Collection
+from server.errors import InvalidParameter, NotFound, collection_not_found
+from server.policy import visible_ids
+from server.stac_api import search
+from server.stac_api.index import GEOJSON, JSON, StacIndex, build_index, collection_json, item_json, versions
+from server.web import base_url, json_response, link
+
+router = APIRouter(prefix="/stac", tags=["STAC API"])
+
+STAC_VERSION = "1.1.0"
+CONFORMS_TO = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/collections",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+]
+
+
+def landing_links(base: str) -> list[dict[str, Any]]:
+    """The OGC landing page links to the STAC API."""
+    return [link(f"{base}/stac", "data", JSON, "STAC API: the imagery and elevation catalog")]
+
+
+def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
+    """A raster collection links to its STAC collection."""
+    if collection.raster is None:
+        return []
+    return [link(f"{base}/stac/collections/{collection.id}", "alternate", JSON, "STAC collection")]
+
+
+def _visible(request: Request, index: StacIndex) -> StacIndex:
+    """The part of the index the caller's access policy (when attached to the request) shows."""
+    allowed = visible_ids(request)
+    shown = {cid: doc for cid, doc in index.collections.items() if cid in allowed}
+    return StacIndex(shown, [e for e in index.entries if e.collection in shown])
+
+
+async def _index(request: Request) -> tuple[StacIndex, str]:
+    """The index for this base URL (rebuilt when a raster file changed), as the caller may see it."""
+    state = request.app.state
+    base = base_url(request)
+    key = (base, versions(state.catalog, state.settings.data_dir))
+    cached = getattr(state, "stac_index", None)
+    if cached is None or cached[0] != key:
+        index = await run_in_threadpool(build_index, state.catalog, state.settings.data_dir, base)
+        cached = (key, index)
+        state.stac_index = cached
+    return _visible(request, cached[1]), f"{base}/stac"
+
+
+@router.get("", summary="STAC API landing page")
+@cache_response("stac-landing", query=False, collections=all_rasters)
+async def landing(request: Request):
+    """The root catalog: conformance, links to collections, search and the API definition."""
+    index, root = await _index(request)
+    base = base_url(request)
+    links = [
+        link(root, "self", JSON, "This catalog"),
+        link(root, "root", JSON, "This catalog"),
+        link(f"{root}/conformance", "conformance", JSON, "STAC API conformance classes"),
+        link(f"{root}/collections", "data", JSON, "Collections"),
+        link(f"{root}/search", "search", GEOJSON, "Item search (GET)", method="GET"),
+        link(f"{root}/search", "search", GEOJSON, "Item search (POST)", method="POST"),
+        link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "The API definition"),
+        link(f"{base}/api.html", "service-doc", "text/html", "The API documentation"),
+    ]
+    links += [link(f"{root}/collections/{cid}", "child", JSON, doc.get("title")) for cid, doc in index.collections.items()]
+    return json_response({
+        "type": "Catalog", "id": "onemap", "stac_version": STAC_VERSION, "stac_extensions": [],
+        "title": "OneMap 自然资源一张图 data catalog",
+        "description": "Imagery and elevation holdings of the natural-resources one map.",
+        "conformsTo": CONFORMS_TO, "links": links,
+    })
+
+
+@router.get("/conformance", summary="STAC API conformance classes")
+async def conformance():
+    """The STAC API and OGC API Features classes implemented here."""
+    return json_response({"conformsTo": CONFORMS_TO})
+
+
+@router.get("/collections", summary="STAC collections")
+@cache_response("stac-collections", query=False, collections=all_rasters)
+async def collections(request: Request):
+    """Every raster collection as a STAC Collection."""
+    index, root = await _index(request)
+    return json_response({
+        "collections": [collection_json(doc, root) for doc in index.collections.values()],
+        "links": [link(f"{root}/collections", "self", JSON), link(root, "root", JSON), link(root, "parent", JSON)],
+    })
+
+
+@router.get("/collections/{collectionId}", summary="One STAC collection")
+@cache_response("stac-collection", query=False, collections=path_collection)
+async def collection(request: Request, collectionId: str):
+    """One STAC Collection."""
+    index, root = await _index(request)
+    doc = index.collections.get(collectionId)
+    if doc is None:
+        raise collection_not_found(collectionId)
+    return json_response(collection_json(doc, root))
+
+
+def _page(request: Request, index: StacIndex, root: str, s: search.Search, url: str, post: bool) -> Response:
+    page, matched, more = search.run(index.entries, s)
+    links = [link(root, "root", JSON)]
+    if not post:
+        links.append(link(str(request.url.remove_query_params("api_key")), "self", GEOJSON))
+    for rel, offset, wanted in (("next", s.offset + s.limit, more), ("prev", max(0, s.offset - s.limit), s.offset > 0)):
+        if not wanted:
+            continue
+        token = search.encode_token(offset)
+        if post:
+            links.append(link(url, rel, GEOJSON, method="POST", body={**s.body, "token": token}, merge=False))
+        else:
+            query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("token", "api_key")]
+            query.append(("token", token))  # a credential never goes into a (cacheable) body
+            links.append(link(f"{url}?{urlencode(query)}", rel, GEOJSON, method="GET"))
+    body = {"type": "FeatureCollection", "features": [item_json(e, root) for e in page],
+            "links": links, "numberMatched": matched, "numberReturned": len(page)}
+    return json_response(body, media_type=GEOJSON)
+
+
+_SEARCH_PARAMS = {"bbox", "datetime", "limit", "token", "collections", "ids", "intersects"}
+
+
+def _query(request: Request, allowed: set[str]) -> dict[str, Any]:
+    params = dict(request.query_params)
+    unknown = sorted(set(params) - allowed - {"f", "api_key"})
+    if unknown:
+        raise InvalidParameter(f"Unknown parameter '{unknown[0]}'; allowed: {', '.join(sorted(allowed))}.")
+    return params
+
+
+@router.get("/collections/{collectionId}/items", summary="Items of a STAC collection")
+@cache_response("stac-items", collections=path_collection)
+async def items(request: Request, collectionId: str):
+    """The collection's items, filtered by bbox and datetime, paged by ``limit`` and ``token``."""
+    index, root = await _index(request)
+    if collectionId not in index.collections:
+        raise collection_not_found(collectionId)
+    params = _query(request, _SEARCH_PARAMS)
+    s = search.parse(params)
+    # the collection in the path narrows whatever 'collections' says (clients repeat it there)
+    s = replace(s, collections=tuple(c for c in (s.collections or (collectionId,)) if c == collectionId))
+    return _page(request, index, root, s, f"{root}/collections/{collectionId}/items", post=False)
+
+
+@router.get("/collections/{collectionId}/items/{itemId}", summary="One STAC item")
+@cache_response("stac-item", query=False, collections=path_collection)
+async def item(request: Request, collectionId: str, itemId: str):
+    """One STAC Item."""
+    index, root = await _index(request)
+    if collectionId not in index.collections:
+        raise collection_not_found(collectionId)
+    entry = next((e for e in index.entries if e.collection == collectionId and e.id == itemId), None)
+    if entry is None:
+        raise NotFound(f"Item '{itemId}' does not exist in collection '{collectionId}'.")
+    return json_response(item_json(entry, root), media_type=GEOJSON)
+
+
+@router.get("/search", summary="Item search (GET)")
+@cache_response("stac-search", collections=all_rasters)
+async def search_get(request: Request):
+    """Search items across collections with query parameters."""
+    index, root = await _index(request)
+    s = search.parse(_query(request, _SEARCH_PARAMS))
+    return _page(request, index, root, s, f"{root}/search", post=False)
+
+
+@router.post("/search", summary="Item search (POST)")
+async def search_post(request: Request):
+    """Search items across collections with a JSON body."""
+    index, root = await _index(request)
+    try:
+        body = orjson.loads(await request.body() or b"{}")
+    except orjson.JSONDecodeError:
+        raise InvalidParameter("The search body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidParameter("The search body must be a JSON object.")
+    unknown = sorted(set(body) - _SEARCH_PARAMS)
+    if unknown:
+        raise InvalidParameter(f"Unknown search field '{unknown[0]}'; allowed: {', '.join(sorted(_SEARCH_PARAMS))}.")
+    return _page(request, index, root, search.parse(body, post=True), f"{root}/search", post=True)

@@ -1,0 +1,175 @@
+"""STAC API item search: parameters from a GET query or a POST body, filtering and paging.
+
+Parameters: ``collections``, ``ids``, ``bbox`` (4 or 6 numbers, CRS84; west > east crosses the
+antimeridian), ``intersects`` (a GeoJSON geometry; not with ``bbox``), ``datetime`` (RFC 3339
+instant or ``start/end`` with ``..`` open ends), ``limit`` (1 or more; capped at ``MAX_LIMIT``)
+and ``token`` (a paging token from a ``next``/``prev`` link). Anything malformed is a 400 naming it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from shapely.geometry import box, shape
+from shapely.geometry.base import BaseGeometry
+
+from server.errors import InvalidParameter
+from server.raster.assets import parse_interval
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 10_000
+_GEOMETRIES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"}
+
+
+@dataclass(frozen=True)
+class Search:
+    """A validated search."""
+
+    collections: tuple[str, ...] | None = None
+    ids: tuple[str, ...] | None = None
+    area: BaseGeometry | None = None
+    interval: tuple[dt.datetime | None, dt.datetime | None] | None = None
+    limit: int = DEFAULT_LIMIT
+    offset: int = 0
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def _strings(value: Any, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(v, str) and v.strip() for v in items):
+        raise InvalidParameter(f"Parameter '{name}' must be a list of non-empty strings.")
+    return tuple(v.strip() for v in items)
+
+
+def _bbox(value: Any) -> BaseGeometry | None:
+    if value is None:
+        return None
+    try:
+        nums = [float(v) for v in (value.split(",") if isinstance(value, str) else value)]
+    except (TypeError, ValueError):
+        raise InvalidParameter("Parameter 'bbox' must be 4 or 6 numbers.") from None
+    if len(nums) not in (4, 6):
+        raise InvalidParameter(f"Parameter 'bbox' must be 4 or 6 numbers, not {len(nums)}.")
+    west, south, east, north = (nums[0], nums[1], nums[3], nums[4]) if len(nums) == 6 else nums
+    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
+        raise InvalidParameter("Parameter 'bbox': longitudes must be in -180..180, latitudes in -90..90, south <= north.")
+    if west > east:  # crosses the antimeridian
+        return box(west, south, 180, north).union(box(-180, south, east, north))
+    return box(west, south, east, north)
+
+
+def _intersects(value: Any) -> BaseGeometry | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise InvalidParameter("Parameter 'intersects' is not valid JSON.") from None
+    if not isinstance(value, dict) or value.get("type") not in _GEOMETRIES:
+        raise InvalidParameter("Parameter 'intersects' must be a GeoJSON geometry object.")
+    try:
+        geom = shape(value)
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError):
+        raise InvalidParameter("Parameter 'intersects' is not a valid GeoJSON geometry.") from None
+    if geom.is_empty:
+        raise InvalidParameter("Parameter 'intersects' is an empty geometry.")
+    return geom
+
+
+def _limit(value: Any) -> int:
+    if value is None:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"Parameter 'limit': '{value}' is not an integer.") from None
+    if limit < 1:
+        raise InvalidParameter("Parameter 'limit' must be 1 or more.")
+    return min(limit, MAX_LIMIT)
+
+
+def encode_token(offset: int) -> str:
+    """A paging token for the page starting at ``offset``."""
+    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
+
+
+def _offset(token: Any) -> int:
+    if token is None:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(str(token) + "=" * (-len(str(token)) % 4)).decode()
+        if raw[0] != "o" or int(raw[1:]) < 0:
+            raise ValueError
+        return int(raw[1:])
+    except (ValueError, IndexError, UnicodeDecodeError):
+        raise InvalidParameter("Parameter 'token' is not a paging token this server issued.") from None
+
+
+def _arrays_only(body: dict[str, Any]) -> None:
+    """A POST body gives lists as JSON arrays, not comma-separated strings."""
+    for name in ("bbox", "collections", "ids"):
+        if name in body and not isinstance(body[name], list):
+            raise InvalidParameter(f"Field '{name}' of a POST search must be a JSON array.")
+
+
+def parse(params: dict[str, Any], post: bool = False) -> Search:
+    """Validate search parameters (GET query values as strings, or a POST body with ``post``)."""
+    if post:
+        _arrays_only(params)
+    empty = [k for k in ("bbox", "intersects") if params.get(k) in ("", [])]
+    if empty:
+        raise InvalidParameter(f"Parameter '{empty[0]}' is empty.")
+    area = _bbox(params.get("bbox"))
+    geom = _intersects(params.get("intersects"))
+    if area is not None and geom is not None:
+        raise InvalidParameter("Give either 'bbox' or 'intersects', not both.")
+    when = params.get("datetime")
+    if when is not None and not isinstance(when, str):
+        raise InvalidParameter("Parameter 'datetime' must be a string.")
+    return Search(
+        collections=_strings(params.get("collections"), "collections"),
+        ids=_strings(params.get("ids"), "ids"),
+        area=area if area is not None else geom,
+        interval=parse_interval(when, strict=True) if when else None,
+        limit=_limit(params.get("limit")),
+        offset=_offset(params.get("token")),
+        body={k: v for k, v in params.items() if k != "token"},
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One searchable item: its collection, id, time, footprint and JSON (without API links)."""
+
+    collection: str
+    id: str
+    datetime: dt.datetime
+    geometry: BaseGeometry
+    doc: dict[str, Any]
+
+
+def matches(entry: Entry, s: Search) -> bool:
+    """Whether an item satisfies every filter of the search."""
+    if s.collections is not None and entry.collection not in s.collections:
+        return False
+    if s.ids is not None and entry.id not in s.ids:
+        return False
+    if s.interval is not None:
+        start, end = s.interval
+        if (start and entry.datetime < start) or (end and entry.datetime > end):
+            return False
+    return s.area is None or s.area.intersects(entry.geometry)
+
+
+def run(entries: list[Entry], s: Search) -> tuple[list[Entry], int, bool]:
+    """The page of matching entries, the number matched, and whether more follow."""
+    found = [e for e in entries if matches(e, s)]
+    page = found[s.offset : s.offset + s.limit]
+    return page, len(found), s.offset + s.limit < len(found)

@@ -1,0 +1,66 @@
+"""pystac-client against the STAC API on a live server (uvicorn on loopback)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from server.app import create_app
+from tests.support.api_keys import issue_key
+from tests.support.rasters import raster_dir, raster_settings  # noqa: F401
+
+pystac_client = pytest.importorskip("pystac_client")
+
+
+@pytest.fixture(scope="module")
+def live(raster_dir):
+    """The root URL of a live server on a free loopback port, and an API key for it."""
+    settings = raster_settings(raster_dir)
+    key = issue_key(settings, "pystac-client")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    try:
+        yield f"http://127.0.0.1:{port}/stac", key
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _client(live):
+    url, key = live
+    return pystac_client.Client.open(url, headers={"X-API-Key": key})
+
+
+def test_collections_and_items(live):
+    client = _client(live)
+    assert client.conforms_to("ITEM_SEARCH") and client.conforms_to("COLLECTIONS")
+    assert sorted(c.id for c in client.get_collections()) == ["dem", "imagery"]
+    items = list(client.get_collection("imagery").get_items())
+    assert sorted(i.id for i in items) == ["imagery_20231115", "imagery_20240518"]
+    assert items[0].assets["data"].media_type.startswith("image/tiff")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_search_filters_and_pages(live, method):
+    client = _client(live)
+    found = client.search(method=method, collections=["imagery"], bbox=[121.52, 29.85, 121.53, 29.86],
+                          datetime="2024-01-01/2024-12-31")
+    assert [i.id for i in found.items()] == ["imagery_20240518"]
+    paged = client.search(method=method, limit=1, max_items=10)
+    ids = [i.id for i in paged.items()]
+    assert sorted(ids) == ["dem_2023", "imagery_20231115", "imagery_20240518"], "three pages of one"
+    hills = client.search(method=method, intersects={"type": "Point", "coordinates": [121.66, 29.77]})
+    assert [i.id for i in hills.items()] == ["dem_2023"]

@@ -1,0 +1,271 @@
+"""The admin tables: API keys and the append-only audit log, in the store the server runs on.
+
+Embedded store: a SQLite file beside the GeoPackage (``onemap_admin.sqlite``), so that writing the
+audit log never touches the data file (whose modification stamp is the data version). PostGIS: tables
+in the database. The audit tables refuse UPDATE and DELETE (triggers in both backends); there is
+no code path that changes or removes an audit row.
+
+All methods are synchronous (the CLI calls them directly; the server calls them in worker threads).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+import psycopg
+
+from server.policy.keys import KeyRecord
+from server.settings import Settings
+
+SQL_DIR = Path(__file__).parent / "sql"
+ADMIN_FILE = "onemap_admin.sqlite"
+KEY_COLUMNS = ("id", "name", "secret_hash", "scopes", "networks", "not_before", "not_after",
+               "daily_quota", "rate", "created", "revoked")
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One access: who, from where, what, how much came back, and the status."""
+
+    ts: dt.datetime
+    edition: str
+    key_id: str | None
+    client_ip: str | None
+    method: str
+    route: str | None
+    path: str
+    collection: str | None
+    params: str | None
+    returned: int | None
+    status: int
+    duration_ms: float | None
+
+
+AUDIT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
+
+
+class AdminStore(Protocol):
+    """What the policy needs from the store; two implementations below."""
+
+    def setup(self) -> None: ...
+    def add_key(self, record: KeyRecord) -> None: ...
+    def get_key(self, key_id: str) -> KeyRecord | None: ...
+    def list_keys(self) -> list[KeyRecord]: ...
+    def revoke_key(self, key_id: str, when: dt.datetime) -> bool: ...
+    def append_audit(self, records: Iterable[AuditRecord]) -> None: ...
+    def count_admitted(self, key_id: str, since: dt.datetime) -> int: ...
+    def query_audit(self, since: dt.datetime | None, key_id: str | None, collection: str | None,
+                    limit: int) -> list[AuditRecord]: ...
+    def close(self) -> None: ...
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    """UTC, fixed width, so that text comparison is time comparison."""
+    return None if value is None else value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _time(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _key_values(r: KeyRecord, text_times: bool) -> tuple:
+    t = _iso if text_times else (lambda v: v)
+    scopes = None if r.scopes is None else orjson.dumps(sorted(r.scopes)).decode()
+    return (r.id, r.name, r.secret_hash, scopes, orjson.dumps(list(r.networks)).decode(),
+            t(r.not_before), t(r.not_after), r.daily_quota, r.rate, t(r.created), t(r.revoked))
+
+
+def _key_record(row: tuple) -> KeyRecord:
+    d = dict(zip(KEY_COLUMNS, row))
+    scopes = d["scopes"]
+    if isinstance(scopes, str):
+        scopes = orjson.loads(scopes)
+    networks = d["networks"]
+    if isinstance(networks, str):
+        networks = orjson.loads(networks)
+    return KeyRecord(
+        id=d["id"], name=d["name"], secret_hash=d["secret_hash"],
+        scopes=None if scopes is None else frozenset(scopes), networks=tuple(networks or ()),
+        not_before=_time(d["not_before"]), not_after=_time(d["not_after"]),
+        daily_quota=d["daily_quota"], rate=d["rate"], created=_time(d["created"]), revoked=_time(d["revoked"]),
+    )
+
+
+def _audit_record(row: tuple) -> AuditRecord:
+    d = dict(zip(AUDIT_COLUMNS, row))
+    d["ts"] = _time(d["ts"])
+    return AuditRecord(**d)
+
+
+def _audit_filter(since, key_id, collection, mark: str, text_times: bool) -> tuple[str, list]:
+    where, params = [], []
+    for cond, value in (("ts >= {}", since), ("key_id = {}", key_id), ("collection = {}", collection)):
+        if value is not None:
+            where.append(cond.format(mark))
+            params.append(_iso(value) if text_times and isinstance(value, dt.datetime) else value)
+    return (" WHERE " + " AND ".join(where)) if where else "", params
+
+
+class SqliteAdmin:
+    """Admin tables in a SQLite file (WAL mode: the audit writer never blocks readers)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _run(self, sql: str, params: Any = (), many: bool = False, fetch: bool = False) -> list[tuple]:
+        conn = self._connect()
+        try:
+            cur = conn.executemany(sql, params) if many else conn.execute(sql, params)
+            return cur.fetchall() if fetch else []
+        finally:
+            conn.close()
+
+    def setup(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._connect()
+        try:
+            conn.executescript((SQL_DIR / "admin_sqlite.sql").read_text(encoding="utf-8"))
+        finally:
+            conn.close()
+
+    def add_key(self, record: KeyRecord) -> None:
+        marks = ", ".join("?" * len(KEY_COLUMNS))
+        self._run(f"INSERT INTO onemap_api_keys ({', '.join(KEY_COLUMNS)}) VALUES ({marks})", _key_values(record, True))
+
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        rows = self._run(f"SELECT {', '.join(KEY_COLUMNS)} FROM onemap_api_keys WHERE id = ?", (key_id,), fetch=True)
+        return _key_record(rows[0]) if rows else None
+
+    def list_keys(self) -> list[KeyRecord]:
+        rows = self._run(f"SELECT {', '.join(KEY_COLUMNS)} FROM onemap_api_keys ORDER BY created", fetch=True)
+        return [_key_record(r) for r in rows]
+
+    def revoke_key(self, key_id: str, when: dt.datetime) -> bool:
+        conn = self._connect()
+        try:
+            cur = conn.execute("UPDATE onemap_api_keys SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                               (_iso(when), key_id))
+            return cur.rowcount > 0
+        finally:
+            conn.close()
+
+    def append_audit(self, records: Iterable[AuditRecord]) -> None:
+        rows = [tuple(_iso(v) if isinstance(v, dt.datetime) else v for v in astuple(r)) for r in records]
+        if rows:
+            marks = ", ".join("?" * len(AUDIT_COLUMNS))
+            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks})", rows, many=True)
+
+    def count_admitted(self, key_id: str, since: dt.datetime) -> int:
+        rows = self._run(
+            "SELECT count(*) FROM onemap_audit WHERE key_id = ? AND ts >= ? AND status NOT IN (401, 403, 429)",
+            (key_id, _iso(since)), fetch=True,
+        )
+        return int(rows[0][0])
+
+    def query_audit(self, since, key_id, collection, limit) -> list[AuditRecord]:
+        where, params = _audit_filter(since, key_id, collection, "?", True)
+        sql = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM onemap_audit{where} ORDER BY seq DESC LIMIT ?"
+        return [_audit_record(r) for r in self._run(sql, [*params, limit], fetch=True)]
+
+    def close(self) -> None:
+        """Connections are per call."""
+
+
+class PostgresAdmin:
+    """Admin tables in the PostGIS database, on one connection of their own (reconnected when lost)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _run(self, sql: str, params: Any = None, many: bool = False, fetch: bool = False) -> list[tuple]:
+        with self._lock:
+            for attempt in range(2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
+                                                     application_name="onemap-admin")
+                    with self._conn.cursor() as cur:
+                        if many:
+                            cur.executemany(sql, params)
+                        else:
+                            cur.execute(sql, params)
+                        return cur.fetchall() if fetch else []
+                except psycopg.OperationalError:
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = None
+                    if attempt:
+                        raise
+        return []
+
+    def setup(self) -> None:
+        ddl = (SQL_DIR / "admin_pg.sql").read_text(encoding="utf-8")
+        with psycopg.connect(self.url, connect_timeout=10) as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('onemap_admin_setup'))")
+            conn.execute(ddl)  # type: ignore[arg-type]  # trusted file shipped with the package
+
+    def add_key(self, record: KeyRecord) -> None:
+        marks = ", ".join(["%s"] * len(KEY_COLUMNS))
+        self._run(f"INSERT INTO onemap_api_keys ({', '.join(KEY_COLUMNS)}) VALUES ({marks})",
+                  _key_values(record, False))
+
+    def get_key(self, key_id: str) -> KeyRecord | None:
+        rows = self._run(f"SELECT {', '.join(KEY_COLUMNS)} FROM onemap_api_keys WHERE id = %s", (key_id,), fetch=True)
+        return _key_record(rows[0]) if rows else None
+
+    def list_keys(self) -> list[KeyRecord]:
+        rows = self._run(f"SELECT {', '.join(KEY_COLUMNS)} FROM onemap_api_keys ORDER BY created", fetch=True)
+        return [_key_record(r) for r in rows]
+
+    def revoke_key(self, key_id: str, when: dt.datetime) -> bool:
+        rows = self._run("UPDATE onemap_api_keys SET revoked = %s WHERE id = %s AND revoked IS NULL RETURNING id",
+                         (when, key_id), fetch=True)
+        return bool(rows)
+
+    def append_audit(self, records: Iterable[AuditRecord]) -> None:
+        rows = [astuple(r) for r in records]
+        if rows:
+            marks = ", ".join(["%s"] * len(AUDIT_COLUMNS))
+            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks})", rows, many=True)
+
+    def count_admitted(self, key_id: str, since: dt.datetime) -> int:
+        rows = self._run(
+            "SELECT count(*) FROM onemap_audit WHERE key_id = %s AND ts >= %s AND status NOT IN (401, 403, 429)",
+            (key_id, since), fetch=True,
+        )
+        return int(rows[0][0])
+
+    def query_audit(self, since, key_id, collection, limit) -> list[AuditRecord]:
+        where, params = _audit_filter(since, key_id, collection, "%s", False)
+        sql = f"SELECT {', '.join(AUDIT_COLUMNS)} FROM onemap_audit{where} ORDER BY seq DESC LIMIT %s"
+        return [_audit_record(r) for r in self._run(sql, [*params, limit], fetch=True)]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def admin_store(settings: Settings) -> AdminStore:
+    """The admin tables of the configured store."""
+    if settings.database_url:
+        return PostgresAdmin(settings.database_url)
+    return SqliteAdmin(settings.data_dir / ADMIN_FILE)

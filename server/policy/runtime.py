@@ -1,0 +1,182 @@
+"""The policy's server-side state: the edition's resolver, key lookups, limits, audit and store checks.
+
+Authentication of one request (``authenticate``): no key -> the anonymous policy when the edition
+allows it, else 401; a malformed, unknown, revoked or wrong key -> 401; a client address outside
+the key's ranges or a time outside its validity window -> 403; over the per-key rate or the daily
+quota -> 429 with Retry-After. Key records are cached for ``KEY_TTL_S`` seconds, so a revocation
+takes effect on every replica within that time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from cachetools import TTLCache
+from starlette.concurrency import run_in_threadpool
+
+from server.catalog import Catalog
+from server.errors import OGCError, Unavailable
+from server.policy.admin import admin_store
+from server.policy.audit import AuditWriter
+from server.policy.editions import EditionError, check_against_catalog, load_editions
+from server.policy.keys import KeyRecord, parse_key
+from server.policy.labels import label_problem, read_label
+from server.policy.limits import QuotaCounter, RateLimiter
+from server.policy.model import Policy
+from server.policy.resolve import PolicyResolver
+from server.settings import Settings
+
+log = logging.getLogger("onemap.policy")
+
+KEY_TTL_S = 5.0
+RETRY_READY_S = 2.0
+KEY_HELP = "Send it in the X-API-Key header or the api_key query parameter."
+
+
+class Unauthorized(OGCError):
+    """No usable credential (401)."""
+
+    status = 401
+    code = "Unauthorized"
+    headers = {"WWW-Authenticate": 'ApiKey realm="onemap", header="X-API-Key", query="api_key"'}
+
+
+class Forbidden(OGCError):
+    """A valid key used from the wrong place or at the wrong time (403)."""
+
+    status = 403
+    code = "Forbidden"
+
+
+class TooManyRequests(OGCError):
+    """Over the key's rate or daily quota (429 + Retry-After)."""
+
+    status = 429
+    code = "TooManyRequests"
+
+    def __init__(self, description: str, retry_after: int) -> None:
+        super().__init__(description)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class StoreRefused(EditionError):
+    """The store holds data above the edition; the server must not serve it."""
+
+
+class PolicyRuntime:
+    """Everything the policy middleware needs, built once per app."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.editions = load_editions(settings.config_dir)
+        problems = check_against_catalog(self.editions, catalog)
+        if problems:
+            raise EditionError("\n".join(problems))
+        self.resolver = PolicyResolver(catalog, self.editions, settings.edition)
+        self.edition = settings.edition
+        self.spec = self.resolver.spec
+        self.admin = admin_store(settings)
+        self.audit = AuditWriter(self.admin)
+        self.rates = RateLimiter()
+        self.quotas = QuotaCounter(self._seed_quota)
+        self._keys: TTLCache[str, KeyRecord | None] = TTLCache(maxsize=10_000, ttl=KEY_TTL_S)
+        self.ready = False
+        self.problem: str | None = None
+        self._next_try = 0.0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        self.admin.setup()
+        problem = label_problem(read_label(self.settings), self.edition, self.spec)
+        if problem:
+            self.problem = problem
+            raise StoreRefused(problem)
+        self.ready = True
+
+    async def start(self) -> None:
+        """Create the admin tables and check the store's label; a store above the edition stops start-up."""
+        try:
+            await run_in_threadpool(self._prepare)
+        except StoreRefused:
+            raise
+        except Exception as exc:  # store unreachable: requests answer 503 until it is back
+            log.warning("store not ready at start-up, will retry: %s", exc)
+            self._next_try = time.monotonic() + RETRY_READY_S
+        self.audit.start()
+
+    async def stop(self) -> None:
+        """Write the pending audit records and close the admin connection."""
+        await run_in_threadpool(self.audit.stop)
+        self.admin.close()
+
+    async def ensure_ready(self) -> None:
+        """Raise ``Unavailable`` until the store has been checked (retried at most every 2 s)."""
+        if self.ready:
+            return
+        if self.problem is None and time.monotonic() >= self._next_try:
+            self._next_try = time.monotonic() + RETRY_READY_S
+            try:
+                await run_in_threadpool(self._prepare)
+                return
+            except StoreRefused as exc:
+                log.error("refusing to serve: %s", exc)
+            except Exception as exc:
+                log.warning("store still not ready: %s", exc)
+        raise Unavailable("The data store is not available; retry shortly.", retry_after=5)
+
+    # -- callers -------------------------------------------------------------------------------
+
+    async def _seed_quota(self, key_id: str, since: dt.datetime) -> int:
+        await run_in_threadpool(self.audit.flush)
+        try:
+            return await run_in_threadpool(self.admin.count_admitted, key_id, since)
+        except Exception as exc:
+            log.warning("quota lookup failed: %s", exc)
+            raise Unavailable("The key store is not reachable; retry shortly.") from None
+
+    async def _record(self, key_id: str) -> KeyRecord | None:
+        if key_id in self._keys:
+            return self._keys[key_id]
+        try:
+            record = await run_in_threadpool(self.admin.get_key, key_id)
+        except Exception as exc:
+            log.warning("key lookup failed: %s", exc)
+            raise Unavailable("The key store is not reachable; retry shortly.") from None
+        self._keys[key_id] = record
+        return record
+
+    def forget_keys(self) -> None:
+        """Drop cached key records (the next request reads them from the store)."""
+        self._keys.clear()
+
+    def anonymous(self) -> Policy | None:
+        """The anonymous caller's policy, or ``None`` when the edition requires a key."""
+        return self.resolver.policy() if self.spec.anonymous else None
+
+    def public_only(self) -> Policy:
+        """What pages that need no key see when the edition requires one: no collections."""
+        return self.resolver.policy(None, frozenset())
+
+    async def authenticate(self, raw_key: str | None, client_ip: str | None, now: dt.datetime) -> Policy:
+        """The caller's policy, or an ``OGCError`` (401, 403, 429) saying what is wrong."""
+        if raw_key is None:
+            policy = self.anonymous()
+            if policy is None:
+                raise Unauthorized(f"This server requires an API key. {KEY_HELP}")
+            return policy
+        parsed = parse_key(raw_key)
+        record = await self._record(parsed[0]) if parsed else None
+        if record is None or record.revoked is not None or not record.matches(parsed[1]):
+            raise Unauthorized(f"The API key is not valid. {KEY_HELP}")
+        if not record.allows_ip(client_ip):
+            raise Forbidden(f"The API key may not be used from address {client_ip}.")
+        if (problem := record.window_problem(now)) is not None:
+            raise Forbidden(problem)
+        if record.rate is not None and (wait := self.rates.check(record.id, record.rate)):
+            raise TooManyRequests(f"Rate limit of {record.rate:g} requests per second exceeded.", wait)
+        if record.daily_quota is not None and (wait := await self.quotas.take(record.id, record.daily_quota, now)):
+            raise TooManyRequests(f"Daily quota of {record.daily_quota} requests used up.", wait)
+        return self.resolver.policy(record.id, record.scopes)

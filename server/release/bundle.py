@@ -1,0 +1,165 @@
+"""Build a release bundle for a lower edition from the current store (``onemap release``).
+
+The bundle, a directory::
+
+    onemap.gpkg        the embedded store: only the collections, fields and rows the edition may hold,
+                       masked, generalized and rounded as its rules say, with tile overviews and a label
+    rasters/...        the COGs of the visible raster collections, coarsened to the edition's cap
+    stac/...           a static STAC catalog of those rasters (pystac, validated)
+    manifest.json      edition, levels, rule version and digest, per-collection counts, checksums
+
+Nothing above the edition is ever written into the bundle: rows and columns are filtered in the
+reading SQL and the rest is applied before a batch reaches the writer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pystac
+
+from server.catalog import Catalog, Collection, load_catalog
+from server.policy.editions import check_against_catalog, load_editions
+from server.policy.labels import StoreLabel, read_label, write_gpkg_label
+from server.policy.model import CollectionAccess
+from server.policy.rasters import coarsen_cog, ground_resolution_m, within_resolution
+from server.policy.resolve import PolicyResolver
+from server.release.manifest import BundleError, write_manifest
+from server.release.reader import gpkg_batches, pg_batches
+from server.sample import GPKG_NAME
+from server.sample.geopackage import GeoPackageWriter, open_for_edits
+from server.settings import Settings
+
+DEFAULT_BASE = "http://localhost:8000"
+Progress = Callable[[str], None]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_vectors(settings: Settings, vectors: list[CollectionAccess], path: Path, label: StoreLabel,
+                   say: Progress, overviews: bool) -> dict[str, int]:
+    counts = {a.id: 0 for a in vectors}
+    writer = GeoPackageWriter(path, [a.view for a in vectors])
+    try:
+        for a in vectors:
+            say(f"vector {a.id}")
+            if settings.database_url:
+                batches = pg_batches(settings.database_url, a.view, a.restriction)
+            else:
+                batches = gpkg_batches(settings.gpkg_path, a.view, a.restriction)
+            for batch in batches:
+                writer.write(batch)
+                counts[a.id] += len(batch)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    from server.sources.geopackage_tiles import build_overviews
+
+    conn = open_for_edits(path)
+    try:
+        if overviews:
+            say("tile overviews")
+            build_overviews(conn, Catalog([a.view for a in vectors]))
+        write_gpkg_label(conn, label)
+        conn.commit()
+    finally:
+        conn.close()
+    return counts
+
+
+def _inside(root: Path, rel: str) -> Path:
+    path = (root / rel).resolve()
+    if root.resolve() not in path.parents:
+        raise BundleError(f"asset path '{rel}' leaves the data directory")
+    return path
+
+
+def _write_rasters(settings: Settings, rasters: list[CollectionAccess], out: Path,
+                   say: Progress) -> tuple[dict[str, Any], list[Collection]]:
+    docs: dict[str, Any] = {}
+    shipped: list[Collection] = []
+    for a in rasters:
+        assets, kept = {}, []
+        for asset in a.view.raster.assets:
+            src = _inside(settings.data_dir, asset.path)
+            if not src.is_file():
+                say(f"raster {asset.id}: no file, skipped")
+                continue
+            dst = _inside(out, asset.path)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            coarsened = not within_resolution(src, a.max_resolution_m)
+            if coarsened:
+                say(f"raster {asset.id}: coarsening to {a.max_resolution_m} m")
+                coarsen_cog(src, dst, a.max_resolution_m)
+            else:
+                shutil.copyfile(src, dst)
+            assets[asset.id] = {"path": asset.path, "resolution_m": round(ground_resolution_m(dst), 3),
+                                "coarsened": coarsened}
+            kept.append(asset)
+        if kept:
+            docs[a.id] = {"kind": "raster", "assets": assets, "max_resolution_m": a.max_resolution_m}
+            shipped.append(a.view.model_copy(update={"raster": a.view.raster.model_copy(update={"assets": kept})}))
+    return docs, shipped
+
+
+def _write_stac(rasters: list[Collection], out: Path, base_url: str) -> None:
+    from server.stac_api.build import build_catalog
+    from server.stac_api.validate import validate_tree
+
+    root = build_catalog(Catalog(rasters), out, base_url.rstrip("/"))
+    root.normalize_hrefs(str(out / "stac"))
+    problems = validate_tree(root)
+    if problems:
+        raise BundleError("the release STAC catalog does not validate: " + "; ".join(problems))
+    root.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+
+
+def build_release(settings: Settings, edition: str, out_dir: Path, base_url: str = DEFAULT_BASE,
+                  progress: Progress | None = None, overviews: bool = True) -> dict[str, Any]:
+    """Write the bundle for ``edition`` into ``out_dir`` (new or empty); returns the manifest.
+
+    ``overviews=False`` leaves the tile overviews out (tiles then generalize on the fly; the
+    PostGIS import always builds them).
+    """
+    say = progress or (lambda _m: None)
+    catalog = load_catalog(settings.collections_dir)
+    editions = load_editions(settings.config_dir)
+    if problems := check_against_catalog(editions, catalog):
+        raise BundleError("\n".join(problems))
+    resolver = PolicyResolver(catalog, editions, edition)
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise BundleError(f"{out} is not empty; give a new directory")
+    source = read_label(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    label = StoreLabel(edition, tuple(resolver.spec.levels), editions.rules_version, editions.digest, _now())
+    access = list(resolver.policy().collections.values())
+    try:
+        vectors = [a for a in access if a.view.is_vector]
+        counts = _write_vectors(settings, vectors, out / GPKG_NAME, label, say, overviews)
+        raster_docs, shipped = _write_rasters(settings, [a for a in access if a.view.raster], out, say)
+        if shipped:
+            _write_stac(shipped, out, base_url)
+    except BaseException:
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    collections: dict[str, Any] = {
+        a.id: {"kind": "vector", "features": counts[a.id], "fields": list(a.fields), **a.describe()}
+        for a in access if a.id in counts
+    }
+    collections.update(raster_docs)
+    doc = {
+        "edition": edition, "levels": list(label.levels), "rules_version": label.rules_version,
+        "rules_digest": label.rules_digest, "created": label.released,
+        "source": {"store": "postgis" if settings.database_url else "geopackage", "edition": source.edition or "master"},
+        "collections": collections,
+    }
+    write_manifest(out, doc)
+    return doc

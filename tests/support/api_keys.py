@@ -1,0 +1,19 @@
+"""Issue a real API key into an app's admin store, for tests that call a key-protected edition."""
+
+from __future__ import annotations
+
+from server.policy.admin import admin_store
+from server.policy.keys import KeyRecord, new_key
+from server.settings import Settings
+
+
+def issue_key(settings: Settings, name: str = "tests", scopes: frozenset[str] | None = None) -> str:
+    """A fresh key (every collection unless ``scopes``) stored where the app built from ``settings`` looks."""
+    store = admin_store(settings)
+    try:
+        store.setup()
+        key_id, key, hashed = new_key()
+        store.add_key(KeyRecord(id=key_id, name=name, secret_hash=hashed, scopes=scopes))
+    finally:
+        store.close()
+    return key

@@ -1,0 +1,111 @@
+"""The audit log: every access recorded (batched, off the request path), queryable, append-only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from server.app import create_app
+from server.cli import main as cli_main
+from server.policy.admin import AuditRecord, admin_store
+from server.policy.keys import parse_key
+from tests.conftest import settings_for
+from tests.support.api_keys import issue_key
+
+
+@pytest.fixture(scope="module")
+def settings(backend, request):
+    return settings_for(backend, request)
+
+
+@pytest.fixture(scope="module")
+def recorded(settings):
+    """Make a few requests with a fresh key, stop the app (which writes the queue); (key id, key)."""
+    key = issue_key(settings, "audit test")
+    key_id = parse_key(key)[0]
+    app = create_app(settings)
+    with TestClient(app, client=("10.9.8.7", 5000), headers={"X-API-Key": key}) as c:
+        assert c.get("/collections/land_survey/items", params={"limit": 7, "bbox": "121.4,29.75,121.7,29.95",
+                                                               "api_key": key}).status_code == 200
+        assert c.get("/collections/land_survey/tiles/WebMercatorQuad/8/107/213").status_code in (200, 204)
+        assert c.get("/collections/no_such/items").status_code == 404
+        assert c.get("/collections", headers={"X-API-Key": key[:-3] + "zzz"}).status_code == 401
+    return key_id, key
+
+
+def rows(settings, key_id: str) -> list[AuditRecord]:
+    store = admin_store(settings)
+    try:
+        return store.query_audit(None, key_id, None, 100)
+    finally:
+        store.close()
+
+
+def test_every_access_is_recorded(settings, recorded):
+    key_id, key = recorded
+    found = {r.path: r for r in rows(settings, key_id)}
+    items = found["/collections/land_survey/items"]
+    assert items.edition == "classified" and items.client_ip == "10.9.8.7" and items.status == 200
+    assert items.collection == "land_survey" and items.returned == 7 and items.method == "GET"
+    assert items.route == "/collections/{collectionId}/items"
+    assert "bbox=121.4%2C29.75%2C121.7%2C29.95" in items.params and "limit=7" in items.params
+    assert key not in (items.params or "") and "api_key" not in (items.params or "")
+    assert items.ts > dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5) and items.duration_ms > 0
+    tile = found["/collections/land_survey/tiles/WebMercatorQuad/8/107/213"]
+    assert tile.returned == (1 if tile.status == 200 else 0)
+    assert found["/collections/no_such/items"].status == 404
+    refused = found["/collections"]  # a wrong secret for a real key id: audited under that id, 401
+    assert refused.status == 401 and refused.collection is None
+
+
+def test_audit_command_filters(capsys, settings, recorded):
+    key_id, _ = recorded
+    args = ["--database-url", settings.database_url] if settings.database_url else ["--data-dir", str(settings.data_dir)]
+    assert cli_main(["audit", *args, "--key", key_id, "--collection", "land_survey", "--since", "1h", "--json"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert {d["path"] for d in docs} == {"/collections/land_survey/items",
+                                         "/collections/land_survey/tiles/WebMercatorQuad/8/107/213"}
+    assert all(d["key_id"] == key_id and d["edition"] == "classified" for d in docs)
+    assert cli_main(["audit", *args, "--key", key_id, "--limit", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(f"key={key_id}" in line for line in lines)
+    assert cli_main(["audit", *args, "--since", "yesterday-ish"]) == 2
+    assert "--since" in capsys.readouterr().err
+
+
+def test_audit_log_is_append_only(settings, recorded):
+    key_id, _ = recorded
+    if settings.database_url:
+        with psycopg.connect(settings.database_url, autocommit=True) as conn:
+            for stmt in ("UPDATE onemap_audit SET status = 200 WHERE key_id = %s",
+                         "DELETE FROM onemap_audit WHERE key_id = %s"):
+                with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                    conn.execute(stmt, [key_id])
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute("TRUNCATE onemap_audit")
+    else:
+        with sqlite3.connect(settings.data_dir / "onemap_admin.sqlite") as conn:
+            for stmt in ("UPDATE onemap_audit SET status = 200 WHERE key_id = ?", "DELETE FROM onemap_audit WHERE key_id = ?"):
+                with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                    conn.execute(stmt, [key_id])
+    assert len(rows(settings, key_id)) == 4
+
+
+def test_writes_are_batched_off_the_request_path(settings):
+    """Requests only queue records; the writer thread appends them in batches."""
+    key = issue_key(settings, "batch test")
+    app = create_app(settings)
+    writer = app.state.policy.audit
+    writer.interval = 60.0  # the background thread writes nothing during the burst
+    with TestClient(app, headers={"X-API-Key": key}) as c:
+        for _ in range(5):
+            c.get("/conformance")
+        queued = writer.pending
+        assert queued >= 5
+        assert writer.flush() >= 5 and writer.pending == 0
+    assert len(rows(settings, parse_key(key)[0])) == 5

@@ -6,9 +6,8 @@ from contextlib import asynccontextmanager
 from importlib import import_module
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
-from server import errors
+from server import cache, errors, policy
 from server.catalog import load_catalog
 from server.settings import Settings
 from server.sources import make_source
@@ -17,6 +16,9 @@ from server.sources import make_source
 CAPABILITIES = (
     "server.common.routes",
     "server.features.routes",
+    "server.tiles.routes",
+    "server.raster.routes",
+    "server.stac_api.routes",
     "server.styles.routes",
     "server.html.viewer",
 )
@@ -31,9 +33,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await source.open()
+        await app.state.cache.open()
         try:
             yield
         finally:
+            await app.state.cache.close()
             await source.close()
 
     app = FastAPI(
@@ -43,14 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api",
         docs_url="/api.html",
         redoc_url=None,
-        default_response_class=ORJSONResponse,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.catalog = catalog
     app.state.source = source
     errors.install(app)
+    cache.install(app, settings, catalog, source)
     app.state.capabilities = [import_module(name) for name in CAPABILITIES]
     for module in app.state.capabilities:
         app.include_router(module.router)
+    policy.install(app)  # outermost middleware: every request is authenticated and audited
     return app

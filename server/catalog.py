@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 FieldType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+Level = Literal["public", "sensitive", "secret"]  # classification, lowest first (see server.policy)
 
 
 class Strict(BaseModel):
@@ -37,6 +38,7 @@ class FieldSpec(Strict):
     title: Text
     description: Text | None = None
     codes: str | None = Field(default=None, description="Name of a code list the values come from")
+    level: Level | None = Field(default=None, description="Classification when above the collection's")
 
     @field_validator("name")
     @classmethod
@@ -88,6 +90,9 @@ class TileSpec(Strict):
     min_area_px: float = Field(default=0.0, ge=0, description="Drop polygons smaller than this, in px²")
     max_features: int = Field(default=20_000, ge=1, description="Cap on features in one tile")
     extent: int = Field(default=4096, ge=256, le=16384)
+    properties: list[str] | None = Field(
+        default=None, description="Fields carried in vector tiles (all when unset; the id field always)"
+    )
 
 
 class RasterAsset(Strict):
@@ -108,6 +113,23 @@ class RasterSpec(Strict):
     maxzoom: int = Field(default=18, ge=0, le=24)
 
 
+class RowRule(Strict):
+    """Rows whose ``field`` value is one of ``values`` are classified at ``level``."""
+
+    level: Level
+    field: str
+    op: Literal["in"] = "in"
+    values: list[str | int | float] = Field(min_length=1)
+    reason: Text | None = None
+
+
+class Classification(Strict):
+    """Level of the collection, plus declared rules raising some rows higher. Undeclared = secret."""
+
+    level: Level = "secret"
+    rows: list[RowRule] = []
+
+
 class Collection(Strict):
     """A collection as declared once and shown on every surface.
 
@@ -124,6 +146,7 @@ class Collection(Strict):
     extent: Extent
     fields: list[FieldSpec] = []
     tiles: TileSpec = TileSpec()
+    classification: Classification = Classification()
 
     @property
     def is_vector(self) -> bool:
@@ -142,6 +165,12 @@ class Collection(Strict):
             raise ValueError(f"source.id_field '{self.source.id_field}' is not among the fields")
         if self.tiles.minzoom > self.tiles.maxzoom:
             raise ValueError("tiles.minzoom is above tiles.maxzoom")
+        unknown = [n for n in self.tiles.properties or () if n not in names]
+        if unknown:
+            raise ValueError(f"tiles.properties {unknown} are not among the fields")
+        for rule in self.classification.rows:
+            if rule.field not in names:
+                raise ValueError(f"classification row rule field '{rule.field}' is not among the fields")
         return self
 
     @property

@@ -47,9 +47,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     started = time.perf_counter()
-    counts = build_sample(
-        args.scale, settings.data_dir, settings.database_url, progress=lambda m: print(m, flush=True)
-    )
+    say = lambda m: print(m, flush=True)  # noqa: E731
+    counts = build_sample(args.scale, settings.data_dir, settings.database_url, progress=say)
+    if args.rasters:
+        from server.raster.sample import write_sample_rasters
+
+        counts["raster files"] = len(write_sample_rasters(settings.data_dir, progress=say))
     for name, n in counts.items():
         print(f"{name:>18}: {n:>9,}")
     where = settings.database_url and "PostGIS" or settings.gpkg_path
@@ -88,6 +91,41 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_seed(args: argparse.Namespace) -> int:
+    """Pre-render tiles into the shared cache (see ``server/cache/seed.py``)."""
+    from server.cache import seed
+
+    return seed.run(args, _settings(args))
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Create, list or revoke API keys (see ``server/policy/commands.py``)."""
+    from server.policy import commands
+
+    return commands.run_keys(args, _settings(args))
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Query the audit log (see ``server/policy/commands.py``)."""
+    from server.policy import commands
+
+    return commands.run_audit(args, _settings(args))
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    """Build a desensitized release bundle for a lower edition (see ``server/release``)."""
+    from server.release import commands
+
+    return commands.run_release(args, _settings(args))
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Verify a release bundle and load it into this store (see ``server/release``)."""
+    from server.release import commands
+
+    return commands.run_import(args, _settings(args))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="onemap", description="OneMap natural-resources one map server")
     sub = p.add_subparsers(dest="command", required=True)
@@ -104,12 +142,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--scale", type=int, default=20_000, help="number of parcels (default 20000)")
     s.add_argument("--database-url", help="load into this PostGIS instead of the embedded store")
     s.add_argument("--data-dir", help="directory of the embedded store and rasters")
+    s.add_argument("--no-rasters", dest="rasters", action="store_false", help="skip the imagery and DEM COGs")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("check-config", help="validate the configuration, catalog and store")
     s.add_argument("--database-url")
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_check_config)
+
+    from server.cache.seed import add_parser as add_seed_parser
+
+    add_seed_parser(sub).set_defaults(func=cmd_seed)
+
+    from server.policy.commands import add_parsers as add_policy_parsers
+    from server.release.commands import add_parsers as add_release_parsers
+
+    add_policy_parsers(sub, keys=cmd_keys, audit=cmd_audit)
+    add_release_parsers(sub, release=cmd_release, import_=cmd_import)
     return p
 
 

@@ -31,6 +31,19 @@ class Settings(BaseSettings):
     pool_min_size: int = Field(default=2, ge=1)
     pool_max_size: int = Field(default=10, ge=1)
     statement_timeout_ms: int = Field(default=15_000, ge=100)
+    # -- caching (server/cache) --
+    redis_url: str | None = Field(default=None, description="Shared response cache; none when unset")
+    redis_timeout_s: float = Field(default=0.25, gt=0, description="Redis connect/read timeout")
+    redis_breaker_failures: int = Field(default=3, ge=1, description="Failures before Redis is skipped")
+    redis_breaker_cooldown_s: float = Field(default=10.0, gt=0, description="How long Redis is skipped")
+    redis_ttl_s: int = Field(default=7 * 86_400, ge=1, description="Lifetime of a shared cache entry")
+    cache_memory_bytes: int = Field(default=256 * 2**20, ge=0, description="In-process cache bound (bytes)")
+    cache_max_entry_bytes: int = Field(default=8 * 2**20, ge=1, description="Bigger bodies are not cached")
+    cache_max_age_s: int = Field(default=60, ge=0, description="Cache-Control max-age of public responses")
+    cache_version_ttl_s: float = Field(default=1.0, ge=0, description="How long a data version is trusted")
+    cache_secret: str | None = Field(default=None, description="ETag key; random per process when unset")
+    cache_namespace: str = Field(default="1", description="Change to drop every shared entry (upgrades)")
+    cache_fast_path: bool = Field(default=True, description="Serve anonymous hits before routing")
 
     @property
     def gpkg_path(self) -> Path:

@@ -11,9 +11,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from server.cache import cached
 from server.catalog import Collection, Text
-from server.errors import collection_not_found
 from server.html import render_page
+from server.policy import visible_collection, visible_collections
 from server.web import HTML, JSON, base_url, json_response, link, output_format, self_links
 
 router = APIRouter(tags=["Common"])
@@ -115,22 +116,28 @@ async def collections(request: Request):
     fmt = output_format(request)
     lang = language(request)
     base = base_url(request)
-    docs = [collection_document(request, c, lang) for c in request.app.state.catalog]
-    doc = {"links": self_links(f"{base}/collections", fmt, _FORMATS, "Collections"), "collections": docs}
-    if fmt == "html":
-        return render_page(request, "collections.html", doc=doc)
-    return json_response(doc, headers={"Content-Language": lang})
+
+    async def produce():
+        docs = [collection_document(request, c, lang) for c in visible_collections(request)]
+        doc = {"links": self_links(f"{base}/collections", fmt, _FORMATS, "Collections"), "collections": docs}
+        if fmt == "html":
+            return render_page(request, "collections.html", doc=doc)
+        return json_response(doc, headers={"Content-Language": lang})
+
+    return await cached(request, "collections", (fmt,), produce, query=False, base=True, language=lang)
 
 
 @router.get("/collections/{collectionId}", summary="One collection")
 async def collection(request: Request, collectionId: str):
     """The description of one collection."""
-    c = request.app.state.catalog.get(collectionId)
-    if c is None:
-        raise collection_not_found(collectionId)
+    c = visible_collection(request, collectionId)
     fmt = output_format(request)
     lang = language(request)
-    doc = collection_document(request, c, lang)
-    if fmt == "html":
-        return render_page(request, "collection.html", doc=doc, collection=c, lang=lang)
-    return json_response(doc, headers={"Content-Language": lang})
+
+    async def produce():
+        doc = collection_document(request, c, lang)
+        if fmt == "html":
+            return render_page(request, "collection.html", doc=doc, collection=c, lang=lang)
+        return json_response(doc, headers={"Content-Language": lang})
+
+    return await cached(request, "collection", (c.id, fmt), produce, query=False, base=True, language=lang)

@@ -13,10 +13,12 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
+from server.cache import cached
 from server.catalog import Collection
-from server.errors import InvalidParameter, NotFound, collection_not_found
+from server.errors import InvalidParameter, NotFound
 from server.features.params import parse_bbox, parse_datetime, parse_limit, parse_properties
 from server.html import render_page
+from server.policy import note_returned, visible_collection
 from server.sources import Cursor, ItemQuery, Page
 from server.web import GEOJSON, HTML, JSON, base_url, link, output_format
 
@@ -29,7 +31,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
 CRS84 = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
-_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", "f"}
+_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", "f", "api_key"}
+_NOT_IN_LINKS = {"cursor", "api_key"}  # a credential never goes into a (cacheable) body
 _FORMATS = ("json", "html")
 
 
@@ -45,11 +48,8 @@ def collection_links(c: Collection, base: str) -> list[dict]:
 
 
 def vector_collection(request: Request, collection_id: str) -> Collection:
-    """The vector collection with this id, or the one 404 for anything missing or not vector."""
-    c = request.app.state.catalog.get(collection_id)
-    if c is None or not c.is_vector:
-        raise collection_not_found(collection_id)
-    return c
+    """The vector collection as the caller may see it, or the one 404 for anything missing, hidden or not vector."""
+    return visible_collection(request, collection_id, "vector")
 
 
 def _reject_unknown(request: Request, allowed: set[str]) -> None:
@@ -62,14 +62,14 @@ def _reject_unknown(request: Request, allowed: set[str]) -> None:
 
 
 def _page_link(request: Request, url: str, rel: str, cursor: Cursor, fmt: str) -> dict:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in _NOT_IN_LINKS]
     params.append(("cursor", cursor.encode()))
     media = GEOJSON if fmt == "json" else HTML
     return link(f"{url}?{urlencode(params)}", rel, media, f"{rel} page")
 
 
 def _envelope(request: Request, url: str, page: Page, fmt: str) -> bytes:
-    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "f"])
+    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in ("f", "api_key")])
     here = f"{url}?{query}&" if query else f"{url}?"
     links = [
         link(f"{here}f=json", "self" if fmt == "json" else "alternate", GEOJSON, "This page as GeoJSON"),
@@ -116,31 +116,40 @@ async def items(
         interval=interval,
         cursor=Cursor.decode(cursor) if cursor else None,
     )
-    page = await request.app.state.source.query(c, q)
-    url = f"{base_url(request)}/collections/{c.id}/items"
-    body = _envelope(request, url, page, fmt)
-    if fmt == "html":
-        return render_page(request, "items.html", doc=orjson.loads(body), collection=c)
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": CRS84})
+
+    async def produce() -> Response:
+        page = await request.app.state.source.query(c, q)
+        note_returned(request, page.number_returned)
+        url = f"{base_url(request)}/collections/{c.id}/items"
+        body = _envelope(request, url, page, fmt)
+        if fmt == "html":
+            return render_page(request, "items.html", doc=orjson.loads(body), collection=c)
+        return Response(body, media_type=GEOJSON, headers={"Content-Crs": CRS84})
+
+    return await cached(request, "items", (c.id, fmt), produce, collections=[c], base=True)
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature")
 async def item(request: Request, collectionId: str, featureId: str, f: str | None = Query(None)):
     """One feature by its id (for parcels, the 28-character unit code)."""
     c = vector_collection(request, collectionId)
-    _reject_unknown(request, {"f"})
+    _reject_unknown(request, {"f", "api_key"})
     fmt = output_format(request, _FORMATS)
-    feature = await request.app.state.source.get(c, featureId, c.field_names)
-    if feature is None:
-        raise NotFound(f"Feature '{featureId}' does not exist in collection '{c.id}'.")
-    base = base_url(request)
-    url = f"{base}/collections/{c.id}/items/{featureId}"
-    links = [
-        link(url if fmt == "json" else f"{url}?f=json", "self" if fmt == "json" else "alternate", GEOJSON, "This feature"),
-        link(f"{url}?f=html", "self" if fmt == "html" else "alternate", HTML, "This feature as HTML"),
-        link(f"{base}/collections/{c.id}", "collection", JSON, "The collection"),
-    ]
-    body = feature[:-1] + b',"links":' + orjson.dumps(links) + b"}"
-    if fmt == "html":
-        return render_page(request, "item.html", doc=orjson.loads(body), collection=c)
-    return Response(body, media_type=GEOJSON, headers={"Content-Crs": CRS84})
+
+    async def produce() -> Response:
+        feature = await request.app.state.source.get(c, featureId, c.field_names)
+        if feature is None:
+            raise NotFound(f"Feature '{featureId}' does not exist in collection '{c.id}'.")
+        base = base_url(request)
+        url = f"{base}/collections/{c.id}/items/{featureId}"
+        links = [
+            link(url if fmt == "json" else f"{url}?f=json", "self" if fmt == "json" else "alternate", GEOJSON, "This feature"),
+            link(f"{url}?f=html", "self" if fmt == "html" else "alternate", HTML, "This feature as HTML"),
+            link(f"{base}/collections/{c.id}", "collection", JSON, "The collection"),
+        ]
+        body = feature[:-1] + b',"links":' + orjson.dumps(links) + b"}"
+        if fmt == "html":
+            return render_page(request, "item.html", doc=orjson.loads(body), collection=c)
+        return Response(body, media_type=GEOJSON, headers={"Content-Crs": CRS84})
+
+    return await cached(request, "item", (c.id, featureId, fmt), produce, collections=[c], base=True)

@@ -11,26 +11,29 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import numpy as np
 import orjson
 import shapely
 from starlette.concurrency import run_in_threadpool
 
 from server.catalog import Catalog, Collection
 from server.errors import Unavailable
-from server.sources.base import Extent, ItemQuery, Page
+from server.policy.desensitize import mask_rows, reduce_geometries
+from server.policy.model import UNRESTRICTED, Restriction
+from server.policy.pgsql import sqlite_exclusion
+from server.policy.resolve import restriction_of
+from server.sources.base import Extent, ItemQuery, Page, TileRequest
 from server.sources.gpkg_geometry import decode_gpkg_geometry
 
 _PRECISION = 7
 
 
-def features_json(ids: list, wkbs: list[bytes], props: list[dict]) -> bytes:
-    """The JSON array of GeoJSON features, coordinates rounded to 7 decimals."""
+def features_json(ids: list, wkbs: list[bytes], props: list[dict], restriction: Restriction = UNRESTRICTED,
+                  srid: int = 4490) -> bytes:
+    """The JSON array of GeoJSON features, coordinates rounded to 7 decimals (or as ``restriction`` says)."""
     if not ids:
         return b"[]"
-    geoms = shapely.from_wkb(wkbs)
-    coords = shapely.get_coordinates(geoms)
-    geoms = shapely.set_coordinates(geoms, np.round(coords, _PRECISION))
+    mask_rows(props, restriction.masked)
+    geoms = reduce_geometries(shapely.from_wkb(wkbs), restriction, srid, _PRECISION)
     texts = shapely.to_geojson(geoms)
     return orjson.dumps(
         [
@@ -117,6 +120,11 @@ class GeoPackageSource:
         if q.cursor:
             where.append(f'"{src.id_field}" {">" if forward else "<"} ?')
             params.append(q.cursor.key)
+        restriction = restriction_of(collection)
+        kept, kept_params = sqlite_exclusion(restriction)
+        if kept:
+            where.append(kept)
+            params += kept_params
         sql = f'SELECT {self._columns(collection, q.properties)} FROM "{src.table}"'
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -128,7 +136,8 @@ class GeoPackageSource:
             rows.reverse()
         ids = [r[0] for r in rows]
         page = Page(
-            features=features_json(ids, [r[1] for r in rows], [dict(zip(q.properties, r[2:])) for r in rows]),
+            features=features_json(ids, [r[1] for r in rows], [dict(zip(q.properties, r[2:])) for r in rows],
+                                   restriction, src.srid),
             number_returned=len(rows),
         )
         if ids:
@@ -163,11 +172,14 @@ class GeoPackageSource:
                 key = int(feature_id)
             except ValueError:
                 return None
+        restriction = restriction_of(collection)
+        kept, kept_params = sqlite_exclusion(restriction)
         sql = f'SELECT {self._columns(collection, properties)} FROM "{src.table}" WHERE "{src.id_field}" = ?'
-        row = self._conn().execute(sql, (key,)).fetchone()
+        row = self._conn().execute(sql + (f" AND {kept}" if kept else ""), (key, *kept_params)).fetchone()
         if row is None:
             return None
-        body = features_json([row[0]], [decode_gpkg_geometry(row[1])], [dict(zip(properties, row[2:]))])
+        body = features_json([row[0]], [decode_gpkg_geometry(row[1])], [dict(zip(properties, row[2:]))],
+                             restriction, src.srid)
         return body[1:-1]
 
     def _extent(self, collection: Collection) -> Extent:
@@ -196,3 +208,15 @@ class GeoPackageSource:
             if missing:
                 problems.append(f"collection '{c.id}': columns missing: {', '.join(missing)}")
         return problems
+
+    # -- vector tiles ------------------------------------------------------------------------------
+
+    async def tile(self, collection: Collection, req: TileRequest) -> bytes:
+        """One MVT layer, encoded in a worker thread (see ``geopackage_tiles``)."""
+        return await self.tiles([(collection, req)])
+
+    async def tiles(self, layers: list[tuple[Collection, TileRequest]]) -> bytes:
+        """Several MVT layers in one tile; b"" when nothing falls in it."""
+        from server.sources.geopackage_tiles import render_tile
+
+        return await run_in_threadpool(lambda: render_tile(self._conn(), layers))

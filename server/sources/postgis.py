@@ -31,8 +31,10 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.catalog import Catalog, Collection
 from server.errors import InvalidParameter, Unavailable
+from server.policy.pgsql import pg_exclusion, pg_geometry, pg_precision, pg_property
+from server.policy.resolve import restriction_of
 from server.settings import Settings
-from server.sources.base import Extent, ItemQuery, Page, TimeInterval
+from server.sources.base import Extent, ItemQuery, Page, TileRequest, TimeInterval
 
 log = logging.getLogger("onemap.sources.postgis")
 
@@ -136,11 +138,19 @@ class PostGISSource:
         """The expression building one GeoJSON Feature from a row."""
         src = c.source
         assert src is not None
-        geom: sql.Composable = sql.Identifier(src.geometry_field)
+        restriction = restriction_of(c)  # masked fields, generalization and precision of this caller
+        geom: sql.Composable = pg_geometry(
+            sql.Identifier(src.geometry_field), restriction, src.srid, src.geometry_type.startswith("Multi")
+        )
         if src.srid not in LONLAT_SRIDS:
             geom = sql.SQL("ST_Transform({}, 4326)").format(geom)
-        pairs = sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(p), sql.Identifier(p)) for p in properties)
-        return template("feature_object").format(id=sql.Identifier(src.id_field), geometry=geom, properties=pairs)
+        pairs = sql.SQL(", ").join(
+            sql.SQL("{}, {}").format(sql.Literal(p), pg_property(p, restriction)) for p in properties
+        )
+        return template("feature_object").format(
+            id=sql.Identifier(src.id_field), geometry=geom, properties=pairs,
+            precision=sql.Literal(pg_precision(restriction)),
+        )
 
     @staticmethod
     def _envelope(c: Collection) -> sql.Composed:
@@ -154,7 +164,7 @@ class PostGISSource:
         self, c: Collection, props: tuple[str, ...], shape: tuple[bool, bool, bool, bool | None]
     ) -> sql.Composed:
         """The page statement for a query shape: (bbox?, start?, end?, cursor direction or none)."""
-        key = (c.id, props, shape)
+        key = (c.id, props, shape, restriction_of(c).key)
         if (found := self._statements.get(key)) is not None:
             return found
         has_bbox, has_start, has_end, cursor = shape
@@ -171,6 +181,9 @@ class PostGISSource:
             where.append(sql.SQL("{} <= %(t1)s").format(sql.Identifier(c.temporal_field)))
         if cursor is not None:
             where.append(sql.SQL("{} > %(key)s" if cursor else "{} < %(key)s").format(id_))
+        kept, _ = pg_exclusion(restriction_of(c))  # rows this caller may not see
+        if kept is not None:
+            where.append(kept)
         columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props)))
         composed = template("page").format(
             columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
@@ -224,6 +237,7 @@ class PostGISSource:
         forward = None if q.cursor is None else q.cursor.forward
         if q.cursor is not None:
             params["key"] = self._key(collection, q.cursor.key)
+        params.update(pg_exclusion(restriction_of(collection))[1])
         shape = (q.bbox is not None, "t0" in params, "t1" in params, forward)
         found, features, first, last = await self._fetch(self._page_sql(collection, props, shape), params)
         more = found > q.limit
@@ -251,15 +265,19 @@ class PostGISSource:
                 return None
             key = int(feature_id)
         props = self._selected(collection, properties)
-        query = self._statements.get(("get", collection.id, props))
+        restriction = restriction_of(collection)
+        kept, kept_params = pg_exclusion(restriction)
+        statement_key = ("get", collection.id, props, restriction.key)
+        query = self._statements.get(statement_key)
         if query is None:
             query = template("feature").format(
                 feature=self._feature(collection, props),
                 table=sql.Identifier(src.table),
                 id=sql.Identifier(src.id_field),
+                kept=kept if kept is not None else sql.SQL("true"),
             )
-            self._statements[("get", collection.id, props)] = query
-        row = await self._fetch(query, {"id": key})
+            self._statements[statement_key] = query
+        row = await self._fetch(query, {"id": key, **kept_params})
         return row[0] if row else None
 
     async def extent(self, collection: Collection) -> Extent:
@@ -306,8 +324,16 @@ class PostGISSource:
         return problems(vectors, rows, {r[0] for r in versioned})
 
     # -- vector tiles ---------------------------------------------------------------------------
-    # ``tile(collection, TileRequest) -> bytes`` (one ST_AsMVT statement) belongs here; it is added
-    # separately with the tiles capability.
+
+    async def tile(self, collection: Collection, req: TileRequest) -> bytes:
+        """One MVT layer (one ST_AsMVT statement; see ``postgis_tiles``)."""
+        return await self.tiles([(collection, req)])
+
+    async def tiles(self, layers: list[tuple[Collection, TileRequest]]) -> bytes:
+        """Several MVT layers built in one statement; b"" when nothing falls in the tile."""
+        from server.sources.postgis_tiles import render_tile
+
+        return await render_tile(self._fetch, layers, cache_key=str(id(self)))
 
 
 def _rfc3339(value: dt.date | dt.datetime) -> str:

@@ -1,0 +1,87 @@
+"""Data versions of collections, memoized for a short time so a cache hit costs no database call.
+
+Vector collections ask their source (``Source.version``); raster collections are versioned by the
+size and modification time of their registered files. A version is trusted for ``ttl_s`` seconds
+(``cache_version_ttl_s``, default 1 s): an edit is seen by every worker at most that long after it
+commits, after which the keys holding the old version are never looked up again. When the store cannot be asked (database down), the last known version
+is kept for another period and logged, so cached responses are still served during the outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+
+from server.catalog import Collection
+
+log = logging.getLogger("onemap.cache")
+
+
+class VersionMemo:
+    """``await get(collection)`` -> the collection's current data version (memoized)."""
+
+    def __init__(self, source, ttl_s: float, data_dir: Path | None = None) -> None:
+        self.source = source
+        self.ttl_s = ttl_s
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.clock = time.monotonic
+        self._memo: dict[str, tuple[str, float]] = {}
+        self._pending: dict[str, asyncio.Future] = {}
+
+    def fresh(self, collection_id: str) -> str | None:
+        """The memoized version if still trusted, else ``None`` (no I/O)."""
+        found = self._memo.get(collection_id)
+        if found is not None and self.clock() - found[1] < self.ttl_s:
+            return found[0]
+        return None
+
+    async def get(self, collection: Collection) -> str:
+        """The version, asked from the source at most once per ``ttl_s`` per collection."""
+        version = self.fresh(collection.id)
+        if version is not None:
+            return version
+        pending = self._pending.get(collection.id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[collection.id] = future
+        try:
+            version = await self._ask(collection)
+            future.set_result(version)
+            return version
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else must
+            raise
+        finally:
+            del self._pending[collection.id]
+
+    async def _ask(self, collection: Collection) -> str:
+        previous = self._memo.get(collection.id)
+        try:
+            if collection.raster is not None:
+                version = self._files_version(collection)
+            else:
+                version = str(await self.source.version(collection))
+        except Exception as exc:
+            if previous is None:
+                raise
+            log.warning("data version of %s unavailable (%s); keeping %s", collection.id, exc, previous[0])
+            version = previous[0]
+        self._memo[collection.id] = (version, self.clock())
+        return version
+
+    def _files_version(self, collection: Collection) -> str:
+        """Size and modification time of every file of a raster collection, hashed."""
+        h = hashlib.blake2b(digest_size=8)
+        for asset in collection.raster.assets:  # type: ignore[union-attr]
+            try:
+                st = os.stat((self.data_dir or Path(".")) / asset.path)
+                h.update(f"{asset.id}:{st.st_size}:{st.st_mtime_ns};".encode())
+            except OSError:
+                h.update(f"{asset.id}:missing;".encode())
+        return h.hexdigest()

@@ -3,13 +3,16 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server chromium
+SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server chromium gdal-bin
 SCALE  ?= 20000
 
 .PHONY: serve test install system-deps sample clean
 
-## serve: install, write the sample county to the embedded store (once), run on http://127.0.0.1:8000
-serve: install data/onemap.gpkg
+## serve: install, write the sample county (once) and a local API key (once), run on http://127.0.0.1:8000
+serve: install data/onemap.gpkg data/local-api-key
+	@echo "OneMap (classified edition) on http://127.0.0.1:8000 - callers need an API key:"
+	@echo "  viewer:  http://127.0.0.1:8000/map?api_key=$$(cat data/local-api-key)"
+	@echo "  APIs:    curl -H 'X-API-Key: $$(cat data/local-api-key)' http://127.0.0.1:8000/collections"
 	$(BIN)/onemap serve
 
 ## test: install everything (incl. PostGIS, Redis, Chromium) and run the whole suite
@@ -37,6 +40,9 @@ system-deps:
 
 data/onemap.gpkg:
 	$(BIN)/onemap sample --scale $(SCALE)
+
+data/local-api-key: data/onemap.gpkg
+	$(BIN)/onemap keys create --name "local development" | sed -n 's/^api key.*: //p' > $@
 
 sample: install
 	$(BIN)/onemap sample --scale $(SCALE)

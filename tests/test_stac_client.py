@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-
+import pystac_client
 import pytest
-import uvicorn
 
-from server.app import create_app
 from tests.support.api_keys import issue_key
+from tests.support.live import live_server
 from tests.support.rasters import raster_dir, raster_settings  # noqa: F401
-
-pystac_client = pytest.importorskip("pystac_client")
 
 
 @pytest.fixture(scope="module")
@@ -21,22 +15,8 @@ def live(raster_dir):
     """The root URL of a live server on a free loopback port, and an API key for it."""
     settings = raster_settings(raster_dir)
     key = issue_key(settings, "pystac-client")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        time.sleep(0.05)
-    assert server.started, "the server did not start"
-    try:
-        yield f"http://127.0.0.1:{port}/stac", key
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live_server(settings) as url:
+        yield f"{url}/stac", key
 
 
 def _client(live):

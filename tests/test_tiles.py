@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 
 import mapbox_vector_tile
 import morecantile
-import psycopg
 import pytest
 from shapely.geometry import box, shape
 
-from fastapi.testclient import TestClient
 
-from server.app import create_app
 from server.catalog import load_catalog
 from server.settings import Settings
-from server.sources import geopackage_tiles, postgis_tiles
-from server.sources.tile_overviews import GPKG_PREFIX, PG_SCHEMA
-from tests.conftest import settings_for
-from tests.support.api_keys import issue_key
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 MVT = "application/vnd.mapbox-vector-tile"
@@ -29,20 +21,6 @@ REL = "http://www.opengis.net/def/rel/ogc/1.0/"
 
 
 # -- helpers shared with test_tiles_backends ------------------------------------------------------
-
-
-def ensure_overviews(data_dir, pg_url: str | None) -> None:
-    """Build the overviews on the shared sample stores when the sample step has not."""
-    gpkg = Settings(data_dir=data_dir).gpkg_path
-    with sqlite3.connect(gpkg) as conn:
-        found = conn.execute("SELECT count(*) FROM sqlite_master WHERE name LIKE ?", (GPKG_PREFIX + "%",)).fetchone()[0]
-        if not found:
-            geopackage_tiles.build_overviews(conn, CATALOG)
-    if pg_url:
-        with psycopg.connect(pg_url) as conn:
-            found = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", [PG_SCHEMA]).fetchone()[0]
-            if not found:
-                postgis_tiles.build_overviews(conn, CATALOG)
 
 
 def decode(body: bytes) -> dict:
@@ -62,19 +40,6 @@ def assert_ogc_error(resp, status: int, *words: str) -> None:
     assert body["code"] and body["description"]
     for word in words:
         assert word in body["description"], body["description"]
-
-
-def keyed_client(backend: str, request) -> TestClient:
-    """A test client over one backend, with an API key for every collection."""
-    settings = settings_for(backend, request)
-    return TestClient(create_app(settings), headers={"X-API-Key": issue_key(settings)})
-
-
-@pytest.fixture(scope="module")
-def client(backend, request):
-    ensure_overviews(request.getfixturevalue("sample_dir"), request.getfixturevalue("pg_url"))
-    with keyed_client(backend, request) as c:
-        yield c
 
 
 # -- tile matrix sets -------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ import shapely
 from shapely.geometry import shape
 
 from server.tiles.zooms import tile_request
-from tests.test_tiles import CATALOG, CENTER, decode, ensure_overviews, keyed_client, wmq_tile
+from tests.conftest import keyed_client, settings_for
+from tests.test_tiles import CATALOG, CENTER, decode, wmq_tile
 
 C84 = morecantile.tms.get("WorldCRS84Quad").tile(*CENTER, 12)
 TILES = [
@@ -29,8 +30,7 @@ SLIVER = 2.0  # tile units²: a sliver at the buffer's edge one validator keeps 
 
 @pytest.fixture(scope="module")
 def clients(request):
-    ensure_overviews(request.getfixturevalue("sample_dir"), request.getfixturevalue("pg_url"))
-    with keyed_client("geopackage", request) as a, keyed_client("postgis", request) as b:
+    with keyed_client(settings_for("geopackage", request)) as a, keyed_client(settings_for("postgis", request)) as b:
         yield a, b
 
 

@@ -61,8 +61,7 @@ def _views(catalog: Catalog, doc: dict[str, Any]) -> list[Collection]:
 def _load_postgis(url: str, catalog: Catalog, views: list[Collection], gpkg: Path, label: StoreLabel,
                   say: Progress) -> None:
     from server.sample.postgis import PostGISWriter
-    from server.sources.postgis import install_versioning
-    from server.sources.postgis_tiles import build_overviews
+    from server.sample import prepare_for_serving
     from server.sources.tile_overviews import PG_SCHEMA
 
     writer = PostGISWriter(url, views)
@@ -84,8 +83,7 @@ def _load_postgis(url: str, catalog: Catalog, views: list[Collection], gpkg: Pat
                                      [PG_SCHEMA, f"{c.source.table}\\_z%"]).fetchall()
                 for (name,) in stale:
                     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(PG_SCHEMA, name)))
-        install_versioning(conn, Catalog(views))
-        build_overviews(conn, Catalog(views))
+    prepare_for_serving(Catalog(views), gpkg, url)
     with psycopg.connect(url) as conn, conn.transaction():
         write_pg_label(conn, label)
 

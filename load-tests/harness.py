@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 _LUA = """
 local urls = {}
 local i = 0
+%HEADERS%
 init = function(args)
   for line in io.lines(args[1]) do urls[#urls + 1] = line end
   i = math.random(#urls)
@@ -39,7 +40,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(name: str, cmd: list[str], port: int, env: dict | None = None, ready: str = "/") -> subprocess.Popen:
+def start_server(
+    name: str, cmd: list[str], port: int, env: dict | None = None, ready: str = "/", headers: dict | None = None
+) -> subprocess.Popen:
     """Start a server process and wait until ``ready`` answers 200 (60 s at most)."""
     log = open(Path(tempfile.gettempdir()) / f"bench-{name}.log", "w")
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
@@ -49,7 +52,8 @@ def start_server(name: str, cmd: list[str], port: int, env: dict | None = None, 
         if proc.poll() is not None:
             sys.exit(f"{name} exited early; see {log.name}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{ready}", timeout=5) as r:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{ready}", headers=headers or {})
+            with urllib.request.urlopen(req, timeout=5) as r:
                 if r.status == 200:
                     return proc
         except OSError:
@@ -80,11 +84,14 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(base: str, paths: list[str], clients: int, seconds: int, threads: int = 2) -> Result:
+def wrk(
+    base: str, paths: list[str], clients: int, seconds: int, threads: int = 2, headers: dict | None = None
+) -> Result:
     """One wrk run over the given paths (cycled), returning req/s, latency percentiles and errors."""
     work = Path(tempfile.mkdtemp(prefix="wrk-"))
     (work / "urls.txt").write_text("\n".join(paths) + "\n")
-    (work / "urls.lua").write_text(_LUA)
+    lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
+    (work / "urls.lua").write_text(_LUA.replace("%HEADERS%", lines))
     out = subprocess.run(
         ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "--latency",
          "-s", str(work / "urls.lua"), base, "--", str(work / "urls.txt")],

@@ -14,7 +14,7 @@ import datetime as dt
 import sqlite3
 import threading
 from collections.abc import Iterable
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,6 +49,11 @@ class AuditRecord:
 
 
 AUDIT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
+
+
+def _audit_row(r: AuditRecord) -> tuple:
+    """The record's values in column order (a flat read; ``astuple`` deep-copies and is slow)."""
+    return tuple(getattr(r, name) for name in AUDIT_COLUMNS)
 
 
 class AdminStore(Protocol):
@@ -165,7 +170,7 @@ class SqliteAdmin:
             conn.close()
 
     def append_audit(self, records: Iterable[AuditRecord]) -> None:
-        rows = [tuple(_iso(v) if isinstance(v, dt.datetime) else v for v in astuple(r)) for r in records]
+        rows = [tuple(_iso(v) if isinstance(v, dt.datetime) else v for v in _audit_row(r)) for r in records]
         if rows:
             marks = ", ".join("?" * len(AUDIT_COLUMNS))
             self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks})", rows, many=True)
@@ -240,7 +245,7 @@ class PostgresAdmin:
         return bool(rows)
 
     def append_audit(self, records: Iterable[AuditRecord]) -> None:
-        rows = [astuple(r) for r in records]
+        rows = [_audit_row(r) for r in records]
         if rows:
             marks = ", ".join(["%s"] * len(AUDIT_COLUMNS))
             self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks})", rows, many=True)

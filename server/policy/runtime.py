@@ -31,6 +31,7 @@ from server.settings import Settings
 log = logging.getLogger("onemap.policy")
 
 KEY_TTL_S = 5.0
+_UNKNOWN = object()
 RETRY_READY_S = 2.0
 KEY_HELP = "Send it in the X-API-Key header or the api_key query parameter."
 
@@ -138,8 +139,9 @@ class PolicyRuntime:
             raise Unavailable("The key store is not reachable; retry shortly.") from None
 
     async def _record(self, key_id: str) -> KeyRecord | None:
-        if key_id in self._keys:
-            return self._keys[key_id]
+        cached = self._keys.get(key_id, _UNKNOWN)  # one lookup: the entry may expire between two
+        if cached is not _UNKNOWN:
+            return cached
         try:
             record = await run_in_threadpool(self.admin.get_key, key_id)
         except Exception as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 import shapely
-from starlette.concurrency import run_in_threadpool
+import anyio
 
 from server.catalog import Catalog, Collection
 from server.errors import Unavailable
@@ -23,6 +23,7 @@ from server.policy.pgsql import sqlite_exclusion
 from server.policy.resolve import restriction_of
 from server.sources.base import Extent, ItemQuery, Page, TileRequest
 from server.sources.gpkg_geometry import decode_gpkg_geometry
+from server.sources.gpkg_versions import data_version
 
 _PRECISION = 7
 
@@ -50,6 +51,13 @@ class GeoPackageSource:
         self.path = Path(path)
         self.catalog = catalog
         self._local = threading.local()
+        # CPU-bound work (decoding, MVT encoding) gains nothing from more threads than cores, and a
+        # burst of cache misses must not queue dozens of GIL-bound threads in front of every request.
+        self._limiter = anyio.CapacityLimiter(os.cpu_count() or 2)
+
+    async def _run(self, fn, *args):
+        """Run blocking store work in a worker thread, at most one per core at a time."""
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -76,21 +84,23 @@ class GeoPackageSource:
     # -- reads -------------------------------------------------------------------------------------
 
     async def query(self, collection: Collection, q: ItemQuery) -> Page:
-        return await run_in_threadpool(self._query, collection, q)
+        return await self._run(self._query, collection, q)
 
     async def get(self, collection: Collection, feature_id: str, properties: tuple[str, ...]) -> bytes | None:
-        return await run_in_threadpool(self._get, collection, feature_id, properties)
+        return await self._run(self._get, collection, feature_id, properties)
 
     async def extent(self, collection: Collection) -> Extent:
-        return await run_in_threadpool(self._extent, collection)
+        return await self._run(self._extent, collection)
 
     async def version(self, collection: Collection) -> str:
-        """The store file's modification stamp: any write to the store moves it."""
-        stat = os.stat(self.path)
-        return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+        """The collection's data version (``onemap_versions``, see ``gpkg_versions``).
+
+        A store without versioning falls back to the file's modification stamp, which any write moves.
+        """
+        return await self._run(self._version, collection)
 
     async def check(self) -> list[str]:
-        return await run_in_threadpool(self._check)
+        return await self._run(self._check)
 
     # -- SQL ---------------------------------------------------------------------------------------
 
@@ -182,6 +192,13 @@ class GeoPackageSource:
                              restriction, src.srid)
         return body[1:-1]
 
+    def _version(self, collection: Collection) -> str:
+        version = data_version(self._conn(), collection.id)
+        if version is not None:
+            return str(version)
+        stat = os.stat(self.path)
+        return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
+
     def _extent(self, collection: Collection) -> Extent:
         src = collection.source
         row = self._conn().execute(
@@ -219,4 +236,4 @@ class GeoPackageSource:
         """Several MVT layers in one tile; b"" when nothing falls in it."""
         from server.sources.geopackage_tiles import render_tile
 
-        return await run_in_threadpool(lambda: render_tile(self._conn(), layers))
+        return await self._run(lambda: render_tile(self._conn(), layers))

@@ -43,6 +43,32 @@ class NotFound(OGCError):
     code = "NotFound"
 
 
+class Unauthorized(OGCError):
+    """No usable credential (401)."""
+
+    status = 401
+    code = "Unauthorized"
+    headers = {"WWW-Authenticate": 'ApiKey realm="onemap", header="X-API-Key", query="api_key"'}
+
+
+class Forbidden(OGCError):
+    """A valid key used from the wrong place or at the wrong time (403)."""
+
+    status = 403
+    code = "Forbidden"
+
+
+class TooManyRequests(OGCError):
+    """Over the key's rate or daily quota (429 + Retry-After)."""
+
+    status = 429
+    code = "TooManyRequests"
+
+    def __init__(self, description: str, retry_after: int) -> None:
+        super().__init__(description)
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class NotAcceptable(OGCError):
     """No representation matches the requested format (406)."""
 

@@ -17,7 +17,7 @@ from cachetools import TTLCache
 from starlette.concurrency import run_in_threadpool
 
 from server.catalog import Catalog
-from server.errors import OGCError, Unavailable
+from server.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
 from server.policy.admin import admin_store
 from server.policy.audit import AuditWriter
 from server.policy.editions import EditionError, check_against_catalog, load_editions
@@ -34,32 +34,6 @@ KEY_TTL_S = 5.0
 _UNKNOWN = object()
 RETRY_READY_S = 2.0
 KEY_HELP = "Send it in the X-API-Key header or the api_key query parameter."
-
-
-class Unauthorized(OGCError):
-    """No usable credential (401)."""
-
-    status = 401
-    code = "Unauthorized"
-    headers = {"WWW-Authenticate": 'ApiKey realm="onemap", header="X-API-Key", query="api_key"'}
-
-
-class Forbidden(OGCError):
-    """A valid key used from the wrong place or at the wrong time (403)."""
-
-    status = 403
-    code = "Forbidden"
-
-
-class TooManyRequests(OGCError):
-    """Over the key's rate or daily quota (429 + Retry-After)."""
-
-    status = 429
-    code = "TooManyRequests"
-
-    def __init__(self, description: str, retry_after: int) -> None:
-        super().__init__(description)
-        self.headers = {"Retry-After": str(retry_after)}
 
 
 class StoreRefused(EditionError):

@@ -98,6 +98,20 @@ def cmd_seed(args: argparse.Namespace) -> int:
     return seed.run(args, _settings(args))
 
 
+def cmd_overviews(args: argparse.Namespace) -> int:
+    """Rebuild tile overviews after edits (see ``server/sources/tile_overviews.py``)."""
+    from server.sources.prepare import rebuild_overviews
+
+    ids = [i for part in args.collections or [] for i in part.split(",") if i]
+    try:
+        built = rebuild_overviews(_settings(args), ids or None, stale_only=args.stale)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"rebuilt {len(built)} overview tables")
+    return 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     """Create, list or revoke API keys (see ``server/policy/commands.py``)."""
     from server.policy import commands
@@ -149,6 +163,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--database-url")
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_check_config)
+
+    s = sub.add_parser("overviews", help="rebuild tile overviews after data edits")
+    s.add_argument("--collections", nargs="+", help="collection ids (default: every vector collection)")
+    s.add_argument("--stale", action="store_true", help="only collections edited since their overviews were built")
+    s.add_argument("--database-url")
+    s.add_argument("--data-dir")
+    s.set_defaults(func=cmd_overviews)
 
     from server.cache.seed import add_parser as add_seed_parser
 

@@ -217,13 +217,16 @@ def _edit_gpkg(data_dir: Path, fid, value: str) -> None:
         conn.execute("UPDATE land_survey SET land_name = ? WHERE id = ?", (value, fid))
 
 
-def test_editing_the_embedded_store_moves_the_version(store_copy):
+def test_editing_the_embedded_store_moves_only_that_collections_version(store_copy):
     with make_client(store_copy, cache_version_ttl_s=0) as c:
         tile, fid = feature_tile(c, "land_survey")
+        other, _ = feature_tile(c, "admin_boundaries", 12)
         item = f"/collections/land_survey/items/{fid}"
         old_tile, old_item = c.get(tile), c.get(item)
+        c.get(other)
         assert c.get(tile).headers["x-cache"] == c.get(item).headers["x-cache"] == "hit"
         _edit_gpkg(store_copy, fid, "EDITED")
+        assert c.get(other).headers["x-cache"] == "hit"  # per-collection versions: the others stay cached
         new_item = c.get(item, headers={"If-None-Match": old_item.headers["etag"]})
         assert new_item.status_code == 200 and new_item.headers["x-cache"] == "miss"
         assert new_item.json()["properties"]["land_name"] == "EDITED"

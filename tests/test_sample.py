@@ -99,7 +99,8 @@ def test_tables_follow_the_catalog_and_index_the_id(db):
         triggers = {r[0] for r in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (c.source.table,))}
         assert {f"rtree_{c.source.table}_geom_{s}" for s in ("insert", "update2", "update4", "update5",
-                                                               "update6", "update7", "delete")} == triggers
+                                                               "update6", "update7", "delete")} | {
+            f"onemap_version_{c.source.table}_{e}" for e in ("insert", "update", "delete")} == triggers
 
 
 def test_rtree_matches_every_row(db):

@@ -92,7 +92,7 @@ def test_tile_request_generalization_units():
 
 def test_overview_plan_and_boxes():
     assert list(overview_zooms(PARCELS)) == [10, 11, 12, 13, 14]
-    assert overview_min_size(PARCELS, 14) == pytest.approx(4 * pixel_size(14) ** 2)
+    assert overview_min_size(PARCELS, 14) == pytest.approx(PARCELS.tiles.min_area_px * pixel_size(14) ** 2)
     lonlat = box_in((13531000.0, 3483000.0, 13533000.0, 3485000.0), 3857, 4490)
     assert 121.55 < lonlat[0] < lonlat[2] < 121.58 and 29.8 < lonlat[1] < lonlat[3] < 29.9
     clamped = box_in((-180.0, -90.0, 180.0, 90.0), 4326, 3857)

@@ -13,8 +13,9 @@ Operations (settings, environment prefix ``ONEMAP_``):
   expire after ``REDIS_TTL_S``. ``REDIS_TIMEOUT_S``, ``REDIS_BREAKER_FAILURES`` and
   ``REDIS_BREAKER_COOLDOWN_S`` bound what a lost or slow Redis costs: a miss, never an error.
 - ``CACHE_VERSION_TTL_S`` (default 1 s) is the staleness bound: an edit is seen at most that long
-  after it commits (PostGIS: the trigger-maintained ``onemap_versions``; embedded store: the file's
-  modification stamp, so any edit moves every collection of that store).
+  after it commits (the trigger-maintained ``onemap_versions`` of PostGIS and of the embedded store;
+  a store without it falls back to the file's modification stamp); raster collections follow their
+  files' size and modification time.
 - ``CACHE_SECRET`` keys the ETags; set the same value on every replica (random per process when
   unset, which only costs revalidations across workers). ``CACHE_NAMESPACE``: change it to drop
   every shared entry after an upgrade that changes response bytes.

@@ -31,6 +31,7 @@ from server.policy.resolve import PolicyResolver
 from server.release.manifest import BundleError, write_manifest
 from server.release.reader import gpkg_batches, pg_batches
 from server.sample import GPKG_NAME
+from server.sources.prepare import prepare_for_serving
 from server.sample.geopackage import GeoPackageWriter, open_for_edits
 from server.settings import Settings
 
@@ -60,13 +61,10 @@ def _write_vectors(settings: Settings, vectors: list[CollectionAccess], path: Pa
     except BaseException:
         writer.abort()
         raise
-    from server.sources.geopackage_tiles import build_overviews
-
+    say("data versions and tile overviews" if overviews else "data versions")
+    prepare_for_serving(Catalog([a.view for a in vectors]), path, None, overviews=overviews)
     conn = open_for_edits(path)
     try:
-        if overviews:
-            say("tile overviews")
-            build_overviews(conn, Catalog([a.view for a in vectors]))
         write_gpkg_label(conn, label)
         conn.commit()
     finally:

@@ -2,7 +2,7 @@
 
 The bundle is verified first (every checksum, no unlisted file) and must be for levels this server's
 edition may hold. Embedded store: the bundle's GeoPackage replaces ``data_dir/onemap.gpkg``
-atomically. PostGIS: its tables are reloaded through the sample's PostGIS writer (typed tables,
+atomically (with data versioning installed when the bundle lacks it). PostGIS: its tables are reloaded through the sample's PostGIS writer (typed tables,
 COPY, keys, GiST indexes), tables of collections not in the bundle are dropped, then data
 versioning, tile overviews and the store label are installed. COGs go under ``data_dir``; COG files
 of catalog collections not in the bundle are removed, so nothing above the edition stays behind.
@@ -61,7 +61,7 @@ def _views(catalog: Catalog, doc: dict[str, Any]) -> list[Collection]:
 def _load_postgis(url: str, catalog: Catalog, views: list[Collection], gpkg: Path, label: StoreLabel,
                   say: Progress) -> None:
     from server.sample.postgis import PostGISWriter
-    from server.sample import prepare_for_serving
+    from server.sources.prepare import prepare_for_serving
     from server.sources.tile_overviews import PG_SCHEMA
 
     writer = PostGISWriter(url, views)
@@ -88,10 +88,17 @@ def _load_postgis(url: str, catalog: Catalog, views: list[Collection], gpkg: Pat
         write_pg_label(conn, label)
 
 
-def _replace_file(src: Path, dst: Path) -> None:
+def _replace_file(src: Path, dst: Path, prepare: Callable[[Path], object] | None = None) -> None:
+    """Copy ``src`` over ``dst`` atomically; ``prepare`` may change the copy before it is put in place."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.import")
     shutil.copyfile(src, tmp)
+    try:
+        if prepare is not None:
+            prepare(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, dst)
 
 
@@ -126,6 +133,10 @@ def import_release(settings: Settings, bundle_dir: Path, progress: Progress | No
         _load_postgis(settings.database_url, catalog, views, bundle / GPKG_NAME, label, say)
     else:
         say("embedded store")
-        _replace_file(bundle / GPKG_NAME, settings.gpkg_path)
+        from server.sources.prepare import prepare_for_serving
+
+        # data versioning (a no-op for bundles that carry it); the bundle's overviews are kept
+        _replace_file(bundle / GPKG_NAME, settings.gpkg_path,
+                      lambda tmp: prepare_for_serving(Catalog(views), tmp, None, overviews=False))
     _load_rasters(settings, catalog, doc, bundle)
     return doc

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from server.catalog import Catalog, Collection, load_catalog
 from server.settings import ROOT
+from server.sources.prepare import prepare_for_serving
 
 DEFAULT_SCALE = 20_000
 COLLECTIONS = ("admin_boundaries", "land_survey", "planning_zones", "control_lines", "parcels", "buildings")
@@ -73,23 +74,3 @@ def build_sample(
         progress("building tile overviews ...")
     prepare_for_serving(Catalog(collections), Path(data_dir) / GPKG_NAME, database_url)
     return counts
-
-
-def prepare_for_serving(catalog: Catalog, gpkg_path: Path, database_url: str | None) -> None:
-    """What a freshly loaded store needs before it serves: data versioning and tile overviews."""
-    if database_url:
-        import psycopg
-
-        from server.sources.postgis import install_versioning
-        from server.sources.postgis_tiles import build_overviews
-
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            install_versioning(conn, catalog)
-            build_overviews(conn, catalog)
-    else:
-        import sqlite3
-
-        from server.sources.geopackage_tiles import build_overviews
-
-        with sqlite3.connect(gpkg_path) as conn:
-            build_overviews(conn, catalog)

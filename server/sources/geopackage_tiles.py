@@ -7,7 +7,9 @@ tile's level when there is one (``sources/tile_overviews.py``), otherwise the fe
 
 Overviews are ordinary SQLite tables named ``onemap_tiles_<table>_z<level>`` (plain WKB in EPSG:3857,
 a ``_size`` column and the catalog fields) with an R-tree ``..._rtree``; they are not registered in
-``gpkg_contents``, so GeoPackage readers ignore them.
+``gpkg_contents``, so GeoPackage readers ignore them. ``onemap_overview_versions`` records the data
+version each collection's overviews were built from; the query listing the overviews also returns the
+collections whose recorded version is the current one, and the others read their table.
 """
 
 from __future__ import annotations
@@ -24,9 +26,12 @@ from server.policy.pgsql import sqlite_exclusion
 from server.policy.resolve import restriction_of
 from server.sources import mvt
 from server.sources.base import TileRequest
+from server.sources.gpkg_versions import data_version
 from server.sources.tile_overviews import (
+    DATA_VERSIONS,
     GPKG_PREFIX,
     MERCATOR_SRID,
+    OVERVIEW_VERSIONS,
     box_in,
     buffered,
     min_size,
@@ -48,13 +53,30 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def available_overviews(conn: sqlite3.Connection) -> frozenset[str]:
-    """Overview names present in the store (without the ``onemap_tiles_`` prefix)."""
-    rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? AND name NOT LIKE '%\\_rtree%' ESCAPE '\\'",
-        (GPKG_PREFIX + "%",),
-    ).fetchall()
-    return frozenset(r[0][len(GPKG_PREFIX):] for r in rows)
+_LIST_OVERVIEWS = (
+    "SELECT name, NULL FROM sqlite_master WHERE type = 'table' AND name LIKE ? "
+    "AND name NOT LIKE '%\\_rtree%' ESCAPE '\\'"
+)
+_FRESH = (
+    f" UNION ALL SELECT NULL, b.collection FROM {OVERVIEW_VERSIONS} AS b "
+    f"JOIN {DATA_VERSIONS} AS v ON v.collection = b.collection WHERE b.version = v.version"
+)
+
+
+def overview_state(conn: sqlite3.Connection) -> tuple[frozenset[str], frozenset[str] | None]:
+    """Overview names present (without the ``onemap_tiles_`` prefix), and the collections whose
+    overviews were built from their current data version (None when the store records no versions).
+
+    One query; a store without the version tables falls back to listing the overviews alone.
+    """
+    try:
+        rows = conn.execute(_LIST_OVERVIEWS + _FRESH, (GPKG_PREFIX + "%",)).fetchall()
+        fresh: frozenset[str] | None = frozenset(r[1] for r in rows if r[0] is None)
+    except sqlite3.OperationalError as exc:
+        if "no such table" not in str(exc):
+            raise
+        rows, fresh = conn.execute(_LIST_OVERVIEWS, (GPKG_PREFIX + "%",)).fetchall(), None
+    return frozenset(r[0][len(GPKG_PREFIX):] for r in rows if r[0] is not None), fresh
 
 
 def _rtree_box(box: tuple[float, ...]) -> tuple[float, float, float, float]:
@@ -120,10 +142,10 @@ def read_table(conn: sqlite3.Connection, c: Collection, req: TileRequest, tolera
 
 def render_tile(conn: sqlite3.Connection, layers: Sequence[tuple[Collection, TileRequest]]) -> bytes:
     """The MVT bytes for these layers (blocking: run it in a worker thread); b"" when empty."""
-    available = available_overviews(conn) if layers else frozenset()
+    available, fresh = overview_state(conn) if layers else (frozenset(), None)
     encoded = []
     for c, req in layers:
-        overview = usable_overview(c, req.zoom, available)
+        overview = usable_overview(c, req.zoom, available, fresh)
         if overview is not None:
             data = read_overview(conn, c, req, overview)
             data.geoms = _reproject(data.geoms, MERCATOR_SRID, req.srid)
@@ -141,8 +163,13 @@ def build_overviews(conn: sqlite3.Connection, catalog: Catalog) -> list[str]:
     """(Re)build every vector collection's overviews in the GeoPackage; returns their names.
 
     ``conn`` must be writable. Rows are streamed in batches; each batch goes down the whole chain of
-    levels (finest first, each simplified from the one before) so memory stays bounded.
+    levels (finest first, each simplified from the one before) so memory stays bounded. It all runs
+    in one write transaction, so readers see the old overviews until the new ones are complete, and
+    the data version recorded for each collection is exactly the one its overviews were built from.
     """
+    if not conn.in_transaction:
+        conn.execute("BEGIN IMMEDIATE")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {OVERVIEW_VERSIONS} (collection TEXT PRIMARY KEY, version INTEGER)")
     built: list[str] = []
     for c in catalog:
         if not c.is_vector:
@@ -158,6 +185,10 @@ def build_overviews(conn: sqlite3.Connection, catalog: Catalog) -> list[str]:
             conn.execute(f"CREATE VIRTUAL TABLE {_q(table + '_rtree')} USING rtree(id, minx, maxx, miny, maxy)")
             built.append(table)
         _fill_overviews(conn, c)
+        conn.execute(
+            f"INSERT OR REPLACE INTO {OVERVIEW_VERSIONS} (collection, version) VALUES (?, ?)",
+            (c.id, data_version(conn, c.id)),
+        )
     conn.commit()
     return built
 

@@ -377,8 +377,10 @@ def problems(vectors: list[Collection], rows: list[tuple], versioned: set[str]) 
 def install_versioning(conn: psycopg.Connection, catalog: Catalog) -> list[str]:
     """Create ``onemap_versions`` and a version-bumping trigger on every existing collection table.
 
-    Run after loading data (it also bumps each collection's version). Returns the collection ids
-    now versioned; collections whose table does not exist are skipped.
+    Run after loading data: a table that had no trigger yet (new, or reloaded) gets one and its
+    collection's version moves; a table already versioned keeps its version (its edits moved it),
+    so running it again invalidates nothing. Returns the collection ids now versioned; collections
+    whose table does not exist are skipped.
     """
     done: list[str] = []
     with conn.transaction():
@@ -389,8 +391,15 @@ def install_versioning(conn: psycopg.Connection, catalog: Catalog) -> list[str]:
             exists = conn.execute("SELECT to_regclass(quote_ident(%s)) IS NOT NULL", [c.source.table]).fetchone()
             if not exists or not exists[0]:
                 continue
+            had = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'onemap_version'"
+                " AND tgrelid = to_regclass(quote_ident(%s)))", [c.source.table]
+            ).fetchone()[0]
+            conflict = sql.SQL("NOTHING" if had else "UPDATE SET version = v.version + 1")
             conn.execute(
-                template("version_trigger").format(table=sql.Identifier(c.source.table), collection=sql.Literal(c.id))
+                template("version_trigger").format(
+                    table=sql.Identifier(c.source.table), collection=sql.Literal(c.id), on_conflict=conflict
+                )
             )
             done.append(c.id)
     return done

@@ -5,6 +5,12 @@ A tile is ``SELECT (layer 1) || (layer 2) || ...``: each layer is an ``ST_AsMVT`
 the collection's overview for the tile's level when there is one (``sources/tile_overviews.py``),
 otherwise the source table with its envelope filter in the table's SRID. Composed statements are
 cached per shape, so psycopg prepares the ones that repeat; every tile value is a bound parameter.
+
+When the store records data versions, a layer with an overview is
+``CASE WHEN <overviews built from the current version> THEN (overview layer) ELSE (table layer) END``:
+the check is two primary-key lookups evaluated once per statement, and only the branch taken runs
+(PostgreSQL evaluates such subqueries lazily), so an edited collection reads its table at once, in
+the same snapshot as its data, without another round trip.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from server.policy.pgsql import pg_exclusion, pg_masked
 from server.policy.resolve import restriction_of
 from server.sources.base import TileRequest
 from server.sources.tile_overviews import (
+    DATA_VERSIONS,
     GEOGRAPHIC,
     LINES,
     MERCATOR_SRID,
+    OVERVIEW_VERSIONS,
     PG_SCHEMA,
     POLYGONS,
     box_in,
@@ -92,12 +100,12 @@ def _property(name: str, kind: str, masked: frozenset[str]) -> sql.Composable:
     return _cast(name, kind)
 
 
-def _layer_sql(c: Collection, req: TileRequest, overview: str | None, simplify: bool, i: int) -> sql.Composed:
-    """The statement for one layer; placeholders are named ``l<i>_*``."""
+def _layer_sql(c: Collection, req: TileRequest, overview: str | None, simplify: bool, prefix: str) -> sql.Composed:
+    """The statement for one layer; placeholders are named ``<prefix>*``."""
     src = c.source
     restriction = restriction_of(c)  # rows and fields this caller may not see
-    kept = pg_exclusion(restriction, prefix=f"l{i}_")[0]
-    p = {k: sql.Placeholder(f"l{i}_{k}") for k in ("x0", "y0", "x1", "y1", "fx0", "fy0", "fx1", "fy1", "min", "cap")}
+    kept = pg_exclusion(restriction, prefix=prefix)[0]
+    p = {k: sql.Placeholder(f"{prefix}{k}") for k in ("x0", "y0", "x1", "y1", "fx0", "fy0", "fx1", "fy1", "min", "cap")}
     kinds = {f.name: f.type for f in c.fields}
     columns = list(dict.fromkeys((src.id_field, *req.properties)))
     target_geographic = req.srid in GEOGRAPHIC
@@ -111,11 +119,11 @@ def _layer_sql(c: Collection, req: TileRequest, overview: str | None, simplify: 
         same = src.srid == req.srid or (src.srid in GEOGRAPHIC and target_geographic)
         g = geometry if same else sql.SQL("ST_Transform({}, {})").format(geometry, sql.Literal(req.srid))
         size = _size_expr(src.geometry_type, g)
-        tile_geom = sql.SQL("ST_SimplifyPreserveTopology(c._g, {})").format(sql.Placeholder(f"l{i}_tol")) \
+        tile_geom = sql.SQL("ST_SimplifyPreserveTopology(c._g, {})").format(sql.Placeholder(f"{prefix}tol")) \
             if simplify else sql.SQL("c._g")
     fast = overview is not None and req.srid == MERCATOR_SRID and req.extent == c.tiles.extent
     inside = sql.SQL("c._g @ ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(p["fx0"], p["fy0"], p["fx1"], p["fy1"])
-    affine = {k: sql.Placeholder(f"l{i}_{k}") if fast else sql.Literal(0) for k in ("sx", "sy", "ox", "oy")}
+    affine = {k: sql.Placeholder(f"{prefix}{k}") if fast else sql.Literal(0) for k in ("sx", "sy", "ox", "oy")}
     return sql.SQL(_template("tile_layer")).format(  # type: ignore[arg-type]  # trusted template
         inside=inside if fast else sql.SQL("false"),
         **affine,
@@ -141,52 +149,82 @@ def _layer_sql(c: Collection, req: TileRequest, overview: str | None, simplify: 
     )
 
 
-def _layer_params(c: Collection, req: TileRequest, overview: str | None, tolerance: float, i: int) -> dict[str, Any]:
+def _layer_params(c: Collection, req: TileRequest, overview: str | None, tolerance: float, prefix: str) -> dict[str, Any]:
     filter_srid = MERCATOR_SRID if overview is not None else c.source.srid
     fbox = box_in(buffered(req.bounds, req.extent, req.buffer), req.srid, filter_srid)
     keys = ("x0", "y0", "x1", "y1", "fx0", "fy0", "fx1", "fy1")
-    out = {f"l{i}_{k}": float(v) for k, v in zip(keys, (*req.bounds, *fbox))}
-    out[f"l{i}_min"] = 0.0 if overview is not None else min_size(c.source.geometry_type, req.min_area)
-    out[f"l{i}_cap"] = req.max_features
+    out = {f"{prefix}{k}": float(v) for k, v in zip(keys, (*req.bounds, *fbox))}
+    out[f"{prefix}min"] = 0.0 if overview is not None else min_size(c.source.geometry_type, req.min_area)
+    out[f"{prefix}cap"] = req.max_features
     if overview is None and tolerance > 0:
-        out[f"l{i}_tol"] = float(tolerance)
+        out[f"{prefix}tol"] = float(tolerance)
     if overview is not None and req.srid == MERCATOR_SRID and req.extent == c.tiles.extent:
         x0, y0, x1, y1 = req.bounds
         sx, sy = req.extent / (x1 - x0), req.extent / (y1 - y0)
-        out.update({f"l{i}_sx": sx, f"l{i}_sy": -sy, f"l{i}_ox": -x0 * sx, f"l{i}_oy": y1 * sy})
-    out.update(pg_exclusion(restriction_of(c), prefix=f"l{i}_")[1])
+        out.update({f"{prefix}sx": sx, f"{prefix}sy": -sy, f"{prefix}ox": -x0 * sx, f"{prefix}oy": y1 * sy})
+    out.update(pg_exclusion(restriction_of(c), prefix=prefix)[1])
     return out
+
+
+def _fresh_sql(c: Collection) -> sql.Composed:
+    """True when the collection's overviews were built from its current data version."""
+    return sql.SQL(
+        "coalesce((SELECT b.version = v.version FROM {} AS b JOIN {} AS v ON v.collection = b.collection"
+        " WHERE b.collection = {}), false)"
+    ).format(sql.Identifier(PG_SCHEMA, OVERVIEW_VERSIONS), sql.Identifier(DATA_VERSIONS), sql.Literal(c.id))
+
+
+def _part_sql(c: Collection, req: TileRequest, overview: str | None, tol: float, checked: bool, i: int) -> sql.Composed:
+    """One layer of the statement; with ``checked``, the overview branch only while it is fresh."""
+    if overview is None or not checked:
+        return sql.SQL("({})").format(_layer_sql(c, req, overview, tol > 0, f"l{i}_"))
+    return sql.SQL("(CASE WHEN {} THEN ({}) ELSE ({}) END)").format(
+        _fresh_sql(c), _layer_sql(c, req, overview, False, f"l{i}_"), _layer_sql(c, req, None, tol > 0, f"l{i}t_")
+    )
+
+
+def checks_versions(available: frozenset[str]) -> bool:
+    """Whether the store records both data versions and the versions its overviews were built from."""
+    return OVERVIEW_VERSIONS in available and DATA_VERSIONS in available
 
 
 def compose(layers: Sequence[tuple[Collection, TileRequest]], available: frozenset[str]) -> tuple[sql.Composed, dict]:
     """The one statement (and its parameters) that builds a tile with these layers."""
+    checked = checks_versions(available)
+    available = available - {DATA_VERSIONS, OVERVIEW_VERSIONS}  # the overview tables alone
     chosen = [usable_overview(c, req.zoom, available) for c, req in layers]
     tolerances = [runtime_tolerance(req.simplify, req.zoom, available) for _, req in layers]
     key = tuple(
-        (c.id, req.srid, req.extent, req.buffer, req.properties, ov, tol > 0, restriction_of(c).key)
+        (c.id, req.srid, req.extent, req.buffer, req.properties, ov, tol > 0, checked, restriction_of(c).key)
         for (c, req), ov, tol in zip(layers, chosen, tolerances)
     )
     query = _statements.get(key)
     if query is None:
         parts = [
-            sql.SQL("({})").format(_layer_sql(c, req, ov, tol > 0, i))
-            for i, ((c, req), ov, tol) in enumerate(zip(layers, chosen, tolerances))
+            _part_sql(c, req, ov, tol, checked, i) for i, ((c, req), ov, tol) in enumerate(zip(layers, chosen, tolerances))
         ]
         query = sql.SQL("SELECT {}").format(sql.SQL(" || ").join(parts))
         _statements[key] = query
     params: dict[str, Any] = {}
     for i, ((c, req), ov, tol) in enumerate(zip(layers, chosen, tolerances)):
-        params.update(_layer_params(c, req, ov, tol, i))
+        params.update(_layer_params(c, req, ov, tol, f"l{i}_"))
+        if ov is not None and checked:
+            params.update(_layer_params(c, req, None, tol, f"l{i}t_"))
     return query, params
 
 
 async def available_overviews(fetch: Fetch, cache_key: str = "") -> frozenset[str]:
-    """Names of the overview tables present (re-read every ``OVERVIEW_TTL_S`` seconds)."""
+    """Names of the tables in ``onemap_tiles`` (overviews and ``onemap_overview_versions``), plus
+    ``onemap_versions`` when data versioning is installed (re-read every ``OVERVIEW_TTL_S`` seconds)."""
     hit = _overviews.get(cache_key)
     if hit and time.monotonic() - hit[0] < OVERVIEW_TTL_S:
         return hit[1]
     rows = await fetch(
-        sql.SQL("SELECT tablename FROM pg_tables WHERE schemaname = {}").format(sql.Literal(PG_SCHEMA)), many=True
+        sql.SQL(
+            "SELECT tablename FROM pg_tables WHERE schemaname = {}"
+            " UNION ALL SELECT {} WHERE to_regclass({}) IS NOT NULL"
+        ).format(sql.Literal(PG_SCHEMA), sql.Literal(DATA_VERSIONS), sql.Literal(DATA_VERSIONS)),
+        many=True,
     )
     names = frozenset(r[0] for r in rows)
     _overviews[cache_key] = (time.monotonic(), names)
@@ -205,26 +243,50 @@ async def render_tile(fetch: Fetch, layers: Sequence[tuple[Collection, TileReque
     return bytes(row[0]) if row and row[0] else b""
 
 
+def fresh_collections(conn: psycopg.Connection) -> frozenset[str] | None:
+    """Collections whose overviews were built from their current data version (None: not recorded)."""
+    record = f"{PG_SCHEMA}.{OVERVIEW_VERSIONS}"
+    found = conn.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
+                         [record, DATA_VERSIONS]).fetchone()[0]
+    if not found:
+        return None
+    rows = conn.execute(
+        sql.SQL("SELECT b.collection FROM {} AS b JOIN {} AS v ON v.collection = b.collection"
+                " WHERE b.version = v.version").format(sql.Identifier(PG_SCHEMA, OVERVIEW_VERSIONS),
+                                                       sql.Identifier(DATA_VERSIONS))
+    ).fetchall()
+    return frozenset(r[0] for r in rows)
+
+
 def build_overviews(conn: psycopg.Connection, catalog: Catalog) -> list[str]:
     """(Re)build every vector collection's overviews in schema ``onemap_tiles``; returns their names.
 
-    Call after loading or changing data (the sample and import steps do). Rows stream from the source
-    table in batches through ``overview_chain`` (the same generalization the embedded store uses) and
-    are copied into one table per level, which is then rewritten in spatial order and indexed.
+    Call after loading or changing data (the sample and import steps and ``onemap overviews`` do).
+    Rows stream from the source table in batches through ``overview_chain`` (the same generalization
+    the embedded store uses) and are copied into one table per level, which is then rewritten in
+    spatial order and indexed. A collection's new tables replace the old ones, and its entry in
+    ``onemap_overview_versions`` is set to the data version they were read at, in one transaction,
+    so a running server never misses a table and never takes stale overviews for fresh ones.
     """
     built: list[str] = []
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(PG_SCHEMA)))
+    conn.execute(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} (collection text PRIMARY KEY, version bigint)").format(
+            sql.Identifier(PG_SCHEMA, OVERVIEW_VERSIONS)
+        )
+    )
     for c in catalog:
         if not c.is_vector:
             continue
-        _drop_stale(conn, c)
         names = {z: overview_name(c, z) for z in overview_zooms(c)}
+        _drop_stale(conn, c, set(names.values()))
         for name in names.values():
             _create_loading_table(conn, c, name)
-        _fill(conn, c, names)
+        version = _fill(conn, c, names)
         for name in names.values():
             _finish_table(conn, name)
-            built.append(name)
+        _swap(conn, c, list(names.values()), version)
+        built.extend(names.values())
     if not conn.autocommit:
         conn.commit()
     _overviews.clear()
@@ -245,7 +307,23 @@ def _create_loading_table(conn: psycopg.Connection, c: Collection, name: str) ->
     )
 
 
-def _fill(conn: psycopg.Connection, c: Collection, names: dict[int, str]) -> None:
+def _data_version(conn: psycopg.Connection, c: Collection) -> int | None:
+    """The collection's current data version, or None without data versioning."""
+    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", [DATA_VERSIONS]).fetchone()[0]:
+        return None
+    row = conn.execute(
+        sql.SQL("SELECT version FROM {} WHERE collection = %s").format(sql.Identifier(DATA_VERSIONS)), [c.id]
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def _fill(conn: psycopg.Connection, c: Collection, names: dict[int, str]) -> int | None:
+    """Stream the table into the loading tables; returns the data version the rows were read at.
+
+    On an autocommit connection the read is one REPEATABLE READ transaction, so the version is exact;
+    otherwise it is read just before the rows (a later edit then only makes the overviews look stale).
+    """
+    exact = conn.autocommit
     fields = c.field_names
     read = sql.SQL("SELECT ST_AsBinary({}), {} FROM {} WHERE {} IS NOT NULL").format(
         sql.Identifier(c.source.geometry_field),
@@ -255,6 +333,9 @@ def _fill(conn: psycopg.Connection, c: Collection, names: dict[int, str]) -> Non
     )
     columns = sql.SQL(", ").join([*(sql.Identifier(f) for f in fields), sql.Identifier("_geom"), sql.Identifier("_size")])
     with conn.transaction(), conn.cursor(name=f"onemap_overview_{c.id}") as source:
+        if exact:
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        version = _data_version(conn, c)
         source.itersize = BATCH
         source.execute(read)
         while batch := source.fetchmany(BATCH):
@@ -265,24 +346,45 @@ def _fill(conn: psycopg.Connection, c: Collection, names: dict[int, str]) -> Non
                 with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(load, columns)) as copy:
                     for i, h, size in zip(rows, hexes, sizes):
                         copy.write_row((*batch[i][1:], h, float(size)))
+    return version
 
 
 def _finish_table(conn: psycopg.Connection, name: str) -> None:
-    """Rewrite the loaded rows in spatial (Hilbert) order, index and analyze them."""
-    final, load = sql.Identifier(PG_SCHEMA, name), sql.Identifier(PG_SCHEMA, f"{name}_load")
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(final))
-    conn.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM {} ORDER BY _geom").format(final, load))
+    """Rewrite the loaded rows in spatial (Hilbert) order into ``<name>_next``, index and analyze it."""
+    ready, load = sql.Identifier(PG_SCHEMA, f"{name}_next"), sql.Identifier(PG_SCHEMA, f"{name}_load")
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(ready))
+    conn.execute(sql.SQL("CREATE TABLE {} AS SELECT * FROM {} ORDER BY _geom").format(ready, load))
     conn.execute(sql.SQL("DROP TABLE {}").format(load))
-    conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (_geom)").format(final))
-    conn.execute(sql.SQL("ANALYZE {}").format(final))
+    conn.execute(sql.SQL("CREATE INDEX ON {} USING gist (_geom)").format(ready))
+    conn.execute(sql.SQL("ANALYZE {}").format(ready))
 
 
-def _drop_stale(conn: psycopg.Connection, c: Collection) -> None:
-    """Drop this collection's overviews (and leftovers of an interrupted build)."""
+def _swap(conn: psycopg.Connection, c: Collection, names: list[str], version: int | None) -> None:
+    """Put the ``_next`` tables in place of the served ones and record their data version, atomically."""
+    with conn.transaction():
+        for name in names:
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(PG_SCHEMA, name)))
+            conn.execute(
+                sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                    sql.Identifier(PG_SCHEMA, f"{name}_next"), sql.Identifier(name)
+                )
+            )
+        conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (collection, version) VALUES (%s, %s)"
+                " ON CONFLICT (collection) DO UPDATE SET version = excluded.version"
+            ).format(sql.Identifier(PG_SCHEMA, OVERVIEW_VERSIONS)),
+            [c.id, version],
+        )
+
+
+def _drop_stale(conn: psycopg.Connection, c: Collection, keep: set[str]) -> None:
+    """Drop leftovers of an interrupted build and overview levels no longer built (not ``keep``)."""
     prefix = f"{c.source.table}_z"
     rows = conn.execute(
         "SELECT tablename FROM pg_tables WHERE schemaname = %s AND starts_with(tablename, %s)", [PG_SCHEMA, prefix]
     ).fetchall()
     for (table,) in rows:
-        if table[len(prefix):].removesuffix("_load").isdigit():
+        level = table[len(prefix):].removesuffix("_load").removesuffix("_next")
+        if level.isdigit() and table not in keep:
             conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(PG_SCHEMA, table)))

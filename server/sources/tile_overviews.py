@@ -19,7 +19,15 @@ pre-generalized geometries are identical whatever the database's own GEOS versio
 differ only in the final clip-and-quantize step, by a tile unit or so.
 
 Overviews are rebuilt by the load step (``build_overviews`` in the backend modules) whenever the data
-or a collection's ``tiles`` settings change.
+or a collection's ``tiles`` settings change, and by ``onemap overviews`` (``server.sources.prepare``).
+
+Staleness. Each build records, per collection, the data version it read (``OVERVIEW_VERSIONS``:
+PostGIS ``onemap_tiles.onemap_overview_versions``, GeoPackage a table of that name in the file).
+A collection whose current version (``onemap_versions``) differs has been edited since: its tiles
+read the source table and generalize on the fly, as without overviews, until the next rebuild.
+PostGIS checks this inside the tile statement (no extra round trip, same snapshot as the data);
+the embedded store in the query that lists the overviews. A store without either table (built
+before versions were recorded, or without data versioning) uses its overviews as they are.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ LINES = ("LineString", "MultiLineString")
 PG_SCHEMA = "onemap_tiles"  # PostGIS: overviews live in their own schema
 GPKG_PREFIX = "onemap_tiles_"  # GeoPackage: unregistered tables (invisible to GeoPackage readers)
 GEOGRAPHIC = (4326, 4490)  # longitude/latitude CRSs treated alike for tile geometry
+DATA_VERSIONS = "onemap_versions"  # per collection: the current data version (trigger-maintained)
+OVERVIEW_VERSIONS = "onemap_overview_versions"  # per collection: the data version its overviews were built from
 
 
 def overview_zooms(collection: Collection) -> range:
@@ -82,9 +92,17 @@ def overview_min_size(collection: Collection, zoom: int) -> float:
     return min_size(collection.source.geometry_type, min_area)
 
 
-def usable_overview(collection: Collection, zoom: int, available: frozenset[str]) -> str | None:
-    """The overview to read for a tile at equivalent level ``zoom``, or None to read the table."""
+def usable_overview(
+    collection: Collection, zoom: int, available: frozenset[str], fresh: frozenset[str] | None = None
+) -> str | None:
+    """The overview to read for a tile at equivalent level ``zoom``, or None to read the table.
+
+    ``fresh``: the collections whose overviews match their current data version (None: not known,
+    the overviews are used as they are); a collection not in it reads its table.
+    """
     if zoom > TOP_ZOOM or zoom not in overview_zooms(collection):
+        return None
+    if fresh is not None and collection.id not in fresh:
         return None
     name = overview_name(collection, zoom)
     return name if name in available else None

@@ -30,5 +30,8 @@ transformed to the table's SRID, index-friendly ``&&``) with no simplification: 
 is enough there. Both backends generalize with the same code, so their tiles agree to a tile unit
 or so (``tests/test_tiles_backends.py``).
 
-Rebuild the overviews whenever data or a collection's ``tiles`` settings change.
+Staleness. Each build records the data version it read; a collection edited since (its version in
+``onemap_versions`` moved) reads its table at every level, generalized on the fly with the same
+settings, so a tile never shows pre-edit data. ``onemap overviews [--stale] [--collections ...]``
+rebuilds them (also needed when a collection's ``tiles`` settings change).
 """

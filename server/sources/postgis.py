@@ -96,9 +96,14 @@ class PostGISSource:
         )
 
     async def _configure(self, conn: psycopg.AsyncConnection) -> None:
-        """Per new connection: statement timeout, UTC, and JSON delivered as bytes."""
+        """Per new connection: statement timeout, UTC, no JIT, and JSON delivered as bytes.
+
+        JIT compilation pays off for long analytic queries; for a page or a tile it costs more than the
+        query itself (hundreds of ms when the planner's estimate of a branch not taken is high).
+        """
         await conn.execute(
-            "SELECT set_config('statement_timeout', %s, false), set_config('TimeZone', 'UTC', false)",
+            "SELECT set_config('statement_timeout', %s, false), set_config('TimeZone', 'UTC', false),"
+            " set_config('jit', 'off', false)",
             [f"{self._timeout_ms}ms"],
         )
         conn.adapters.register_loader("json", JsonBytesLoader)

@@ -2,15 +2,19 @@
 
 Builds (or reuses) an embedded sample store with the sample rasters, starts a throwaway
 redis-server on loopback, issues an API key, and seeds the base map (levels 12-15 around the county
-centre) into Redis with ``onemap seed``. Then ``onemap serve`` runs with 2 workers and with 1
-worker on the same Redis; each is warmed for a few seconds (every worker fills its in-process cache
-from Redis) and driven by wrk; medians of ``--runs`` runs. ``--map-pan`` adds the locust map-pan
-scenario (``locustfile.py``) against 2 workers: hit ratio after warm-up, req/s, p99, errors.
+centre) and the imagery (12-16) into Redis with ``onemap seed``. Then ``onemap serve`` runs with 2
+workers and with 1 worker on the same Redis; each is warmed for a few seconds (every worker fills its
+in-process cache from Redis) and driven by wrk; medians of ``--runs`` runs. ``--map-pan`` adds the
+locust map-pan scenario (``locustfile.py``) against 2 workers: hit ratio after warm-up, req/s, p99,
+errors. locust comes from a virtualenv outside the repository (``--locust-venv``):
+
+    python -m venv /tmp/locust-venv && /tmp/locust-venv/bin/pip install locust
 
     python load-tests/bench_cache.py                      # sample at --scale 20000 in a temp dir
     python load-tests/bench_cache.py --data-dir data      # an existing store (onemap sample)
-    python load-tests/bench_cache.py --map-pan            # locust from /tmp/locust-venv
+    python load-tests/bench_cache.py --map-pan            # locust from /tmp/locust-venv, 90 s
     python load-tests/bench_cache.py --postgis --map-pan  # tiles rendered by a throwaway PostGIS
+    python load-tests/bench_cache.py --database-url URL   # a PostGIS already loaded (onemap sample)
 """
 
 from __future__ import annotations
@@ -24,15 +28,22 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import morecantile
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from harness import REPO, free_port, median_of, report, start_server, stop_server, wrk  # noqa: E402
+from harness import (
+    REPO,
+    Target,
+    api_key,
+    database,
+    free_port,
+    get,
+    measure,
+    report,
+    start_onemap,
+    stop_process,
+    wrk,
+)
 
 AREA = "121.47,29.78,121.63,29.92"  # the county town and surroundings (as in locustfile.py)
 SECRET = "bench-secret"
@@ -45,29 +56,13 @@ def start_redis(port: int) -> subprocess.Popen:
          "--maxmemory", "512mb", "--maxmemory-policy", "allkeys-lru"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    atexit.register(stop_server, proc)
+    atexit.register(stop_process, proc)
     for _ in range(100):
-        out = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
+        out = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False)
         if out.stdout.strip() == "PONG":
             return proc
         time.sleep(0.1)
     sys.exit("redis-server did not start")
-
-
-def issue_key(data_dir: Path, database_url: str | None = None) -> str:
-    """An all-collections API key in the store's admin tables."""
-    from server.policy.admin import admin_store
-    from server.policy.keys import KeyRecord, new_key
-    from server.settings import Settings
-
-    store = admin_store(Settings(data_dir=data_dir, database_url=database_url))
-    try:
-        store.setup()
-        key_id, key, hashed = new_key()
-        store.add_key(KeyRecord(id=key_id, name="bench", secret_hash=hashed))
-    finally:
-        store.close()
-    return key
 
 
 def tile_paths(count: int) -> list[str]:
@@ -92,15 +87,18 @@ def seed_redis(env: dict, data_dir: Path, key: str, redis_url: str) -> None:
 def check_hits(base: str, paths: list[str]) -> None:
     """Every path answers 200/204 from a cache before measuring."""
     for p in paths[:20]:
-        with urllib.request.urlopen(base + p, timeout=30) as r:
-            if r.status not in (200, 204) or not r.headers.get("x-cache", "").startswith("hit"):
-                sys.exit(f"{p}: {r.status} x-cache={r.headers.get('x-cache')}")
+        status, headers, _ = get(base + p, timeout=30)
+        if status not in (200, 204) or not headers.get("x-cache", "").startswith("hit"):
+            sys.exit(f"{p}: {status} x-cache={headers.get('x-cache')}")
 
 
 def prepare(args: argparse.Namespace) -> tuple[Path, str, str, dict]:
     """The data directory (sample store and rasters), a running Redis, an API key, the server environment."""
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="bench-cache-"))
-    if not (data_dir / "onemap.gpkg").exists():
+    database_url = None
+    if args.postgis or args.database_url:
+        database_url = database(args.database_url, args.scale, skip_load=bool(args.database_url))
+    elif not (data_dir / "onemap.gpkg").exists():
         from server.sample import build_sample
 
         print(f"building the sample ({args.scale:,} parcels) in {data_dir} ...", flush=True)
@@ -110,16 +108,6 @@ def prepare(args: argparse.Namespace) -> tuple[Path, str, str, dict]:
 
         print("writing the sample rasters ...", flush=True)
         write_sample_rasters(data_dir, scale=2)
-    database_url = args.database_url
-    if args.postgis and not database_url:
-        from server.sample import build_sample
-        from tests.support.pg import start_cluster
-
-        cluster = start_cluster()
-        atexit.register(cluster.stop)
-        database_url = cluster.url
-        print(f"loading the sample ({args.scale:,} parcels) into a throwaway PostGIS ...", flush=True)
-        build_sample(args.scale, Path(tempfile.mkdtemp()), database_url)
     redis_port = free_port()
     start_redis(redis_port)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
@@ -127,25 +115,7 @@ def prepare(args: argparse.Namespace) -> tuple[Path, str, str, dict]:
     env.update(ONEMAP_DATA_DIR=str(data_dir), ONEMAP_REDIS_URL=redis_url, ONEMAP_CACHE_SECRET=SECRET)
     if database_url:
         env["ONEMAP_DATABASE_URL"] = database_url
-    key = issue_key(data_dir, database_url)
-    return data_dir, redis_url, key, env
-
-
-def serve(workers: int, env: dict) -> tuple[subprocess.Popen, str]:
-    """``onemap serve`` with this many workers; the process and its base URL."""
-    port = free_port()
-    cmd = [sys.executable, "-m", "server.cli", "serve", "--workers", str(workers), "--port", str(port),
-           "--no-access-log", "--log-level", "warning"]
-    return start_server(f"onemap-cache-{workers}w", cmd, port, env, ready="/conformance"), f"http://127.0.0.1:{port}"
-
-
-def measure(base: str, paths: list[str], args: argparse.Namespace):
-    """One wrk run; a run that yields no latency figures (a stalled server) is retried once."""
-    try:
-        return wrk(base, paths, args.clients, args.seconds)
-    except AttributeError:
-        print("wrk reported no latency figures; running again", flush=True)
-        return wrk(base, paths, args.clients, args.seconds)
+    return data_dir, redis_url, api_key(database_url, data_dir, name="bench-cache"), env
 
 
 def throughput(args: argparse.Namespace, env: dict, key: str) -> None:
@@ -153,29 +123,33 @@ def throughput(args: argparse.Namespace, env: dict, key: str) -> None:
     paths = [f"{p}?api_key={key}" for p in tile_paths(args.tiles)]
     results = {}
     for workers in (int(w) for w in args.workers.split(",")):
-        proc, base = serve(workers, env)
-        wrk(base, paths, args.clients, 5)  # warm-up: each worker copies the entries from Redis
-        check_hits(base, paths)
+        server = start_onemap(f"onemap-cache-{workers}w", workers, env)
         name = f"{workers} worker{'s' if workers > 1 else ''} + Redis"
-        results[name] = median_of([measure(base, paths, args) for _ in range(args.runs)])
+        wrk(server.base, paths, args.clients, 5)  # warm-up: each worker copies the entries from Redis
+        check_hits(server.base, paths)
+        results.update(measure({name: Target(server, paths)}, args.clients, args.seconds, args.runs, warmup=0))
         print(f"{name}: {results[name].rps:.0f} req/s, p99 {results[name].p99_ms:.1f} ms", flush=True)
-        stop_server(proc)
-    print(f"\ncached base map tiles (MVT, identity), {len(paths)} distinct tiles, {args.clients} clients, "
-          f"median of {args.runs} x {args.seconds} s")
-    report(results, baseline=list(results)[0])
+        server.stop()
+    report(results, baseline=next(iter(results)),
+           title=f"cached base map tiles (MVT, identity), {len(paths)} distinct tiles, {args.clients} clients, "
+                 f"median of {args.runs} x {args.seconds} s")
 
 
 def map_pan(args: argparse.Namespace, env: dict, key: str) -> None:
     """The locust map-pan scenario against 2 workers sharing Redis: hit ratio, req/s, p99, errors."""
-    proc, base = serve(2, env)
+    locust = Path(args.locust_venv) / "bin" / "locust"
+    if not locust.exists():
+        sys.exit(f"no locust in {args.locust_venv}: python -m venv {args.locust_venv} && "
+                 f"{args.locust_venv}/bin/pip install locust")
+    server = start_onemap("onemap-map-pan", 2, env)
     work = Path(tempfile.mkdtemp(prefix="map-pan-"))
     locust_env = {**env, "ONEMAP_BENCH_KEY": key, "MAP_PAN_WARMUP_S": str(args.warmup),
                   "MAP_PAN_RESULT": str(work / "hits.json")}
-    cmd = [str(Path(args.locust_venv) / "bin" / "locust"), "-f", str(REPO / "load-tests" / "locustfile.py"),
+    cmd = [str(locust), "-f", str(REPO / "load-tests" / "locustfile.py"),
            "--headless", "-u", str(args.users), "-r", str(args.users), "-t", f"{args.duration}s",
-           "--host", base, "--csv", str(work / "run"), "--only-summary"]
-    subprocess.run(cmd, env=locust_env, cwd=REPO, timeout=args.duration + 120)
-    stop_server(proc)
+           "--host", server.base, "--csv", str(work / "run"), "--only-summary"]
+    subprocess.run(cmd, env=locust_env, cwd=REPO, timeout=args.duration + 120, check=False)
+    server.stop()
     hits = json.loads((work / "hits.json").read_text())
     with open(work / "run_stats.csv") as f:
         total = next(row for row in csv.DictReader(f) if row["Name"] == "Aggregated")
@@ -200,8 +174,8 @@ def main() -> None:
     ap.add_argument("--map-pan", action="store_true", help="also run the locust map-pan scenario")
     ap.add_argument("--locust-venv", default="/tmp/locust-venv")
     ap.add_argument("--users", type=int, default=12)
-    ap.add_argument("--duration", type=int, default=120)
-    ap.add_argument("--warmup", type=int, default=40)
+    ap.add_argument("--duration", type=int, default=90, help="map-pan seconds")
+    ap.add_argument("--warmup", type=int, default=30, help="map-pan seconds not counted in the hit ratio")
     args = ap.parse_args()
 
     data_dir, redis_url, key, env = prepare(args)

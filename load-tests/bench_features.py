@@ -13,15 +13,30 @@ from __future__ import annotations
 import argparse
 import random
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import psycopg
+from harness import (
+    UNCACHED,
+    Server,
+    Target,
+    api_key,
+    database,
+    free_port,
+    measure,
+    report,
+    start_onemap,
+    start_peer,
+)
 
-from harness import free_port, median_of, report, start_server, stop_server, wrk  # noqa: E402
+PATHS = {  # the same query on each server
+    "onemap": "/collections/parcels/items?limit=100&bbox={}",
+    "tipg": "/collections/public.parcels/items?limit=100&bbox={}",
+    "pygeoapi": "/collections/parcels/items?limit=100&f=json&bbox={}",
+}
+READY = {name: path.format("121.5,29.8,121.51,29.81") for name, path in PATHS.items()}
 
 PYGEOAPI_CONFIG = """
 server:
@@ -77,9 +92,23 @@ def bboxes(n: int, seed: int = 7) -> list[str]:
     return out
 
 
+def start_pygeoapi(peers: Path, url: str, workers: int) -> Server:
+    """pygeoapi over the CRS84 view, its config and OpenAPI document written to a temporary directory."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(CRS84_VIEW)
+    db = urlsplit(url)
+    work = Path(tempfile.mkdtemp(prefix="pygeoapi-"))
+    cfg, port = work / "config.yml", free_port()
+    cfg.write_text(PYGEOAPI_CONFIG.format(port=port, pg_port=db.port, dbname=db.path.lstrip("/"), user=db.username))
+    subprocess.run([str(peers / "bin" / "pygeoapi"), "openapi", "generate", str(cfg), "--output-file",
+                    str(work / "openapi.yml")], check=True, capture_output=True)
+    env = {"PYGEOAPI_CONFIG": str(cfg), "PYGEOAPI_OPENAPI": str(work / "openapi.yml")}
+    return start_peer("pygeoapi", peers, "pygeoapi.starlette_app:APP", workers, env, READY["pygeoapi"], port)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--peers", default="/tmp/peers", help="virtualenv with tipg, pygeoapi, uvicorn")
+    ap.add_argument("--peers", type=Path, default=Path("/tmp/peers"), help="virtualenv with tipg, pygeoapi, uvicorn")
     ap.add_argument("--database-url", help="an existing PostGIS (default: a throwaway cluster)")
     ap.add_argument("--scale", type=int, default=200_000)
     ap.add_argument("--skip-load", action="store_true", help="the database already holds the sample")
@@ -89,73 +118,28 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
 
-    url = args.database_url
-    if not url:
-        from tests.support.pg import start_cluster
-
-        cluster = start_cluster()
-        url = cluster.url
-    if not args.skip_load:
-        from server.sample import build_sample
-
-        print(f"loading {args.scale:,} parcels ...", flush=True)
-        build_sample(args.scale, Path(tempfile.mkdtemp()), url)
-
-    from server.settings import Settings
-    from tests.support.api_keys import issue_key
-
-    key = issue_key(Settings(database_url=url, data_dir=Path(tempfile.mkdtemp())), "bench-features")
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(CRS84_VIEW)
-    db = urlsplit(url)
-    peers = Path(args.peers) / "bin"
-    boxes = bboxes(200)
-    servers = {
-        "onemap": (
-            [sys.executable, "-m", "server.cli", "serve", "--workers", str(args.workers), "--no-access-log",
-             "--log-level", "warning", "--port", "{port}"],
-            {"ONEMAP_DATABASE_URL": url, "ONEMAP_CACHE_MEMORY_BYTES": "0", "ONEMAP_CACHE_FAST_PATH": "false"},
-            "/collections/parcels/items?limit=100&bbox={}",
-        ),
-        "tipg": (
-            [str(peers / "uvicorn"), "tipg.main:app", "--workers", str(args.workers), "--no-access-log",
-             "--log-level", "warning", "--port", "{port}"],
-            {"DATABASE_URL": url, "TIPG_DB_SCHEMAS": '["public"]', "TIPG_MAX_FEATURES_PER_QUERY": "10000"},
-            "/collections/public.parcels/items?limit=100&bbox={}",
-        ),
-        "pygeoapi": (
-            [str(peers / "uvicorn"), "pygeoapi.starlette_app:APP", "--workers", str(args.workers),
-             "--no-access-log", "--log-level", "warning", "--port", "{port}"],
-            {},
-            "/collections/parcels/items?limit=100&f=json&bbox={}",
-        ),
+    url = database(args.database_url, args.scale, args.skip_load)
+    headers = {"X-API-Key": api_key(url, name="bench-features")}
+    starters = {
+        "onemap": lambda: start_onemap("onemap", args.workers, {"ONEMAP_DATABASE_URL": url, **UNCACHED},
+                                       ready=READY["onemap"], headers=headers),
+        "tipg": lambda: start_peer("tipg", args.peers, "tipg.main:app", args.workers,
+                                   {"DATABASE_URL": url, "TIPG_DB_SCHEMAS": '["public"]',
+                                    "TIPG_MAX_FEATURES_PER_QUERY": "10000"}, ready=READY["tipg"]),
+        "pygeoapi": lambda: start_pygeoapi(args.peers, url, args.workers),
     }
+    boxes = bboxes(200)
     results = {}
-    for name, (cmd, env, path) in servers.items():
-        port = free_port()
-        if name == "pygeoapi":
-            work = Path(tempfile.mkdtemp(prefix="pygeoapi-"))
-            cfg = work / "config.yml"
-            cfg.write_text(PYGEOAPI_CONFIG.format(port=port, pg_port=db.port, dbname=db.path.lstrip("/"),
-                                                  user=db.username))
-            subprocess.run([str(peers / "pygeoapi"), "openapi", "generate", str(cfg), "--output-file",
-                            str(work / "openapi.yml")], check=True, capture_output=True)
-            env = {"PYGEOAPI_CONFIG": str(cfg), "PYGEOAPI_OPENAPI": str(work / "openapi.yml")}
-        headers = {"X-API-Key": key} if name == "onemap" else {}
-        proc = start_server(name, [c.replace("{port}", str(port)) for c in cmd], port, env,
-                            ready=path.format(boxes[0]), headers=headers)
-        base = f"http://127.0.0.1:{port}"
-        paths = [path.format(b) for b in boxes]
-        wrk(base, paths, args.clients, 3, headers=headers)  # warm-up: connections, database caches
-        runs = [wrk(base, paths, args.clients, args.seconds, headers=headers) for _ in range(args.runs)]
-        results[name] = median_of(runs)
+    for name, start in starters.items():
+        server = start()
+        paths = [PATHS[name].format(b) for b in boxes]
+        target = Target(server, paths, headers if name == "onemap" else None, url)
+        results.update(measure({name: target}, args.clients, args.seconds, args.runs))
         print(f"{name}: {results[name].rps:.1f} req/s", flush=True)
-        stop_server(proc)
-    print(f"\n/collections/parcels/items?limit=100&bbox=<~1 km box>, {args.scale:,} parcels, "
-          f"{args.clients} clients, {args.workers} workers each, median of {args.runs} x {args.seconds} s")
-    report(results, baseline="onemap")
+        server.stop()
+    report(results, baseline="onemap",
+           title=f"/collections/parcels/items?limit=100&bbox=<~1 km box>, {args.scale:,} parcels, {args.clients} "
+                 f"clients, {args.workers} workers each, median of {args.runs} x {args.seconds} s")
 
 
 if __name__ == "__main__":

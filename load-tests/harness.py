@@ -1,11 +1,18 @@
-"""Shared pieces of the benchmarks: start servers on loopback, drive them with wrk, report medians.
+"""Shared pieces of the benchmarks: the database, API keys, servers on loopback, load with wrk, CPU per
+request, medians and tables with ratios.
 
-Every run is bounded in time; every server started here is stopped at exit. Loopback only.
+A benchmark script prepares its data, starts each server with ``start_onemap`` / ``start_peer``, drives
+them with ``measure`` (wrk over a list of paths, warm-up then N runs, median) and prints ``report``.
+One PostGIS loaded once serves the scripts that need it: ``python -m server.cli sample --scale 200000
+--database-url URL --no-rasters``, then ``--database-url URL --skip-load``.
+Every run is bounded in time; every process started here is stopped at exit. Loopback only.
+Importing this module puts the repository on ``sys.path`` (for ``server`` and ``tests.support``).
 """
 
 from __future__ import annotations
 
 import atexit
+import math
 import os
 import re
 import socket
@@ -14,11 +21,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+UNCACHED = {"ONEMAP_CACHE_MEMORY_BYTES": "0", "ONEMAP_CACHE_FAST_PATH": "false"}  # every request does the work
 _LUA = """
 local urls = {}
 local i = 0
@@ -34,97 +45,285 @@ end
 """
 
 
+# -- data and keys ------------------------------------------------------------------------------
+
+
+def database(url: str | None, scale: int, skip_load: bool) -> str:
+    """The PostGIS to benchmark: ``url``, or a throwaway cluster (stopped at exit); the sample county
+    with ``scale`` parcels is loaded into it (overviews and versioning included) unless ``skip_load``."""
+    if not url:
+        from tests.support.pg import start_cluster
+
+        cluster = start_cluster()
+        atexit.register(cluster.stop)
+        url = cluster.url
+    if not skip_load:
+        from server.sample import build_sample
+
+        print(f"loading {scale:,} parcels ...", flush=True)
+        started = time.perf_counter()
+        build_sample(scale, Path(tempfile.mkdtemp(prefix="bench-data-")), url)
+        print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
+    return url
+
+
+def api_key(database_url: str | None = None, data_dir: Path | None = None, name: str = "bench") -> str:
+    """A fresh all-collections API key in the admin store of OneMap serving this database or data dir."""
+    from server.settings import Settings
+    from tests.support.api_keys import issue_key
+
+    extra = {"data_dir": Path(data_dir)} if data_dir else {}
+    return issue_key(Settings(database_url=database_url, **extra), name=name)
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+
 def free_port() -> int:
+    """A free TCP port on loopback."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_server(
-    name: str, cmd: list[str], port: int, env: dict | None = None, ready: str = "/", headers: dict | None = None
-) -> subprocess.Popen:
-    """Start a server process and wait until ``ready`` answers 200 (60 s at most)."""
-    log = open(Path(tempfile.gettempdir()) / f"bench-{name}.log", "w")
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT)
-    atexit.register(stop_server, proc)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"{name} exited early; see {log.name}")
-        try:
-            req = urllib.request.Request(f"http://127.0.0.1:{port}{ready}", headers=headers or {})
-            with urllib.request.urlopen(req, timeout=5) as r:
-                if r.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.5)
-    sys.exit(f"{name} did not become ready; see {log.name}")
+@dataclass
+class Server:
+    """A server process started by ``start_server`` and its base URL."""
+
+    name: str
+    proc: subprocess.Popen
+    base: str
+
+    def stop(self) -> None:
+        """Terminate the server (and its workers), killing it after 10 s."""
+        stop_process(self.proc)
 
 
-def stop_server(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate a process started here, killing it after 10 s."""
     if proc.poll() is None:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+def get(url: str, headers: dict | None = None, timeout: float = 60) -> tuple[int, dict, bytes]:
+    """Status, headers (lower-case names) and body of one GET; connection failures raise ``OSError``."""
+    req = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+def start_server(
+    name: str, cmd: list[str], env: dict | None = None, ready: str = "/", headers: dict | None = None,
+    port: int | None = None,
+) -> Server:
+    """Start ``cmd`` on ``port`` (a free loopback port by default; ``{port}`` in ``cmd``) and wait until
+    ``ready`` answers 200 (60 s at most). The inherited ``ONEMAP_*`` variables are dropped: ``env`` says
+    all. Output goes to /tmp/bench-NAME.log."""
+    port = port or free_port()
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("ONEMAP_")}
+    log_path = Path(tempfile.gettempdir()) / f"bench-{name}.log"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([c.replace("{port}", str(port)) for c in cmd], env={**base_env, **(env or {})},
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    atexit.register(stop_process, proc)
+    server = Server(name, proc, f"http://127.0.0.1:{port}")
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"{name} exited early; see {log_path}")
+        try:
+            if get(server.base + ready, headers, timeout=5)[0] == 200:
+                return server
+        except OSError:
+            pass
+        time.sleep(0.5)
+    server.stop()
+    sys.exit(f"{name} did not become ready; see {log_path}")
+
+
+def _uvicorn_args(workers: int) -> list[str]:
+    return ["--host", "127.0.0.1", "--port", "{port}", "--workers", str(workers), "--no-access-log",
+            "--log-level", "warning"]
+
+
+def start_onemap(
+    name: str, workers: int, env: dict, ready: str = "/conformance", headers: dict | None = None
+) -> Server:
+    """``onemap serve`` with ``workers`` workers, configured by ``env`` (``ONEMAP_*`` variables)."""
+    return start_server(name, [sys.executable, "-m", "server.cli", "serve", *_uvicorn_args(workers)], env, ready,
+                        headers)
+
+
+def start_peer(
+    name: str, venv: Path, app: str, workers: int, env: dict | None = None, ready: str = "/", port: int | None = None
+) -> Server:
+    """Another server's ASGI ``app`` under uvicorn from its own virtualenv ``venv`` (outside the repository)."""
+    uvicorn = Path(venv) / "bin" / "uvicorn"
+    if not uvicorn.exists():
+        sys.exit(f"no uvicorn in {venv}: create that virtualenv as the script's docstring says")
+    return start_server(name, [str(uvicorn), app, *_uvicorn_args(workers)], env, ready, port=port)
+
+
+# -- CPU per request ----------------------------------------------------------------------------
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _backend_pids(database_url: str) -> list[int]:
+    """PostgreSQL backends connected to this database (other clusters on the machine are not counted)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def cpu_snapshot(server: Server, database_url: str | None = None) -> dict[int, float]:
+    """CPU seconds so far of the server, its workers and (with ``database_url``) the database's backends."""
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    pids = [server.proc.pid, *(int(p) for p in (children.read_text().split() if children.exists() else []))]
+    return _cpu_seconds(pids + (_backend_pids(database_url) if database_url else []))
+
+
+# -- load ---------------------------------------------------------------------------------------
 
 
 @dataclass
 class Result:
+    """One wrk run, or the median of several."""
+
     rps: float
     p50_ms: float
     p99_ms: float
     errors: int
     bytes_per_req: float
+    requests: int = 0
+    cpu_ms: float = math.nan  # server (+ database) CPU per request
 
 
-def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+_UNITS_B = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+_WRK_FIGURES = (
+    r"Requests/sec:\s+([\d.]+)",
+    r"50%\s+([\d.]+)(us|ms|s|m|h)\b",
+    r"99%\s+([\d.]+)(us|ms|s|m|h)\b",
+    r"(\d+) requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB) read",
+)
+
+
+def _parse_wrk(out: str) -> Result:
+    found = [re.search(p, out) for p in _WRK_FIGURES]
+    if not all(found):
+        raise RuntimeError(f"wrk gave no figures:\n{out[-1500:]}")
+    rps, p50, p99, size = found
+    total = int(size.group(1))
+    read = float(size.group(2)) * _UNITS_B[size.group(3)]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    p50_ms, p99_ms = (float(m.group(1)) * _UNITS_MS[m.group(2)] for m in (p50, p99))
+    return Result(float(rps.group(1)), p50_ms, p99_ms, errors, read / max(total, 1), total)
 
 
 def wrk(
-    base: str, paths: list[str], clients: int, seconds: int, threads: int = 2, headers: dict | None = None
+    base: str, paths: list[str], clients: int, seconds: float, threads: int = 2, headers: dict | None = None,
+    timeout: int = 30,
 ) -> Result:
-    """One wrk run over the given paths (cycled), returning req/s, latency percentiles and errors."""
+    """One wrk run over ``paths`` (cycled), returning req/s, latency percentiles, errors and bytes/response."""
     work = Path(tempfile.mkdtemp(prefix="wrk-"))
     (work / "urls.txt").write_text("\n".join(paths) + "\n")
     lines = "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in (headers or {}).items())
     (work / "urls.lua").write_text(_LUA.replace("%HEADERS%", lines))
+    secs = max(1, round(seconds))
     out = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+        ["wrk", f"-t{threads}", f"-c{clients}", f"-d{secs}s", "--timeout", f"{timeout}s", "--latency",
          "-s", str(work / "urls.lua"), base, "--", str(work / "urls.txt")],
-        capture_output=True, text=True, timeout=seconds + 60,
+        capture_output=True, text=True, timeout=secs + 60, check=False,
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
-    errors += sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
-    size = re.search(r"requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB) read", out)
-    read = float(size.group(1)) * {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[size.group(2)]
-    return Result(rps, p50, p99, errors, read / max(total, 1))
+    return _parse_wrk(out)
+
+
+@dataclass
+class Target:
+    """What to drive: a server, the paths to cycle, request headers, and the database whose backends
+    count in its CPU per request."""
+
+    server: Server
+    paths: list[str]
+    headers: dict | None = None
+    database_url: str | None = None
+
+
+def _run(target: Target, clients: int, seconds: float) -> Result:
+    """One measured wrk run with the CPU it cost; a run without figures (a stalled server) is retried once."""
+    before = cpu_snapshot(target.server, target.database_url)
+    try:
+        result = wrk(target.server.base, target.paths, clients, seconds, headers=target.headers)
+    except RuntimeError as exc:
+        print(f"{target.server.name}: {exc}; running again", flush=True)
+        before = cpu_snapshot(target.server, target.database_url)
+        result = wrk(target.server.base, target.paths, clients, seconds, headers=target.headers)
+    after = cpu_snapshot(target.server, target.database_url)
+    spent = sum(t - before.get(pid, 0.0) for pid, t in after.items())
+    result.cpu_ms = spent / result.requests * 1000 if result.requests else math.nan
+    return result
+
+
+def measure(targets: dict[str, Target], clients: int, seconds: float, runs: int, warmup: float = 3) -> dict[str, Result]:
+    """Warm each target up for ``warmup`` s, then ``runs`` runs of ``seconds`` s each, the targets taking
+    turns run by run (fair on a shared machine); the median per target."""
+    for target in targets.values():
+        if warmup:
+            wrk(target.server.base, target.paths, clients, warmup, headers=target.headers)
+    done: dict[str, list[Result]] = {name: [] for name in targets}
+    for _ in range(runs):
+        for name, target in targets.items():
+            done[name].append(_run(target, clients, seconds))
+    return {name: median_of(results) for name, results in done.items()}
 
 
 def median_of(runs: list[Result]) -> Result:
+    """Median req/s, latencies, size and CPU of several runs; errors and requests summed."""
     return Result(
         statistics.median(r.rps for r in runs),
         statistics.median(r.p50_ms for r in runs),
         statistics.median(r.p99_ms for r in runs),
         sum(r.errors for r in runs),
         statistics.median(r.bytes_per_req for r in runs),
+        sum(r.requests for r in runs),
+        statistics.median(r.cpu_ms for r in runs),
     )
 
 
-def report(rows: dict[str, Result], baseline: str | None = None) -> None:
-    """Print a table of results, with ratios against ``baseline`` (ours / theirs)."""
-    print(f"{'server':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'KB/resp':>10}{'errors':>8}")
+def report(rows: dict[str, Result], baseline: str | None = None, title: str | None = None) -> None:
+    """Print a table of results, with ratios of ``baseline`` against every other row."""
+    if title:
+        print(f"\n{title}")
+    print(f"{'server':<28}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'KB/resp':>10}{'CPU ms/req':>12}{'errors':>8}")
     for name, r in rows.items():
-        print(f"{name:<28}{r.rps:>10.1f}{r.p50_ms:>10.1f}{r.p99_ms:>10.1f}{r.bytes_per_req / 1024:>10.1f}{r.errors:>8}")
-    if baseline:
-        ours = rows[baseline]
-        for name, r in rows.items():
-            if name != baseline and r.rps:
-                print(f"  {baseline} vs {name}: {ours.rps / r.rps:.2f}x req/s, {r.p99_ms / ours.p99_ms:.2f}x lower p99")
+        print(f"{name:<28}{r.rps:>10.1f}{r.p50_ms:>10.1f}{r.p99_ms:>10.1f}{r.bytes_per_req / 1024:>10.1f}"
+              f"{r.cpu_ms:>12.1f}{r.errors:>8}")
+    ours = rows.get(baseline) if baseline else None
+    for name, r in rows.items():
+        if ours is not None and name != baseline and r.rps:
+            print(f"  {baseline} vs {name}: {ours.rps / r.rps:.2f}x req/s, {r.p99_ms / ours.p99_ms:.2f}x lower p99, "
+                  f"{r.cpu_ms / ours.cpu_ms:.2f}x less CPU per request")

@@ -6,7 +6,8 @@ viewport's tiles the way MapLibre does, six at a time: the base map vector tiles
 layer) and, where the imagery footprint is, the imagery tiles. Tiles carry ``X-Cache``; the share
 answered from a cache (``hit``/``hit-shared``) after the warm-up is printed at the end.
 
-Run it with locust from a virtualenv outside the repository:
+``python load-tests/bench_cache.py --map-pan`` runs it against 2 workers sharing a seeded Redis and
+prints the figures. To run it by hand, with locust from a virtualenv outside the repository:
 
     python -m venv /tmp/locust-venv && /tmp/locust-venv/bin/pip install locust
     ONEMAP_BENCH_KEY=<api key> /tmp/locust-venv/bin/locust -f load-tests/locustfile.py --headless \
@@ -24,6 +25,7 @@ import math
 import os
 import random
 import time
+from typing import ClassVar
 
 from gevent.pool import Pool
 from locust import FastHttpUser, between, events, task
@@ -97,7 +99,7 @@ class MapUser(FastHttpUser):
     """One person with a web map open."""
 
     wait_time = between(0.5, 2.0)
-    headers = {"Accept-Encoding": "gzip", **({"X-API-Key": KEY} if KEY else {})}
+    headers: ClassVar[dict[str, str]] = {"Accept-Encoding": "gzip", **({"X-API-Key": KEY} if KEY else {})}
 
     def on_start(self) -> None:
         self.lon = random.uniform(AREA[0] + 0.03, AREA[2] - 0.03)

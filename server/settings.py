@@ -28,8 +28,10 @@ class Settings(BaseSettings):
     )
     default_limit: int = Field(default=10, ge=1)
     max_limit: int = Field(default=10_000, ge=1)
-    pool_min_size: int = Field(default=2, ge=1)
-    pool_max_size: int = Field(default=10, ge=1)
+    # PostGIS connections per worker. More concurrent queries than the database has cores only
+    # lengthens the tail (measured: p99 289 ms with 10 per worker, 76 ms with 2, same throughput).
+    pool_min_size: int = Field(default=1, ge=1)
+    pool_max_size: int = Field(default=2, ge=1, description="Per worker: workers x this ~ database cores")
     statement_timeout_ms: int = Field(default=15_000, ge=100)
     # -- caching (server/cache) --
     redis_url: str | None = Field(default=None, description="Shared response cache; none when unset")

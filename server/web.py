@@ -15,6 +15,11 @@ JSON = "application/json"
 HTML = "text/html"
 
 
+def language(request: Request) -> str:
+    """``en`` when the client prefers English, ``zh`` (the default) otherwise."""
+    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
+
+
 def base_url(request: Request) -> str:
     """The public root URL without a trailing slash (settings.base_url wins over the request)."""
     configured = request.app.state.settings.base_url

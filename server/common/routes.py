@@ -15,7 +15,7 @@ from server.cache import cached
 from server.catalog import Collection, Text
 from server.html import render_page
 from server.policy import visible_collection, visible_collections
-from server.web import HTML, JSON, base_url, json_response, link, output_format, self_links
+from server.web import HTML, JSON, base_url, json_response, language, link, output_format, self_links
 
 router = APIRouter(tags=["Common"])
 
@@ -33,12 +33,6 @@ _FORMATS = {"json": JSON, "html": HTML}
 
 def _contributions(request: Request, name: str) -> list:
     return [getattr(m, name) for m in request.app.state.capabilities if hasattr(m, name)]
-
-
-def language(request: Request) -> str:
-    """``en`` when the client prefers English, ``zh`` otherwise."""
-    accept = request.headers.get("accept-language", "").lower()
-    return "en" if accept.startswith("en") else "zh"
 
 
 def text(value: Text, lang: str) -> str:

@@ -19,7 +19,7 @@ from server.policy import visible_collections
 from server.settings import Settings
 from server.styles.render import render_style
 from server.styles.store import StyleTemplate, load_styles
-from server.web import JSON, base_url, json_response, link, output_format
+from server.web import JSON, base_url, json_response, language, link, output_format
 
 router = APIRouter(tags=["Styles"])
 
@@ -32,11 +32,6 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-styles-1/1.0/conf/json",
 ]
 _DEFAULT_DIR: Path = Settings.model_fields["styles_dir"].default
-
-
-def _lang(request: Request) -> str:
-    accept = request.headers.get("accept-language", "").lower()
-    return "en" if accept.startswith("en") else "zh"
 
 
 def _styles(request: Request) -> dict[str, StyleTemplate]:
@@ -90,7 +85,7 @@ def _rendered(request: Request, style_id: str) -> tuple[StyleTemplate, dict[str,
 async def styles_list(request: Request):
     """Every style offered to this caller, with links to its stylesheet and metadata."""
     output_format(request, ("json",))
-    base, lang = base_url(request), _lang(request)
+    base, lang = base_url(request), language(request)
     visible = {c.id for c in visible_collections(request)}
     entries = [
         {"id": s.id, "title": s.text(s.title, lang), "links": _style_entry_links(base, s.id, s.text(s.title, lang))}
@@ -130,7 +125,7 @@ async def style_metadata(request: Request, styleId: str) -> Response:
     """Title, description, keywords, the stylesheet and the layers of a style."""
     output_format(request, ("json",))
     template, doc = _rendered(request, styleId)
-    base, lang = base_url(request), _lang(request)
+    base, lang = base_url(request), language(request)
     title = template.text(template.title, lang)
     url = f"{base}/styles/{styleId}"
     meta = {

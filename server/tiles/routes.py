@@ -26,7 +26,7 @@ from server.policy import visible_collection, visible_collections
 from server.tiles import metadata
 from server.tiles.matrix_sets import check_tile, get_tms, tms_ids
 from server.tiles.zooms import tile_request, visible
-from server.web import JSON, base_url, json_response, link
+from server.web import JSON, base_url, json_response, language, link
 
 router = APIRouter(tags=["Tiles"])
 
@@ -65,10 +65,6 @@ def _collection(request: Request, collection_id: str) -> Collection:
 
 def _vector_collections(request: Request) -> list[Collection]:
     return [c for c in visible_collections(request) if c.is_vector]
-
-
-def _lang(request: Request) -> str:
-    return "en" if request.headers.get("accept-language", "").lower().startswith("en") else "zh"
 
 
 def _properties(request: Request, collection: Collection) -> tuple[str, ...]:
@@ -141,7 +137,7 @@ async def collection_tilesets(request: Request, collectionId: str):
     c = _collection(request, collectionId)
     base = base_url(request)
     kind = "vector" if c.is_vector else ("coverage" if c.raster.kind == "dem" else "map")
-    title = c.title.en if _lang(request) == "en" else c.title.zh
+    title = c.title.en if language(request) == "en" else c.title.zh
     return json_response(metadata.tilesets_list(f"{base}/collections/{c.id}/tiles", base, kind, title))
 
 
@@ -235,7 +231,7 @@ def _tileset_response(
     request: Request, collections: list[Collection], tms: morecantile.TileMatrixSet, url: str, single: Collection | None
 ) -> Response:
     base = base_url(request)
-    lang = _lang(request)
+    lang = language(request)
     if single is not None:
         title = single.title.en if lang == "en" else single.title.zh
         description = single.description.en if lang == "en" else single.description.zh

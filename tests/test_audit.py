@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.cli import main as cli_main
-from server.policy.admin import AuditRecord, admin_store
+from server.policy.admin import AuditRecord, opened_admin_store
 from server.policy.keys import parse_key
 from tests.conftest import settings_for
 from tests.support.api_keys import issue_key
@@ -39,11 +39,8 @@ def recorded(settings):
 
 
 def rows(settings, key_id: str) -> list[AuditRecord]:
-    store = admin_store(settings)
-    try:
+    with opened_admin_store(settings) as store:
         return store.query_audit(None, key_id, None, 100)
-    finally:
-        store.close()
 
 
 def test_every_access_is_recorded(settings, recorded):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -274,3 +275,14 @@ def admin_store(settings: Settings) -> AdminStore:
     if settings.database_url:
         return PostgresAdmin(settings.database_url)
     return SqliteAdmin(settings.data_dir / ADMIN_FILE)
+
+
+@contextmanager
+def opened_admin_store(settings: Settings) -> Iterator[AdminStore]:
+    """The admin store, its tables set up, closed when the block ends (for one-off commands)."""
+    store = admin_store(settings)
+    try:
+        store.setup()
+        yield store
+    finally:
+        store.close()

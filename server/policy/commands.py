@@ -14,7 +14,7 @@ from typing import TextIO
 import orjson
 
 from server.catalog import load_catalog
-from server.policy.admin import AuditRecord, admin_store
+from server.policy.admin import AuditRecord, opened_admin_store
 from server.policy.keys import KeyRecord, new_key, parse_networks, parse_rate, parse_time
 from server.settings import Settings
 
@@ -68,12 +68,8 @@ def keys_create(settings: Settings, out: TextIO | None = None, **options) -> int
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    store = admin_store(settings)
-    try:
-        store.setup()
+    with opened_admin_store(settings) as store:
         store.add_key(record)
-    finally:
-        store.close()
     print(f"key id: {record.id}", file=out)
     print(f"api key (shown once, store it now): {key}", file=out)
     return 0
@@ -93,12 +89,8 @@ def _describe(r: KeyRecord) -> dict:
 def keys_list(settings: Settings, out: TextIO | None = None, as_json: bool = False) -> int:
     """Print every key (never a secret)."""
     out = out or sys.stdout
-    store = admin_store(settings)
-    try:
-        store.setup()
+    with opened_admin_store(settings) as store:
         records = store.list_keys()
-    finally:
-        store.close()
     docs = [_describe(r) for r in records]
     if as_json:
         out.write(orjson.dumps(docs, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -115,12 +107,8 @@ def keys_list(settings: Settings, out: TextIO | None = None, as_json: bool = Fal
 def keys_revoke(settings: Settings, key_id: str, out: TextIO | None = None) -> int:
     """Revoke a key (it stays listed, marked revoked); 1 when no active key has this id."""
     out = out or sys.stdout
-    store = admin_store(settings)
-    try:
-        store.setup()
+    with opened_admin_store(settings) as store:
         done = store.revoke_key(key_id.strip(), dt.datetime.now(dt.timezone.utc))
-    finally:
-        store.close()
     if not done:
         print(f"error: no active key with id '{key_id}'", file=sys.stderr)
         return 1
@@ -158,12 +146,8 @@ def audit_show(settings: Settings, since: str | None = None, key: str | None = N
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    store = admin_store(settings)
-    try:
-        store.setup()
+    with opened_admin_store(settings) as store:
         records = store.query_audit(start, key, collection, limit)
-    finally:
-        store.close()
     if as_json:
         docs = [{**r.__dict__, "ts": r.ts.isoformat()} for r in records]
         out.write(orjson.dumps(docs, option=orjson.OPT_INDENT_2).decode() + "\n")

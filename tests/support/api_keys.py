@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from server.policy.admin import admin_store
+from server.policy.admin import opened_admin_store
 from server.policy.keys import KeyRecord, new_key
 from server.settings import Settings
 
 
 def issue_key(settings: Settings, name: str = "tests", scopes: frozenset[str] | None = None) -> str:
     """A fresh key (every collection unless ``scopes``) stored where the app built from ``settings`` looks."""
-    store = admin_store(settings)
-    try:
-        store.setup()
-        key_id, key, hashed = new_key()
+    key_id, key, hashed = new_key()
+    with opened_admin_store(settings) as store:
         store.add_key(KeyRecord(id=key_id, name=name, secret_hash=hashed, scopes=scopes))
-    finally:
-        store.close()
     return key

@@ -30,7 +30,7 @@ from server.policy.rasters import coarsen_cog, ground_resolution_m, within_resol
 from server.policy.resolve import PolicyResolver
 from server.release.manifest import BundleError, write_manifest
 from server.release.reader import gpkg_batches, pg_batches
-from server.sample import GPKG_NAME
+from server.sample import GPKG_NAME, write_all
 from server.sources.prepare import prepare_for_serving
 from server.sample.geopackage import GeoPackageWriter, open_for_edits
 from server.settings import Settings
@@ -45,22 +45,16 @@ def _now() -> str:
 
 def _write_vectors(settings: Settings, vectors: list[CollectionAccess], path: Path, label: StoreLabel,
                    say: Progress, overviews: bool) -> dict[str, int]:
-    counts = {a.id: 0 for a in vectors}
-    writer = GeoPackageWriter(path, [a.view for a in vectors])
-    try:
+    def batches():
         for a in vectors:
             say(f"vector {a.id}")
             if settings.database_url:
-                batches = pg_batches(settings.database_url, a.view, a.restriction)
+                yield from pg_batches(settings.database_url, a.view, a.restriction)
             else:
-                batches = gpkg_batches(settings.gpkg_path, a.view, a.restriction)
-            for batch in batches:
-                writer.write(batch)
-                counts[a.id] += len(batch)
-        writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
+                yield from gpkg_batches(settings.gpkg_path, a.view, a.restriction)
+
+    writer = GeoPackageWriter(path, [a.view for a in vectors])
+    counts = {a.id: 0 for a in vectors} | write_all(writer, batches())
     say("data versions and tile overviews" if overviews else "data versions")
     prepare_for_serving(Catalog([a.view for a in vectors]), path, None, overviews=overviews)
     conn = open_for_edits(path)

@@ -60,20 +60,17 @@ def _views(catalog: Catalog, doc: dict[str, Any]) -> list[Collection]:
 
 def _load_postgis(url: str, catalog: Catalog, views: list[Collection], gpkg: Path, label: StoreLabel,
                   say: Progress) -> None:
+    from server.sample import write_all
     from server.sample.postgis import PostGISWriter
     from server.sources.prepare import prepare_for_serving
     from server.sources.tile_overviews import PG_SCHEMA
 
-    writer = PostGISWriter(url, views)
-    try:
+    def batches():
         for v in views:
             say(f"vector {v.id}")
-            for batch in gpkg_batches(gpkg, v):
-                writer.write(batch)
-        writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
+            yield from gpkg_batches(gpkg, v)
+
+    write_all(PostGISWriter(url, views), batches())
     shipped = {v.id for v in views}
     with psycopg.connect(url, autocommit=True) as conn:
         for c in catalog:

@@ -7,12 +7,16 @@ scale always gives the same rows (and, for the GeoPackage, the same bytes).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.catalog import Catalog, Collection, load_catalog
 from server.settings import ROOT
 from server.sources.prepare import prepare_for_serving
+
+if TYPE_CHECKING:
+    from server.sample.generate import Batch
 
 DEFAULT_SCALE = 20_000
 COLLECTIONS = ("admin_boundaries", "land_survey", "planning_zones", "control_lines", "parcels", "buildings")
@@ -26,6 +30,23 @@ def sample_collections(collections_dir: Path | None = None) -> list[Collection]:
     if missing:
         raise ValueError(f"the catalog lacks the vector collections {', '.join(missing)}")
     return [catalog.get(cid) for cid in COLLECTIONS]
+
+
+def write_all(writer, batches: Iterable[Batch]) -> dict[str, int]:
+    """Write every batch, then finish; on any failure abort, so nothing half-written stays.
+
+    ``writer`` is a ``GeoPackageWriter`` or ``PostGISWriter``. Returns the rows written per collection.
+    """
+    counts: dict[str, int] = {}
+    try:
+        for batch in batches:
+            writer.write(batch)
+            counts[batch.collection] = counts.get(batch.collection, 0) + len(batch)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+    return counts
 
 
 def _check_fields(batch, collection: Collection) -> None:
@@ -59,16 +80,8 @@ def build_sample(
         from server.sample.geopackage import GeoPackageWriter
 
         writer = GeoPackageWriter(Path(data_dir) / GPKG_NAME, collections)
-    counts = {cid: 0 for cid in COLLECTIONS}
-    try:
-        for batch in generate(scale, progress):
-            _check_fields(batch, by_id[batch.collection])
-            writer.write(batch)
-            counts[batch.collection] += len(batch)
-        writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
+    checked = (_check_fields(b, by_id[b.collection]) or b for b in generate(scale, progress))
+    counts = {cid: 0 for cid in COLLECTIONS} | write_all(writer, checked)
     if progress:
         progress("written: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
         progress("building tile overviews ...")

@@ -12,8 +12,10 @@ from server import cache, errors, policy
 from server.catalog import load_catalog
 from server.settings import Settings
 from server.sources import make_source
+from server.tiling.handlers import collect_handlers
 
-# Each capability exposes ``router``; the order is the order of the OpenAPI document.
+# Each capability exposes ``router``; the order is the order of the OpenAPI document. A capability may
+# also serve the tiles of a collection kind (``TILE_HANDLERS``, see ``server.tiling.handlers``).
 CAPABILITIES = (
     "server.common.routes",
     "server.features.routes",
@@ -21,7 +23,7 @@ CAPABILITIES = (
     "server.raster.routes",
     "server.stac_api.routes",
     "server.styles.routes",
-    "server.html.viewer",
+    "server.viewer.routes",
 )
 
 
@@ -58,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     cache.install(app, settings, catalog, source)
     app.state.capabilities = [import_module(name) for name in CAPABILITIES]
+    app.state.tile_handlers = collect_handlers(app.state.capabilities)
     for module in app.state.capabilities:
         app.include_router(module.router)
     policy.install(app)  # outermost middleware: every request is authenticated and audited

@@ -92,8 +92,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    """Pre-render tiles into the shared cache (see ``server/cache/seed.py``)."""
-    from server.cache import seed
+    """Pre-render tiles into the shared cache (see ``server/seed.py``)."""
+    from server import seed
 
     return seed.run(args, _settings(args))
 
@@ -171,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_overviews)
 
-    from server.cache.seed import add_parser as add_seed_parser
+    from server.seed import add_parser as add_seed_parser
 
     add_seed_parser(sub).set_defaults(func=cmd_seed)
 

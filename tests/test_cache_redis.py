@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from server.cache.entry import Entry
-from server.cache.seed import SeedPlan, seed
+from server.seed import SeedPlan, seed
 from server.cli import main
 from server.settings import Settings
 from tests.support.redis_server import RedisServer

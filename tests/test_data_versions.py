@@ -32,7 +32,7 @@ from server.sources.geopackage_tiles import overview_state
 from server.sources.gpkg_geometry import decode_gpkg_geometry, encode_gpkg_geometry
 from server.sources.prepare import stale_collections
 from server.sources.tile_overviews import OVERVIEW_VERSIONS, PG_SCHEMA
-from server.tiles.zooms import tile_request
+from server.tiling.zooms import tile_request
 from tests.conftest import keyed_client
 
 WMQ = morecantile.tms.get("WebMercatorQuad")

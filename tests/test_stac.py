@@ -8,7 +8,7 @@ import pystac
 import pytest
 
 from server.stac_api.static import write_static_catalog
-from server.stac_api.validate import validate_dict
+from server.stac_catalog.validate import validate_dict
 from tests.support.rasters import raster_client, raster_dir, raster_settings  # noqa: F401
 
 ITEMS = {"imagery_20231115", "imagery_20240518", "dem_2023"}

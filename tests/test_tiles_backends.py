@@ -11,7 +11,7 @@ import shapely
 from shapely.geometry import shape
 
 from server.sources.prepare import rebuild_overviews
-from server.tiles.zooms import tile_request
+from server.tiling.zooms import tile_request
 from tests.conftest import keyed_client, settings_for
 from tests.test_tiles import CATALOG, CENTER, decode, wmq_tile
 

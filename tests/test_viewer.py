@@ -26,7 +26,7 @@ import rasterio
 from fastapi.testclient import TestClient
 
 from server.app import CAPABILITIES, create_app
-from server.html import viewer
+from server.viewer import routes as viewer
 from server.raster.sample import write_sample_rasters
 from server.settings import ROOT, Settings
 from tests.support.api_keys import issue_key

@@ -1,4 +1,8 @@
-"""HTML pages: one Jinja2 environment, autoescaped, rendering the same documents the JSON carries."""
+"""HTML pages: one Jinja2 environment, autoescaped, rendering the same documents the JSON carries.
+
+Part of the floor: every capability renders its pages here (``templates/``); ``static/`` holds the
+files the pages load from this server.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from server.web import base_url
 
+STATIC_DIR = Path(__file__).parent / "static"
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),

@@ -1,17 +1,16 @@
-"""Which registered raster file answers a request: by explicit item id or by acquisition time.
+"""Which registered raster asset answers a request: by explicit item id or by acquisition time.
 
-Clients name items (asset ids from the catalog), never paths; a path only ever comes from the
-catalog and must stay inside the data directory.
+Clients name items (asset ids from the catalog), never paths; the file of an asset is found by
+``server.assets.asset_path``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 
 from server.catalog import Collection, RasterAsset
-from server.errors import InvalidParameter, NotFound, OGCError
+from server.errors import InvalidParameter, NotFound
 
 _END_OF_DAY = dt.time(23, 59, 59, 999999, tzinfo=dt.timezone.utc)
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -88,12 +87,3 @@ def select_asset(collection: Collection, item: str | None, when: str | None) -> 
             f"(acquisitions: {', '.join(a.datetime for a in ordered)}; the earliest is {first})."
         )
     return inside[-1]
-
-
-def asset_path(data_dir: Path, asset: RasterAsset) -> Path:
-    """The file of an asset: relative to the data directory, and never outside it."""
-    root = Path(data_dir).resolve()
-    path = (root / asset.path).resolve()
-    if root not in path.parents:
-        raise OGCError("The raster data of this item is not available.")
-    return path

@@ -6,8 +6,9 @@
 * ``/collections/{id}/assets/{assetId}``: a registered COG, addressed by asset id (HTTP range
   requests work, so GDAL's ``/vsicurl/`` and other COG clients read it in parts).
 
-Map tiles of raster collections are served by the shared tile route (``server.tiles.routes``),
-which hands them to ``server.raster.tiles``.
+Map tiles of raster collections are served by the shared tile routes (``server.tiles.routes``), which
+hand them to the handler this capability registers for raster collections (``TILE_HANDLERS``, see
+``server.tiling.handlers``): ``server.raster.tiles.RasterTiles``.
 """
 
 from __future__ import annotations
@@ -19,18 +20,21 @@ from fastapi.responses import FileResponse, Response
 from rio_tiler.errors import PointOutsideBounds
 from starlette.concurrency import run_in_threadpool
 
+from server.assets import asset_path
 from server.catalog import Collection
 from server.errors import NotFound
 from server.policy import visible_collection
 from server.policy.rasters import within_resolution
 from server.raster import terrain
-from server.raster.assets import asset_path, select_asset
+from server.raster.assets import select_asset
 from server.raster.store import RasterReadError, get_store
+from server.raster.tiles import RasterTiles
 from server.web import JSON, base_url, json_response, link
 
 router = APIRouter(tags=["Imagery and terrain"])
 
 GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
+TILE_HANDLERS = {"raster": RasterTiles()}
 
 
 def _raster(request: Request, collection_id: str, kind: str | None = None) -> Collection:
@@ -138,4 +142,4 @@ async def asset_file(request: Request, collectionId: str, assetId: str):
     return FileResponse(path, media_type=GEOTIFF, filename=f"{asset.id}.tif")
 
 
-__all__ = ["router", "collection_links"]
+__all__ = ["router", "TILE_HANDLERS", "collection_links"]

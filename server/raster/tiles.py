@@ -1,6 +1,7 @@
 """Raster map tiles of imagery and DEM collections, in every offered tile matrix set.
 
-``/collections/{id}/tiles/{tms}/{z}/{row}/{col}`` (routed by ``server.tiles.routes``) answers:
+``/collections/{id}/tiles/{tms}/{z}/{row}/{col}`` (routed by ``server.tiles.routes`` to ``RasterTiles``,
+the tile handler of raster collections) answers:
 
 * imagery: ``f=jpeg`` (default), ``png`` or ``webp`` (PNG and WebP are transparent outside the data);
 * DEM: ``render=terrain-rgb`` (default, Mapbox Terrain-RGB, 0.1 m steps), ``terrarium`` (Mapzen)
@@ -29,14 +30,16 @@ from rasterio.transform import from_bounds
 from rio_tiler.models import ImageData
 from titiler.core.algorithm.dem import HillShade, TerrainRGB, Terrarium
 
+from server.assets import asset_path
+from server.cache import cached
 from server.catalog import Collection
 from server.errors import InvalidParameter
-from server.policy import visible_collection
-from server.raster.assets import asset_path, select_asset
+from server.raster.assets import select_asset
 from server.raster.crs import fast_equivalent
 from server.raster.store import Opened, RasterStore, get_store
 from server.settings import Settings
-from server.tiles.zooms import wmq_level
+from server.tiling.zooms import wmq_level
+from server.web import base_url, json_response
 
 MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 _ALIASES = {"jpg": "jpeg"}
@@ -185,8 +188,7 @@ def _read_and_encode(store, path, tms, tile, query: TileQuery) -> bytes | None:
 async def tile_response(
     request: Request, collection: Collection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile, settings: Settings
 ) -> Response:
-    """One raster tile of ``collection`` (the tile is already checked against the grid)."""
-    collection = visible_collection(request, collection.id, "raster")  # the edition's view: capped zooms
+    """One raster tile of ``collection`` as the caller may see it (the tile is already checked against the grid)."""
     query = parse_query(request, collection)
     check_zoom(collection, tms, tile.z)
     asset = select_asset(collection, query.item, query.datetime)
@@ -245,3 +247,26 @@ def tileset_metadata(collection: Collection, tms: morecantile.TileMatrixSet, bas
     if tms.uri:
         doc["tileMatrixSetURI"] = tms.uri
     return doc
+
+
+class RasterTiles:
+    """The tile handler of raster collections: imagery (map tiles) and DEM (coverage tiles)."""
+
+    def data_type(self, collection: Collection) -> str:
+        """A DEM makes coverage tilesets, imagery map tilesets."""
+        return "coverage" if collection.raster.kind == "dem" else "map"
+
+    def tileset(self, request: Request, collection: Collection, tms: morecantile.TileMatrixSet) -> Response:
+        """OGC tileset metadata of the collection in one grid."""
+        return json_response(tileset_metadata(collection, tms, base_url(request)))
+
+    async def tile(
+        self, request: Request, collection: Collection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile
+    ) -> Response:
+        """One image tile through the response cache, keyed by the options that change its bytes."""
+        settings = request.app.state.settings
+        options = tuple(tuple(request.query_params.getlist(k)) for k in ("f", "render", "item", "datetime"))
+        return await cached(
+            request, "raster-tile", (collection.id, tms.id, tile.z, tile.y, tile.x, options),
+            lambda: tile_response(request, collection, tms, tile, settings), collections=[collection], query=False,
+        )

@@ -102,8 +102,8 @@ def _write_rasters(settings: Settings, rasters: list[CollectionAccess], out: Pat
 
 
 def _write_stac(rasters: list[Collection], out: Path, base_url: str) -> None:
-    from server.stac_api.build import build_catalog
-    from server.stac_api.validate import validate_tree
+    from server.stac_catalog.build import build_catalog
+    from server.stac_catalog.validate import validate_tree
 
     root = build_catalog(Catalog(rasters), out, base_url.rstrip("/"))
     root.normalize_hrefs(str(out / "stac"))

@@ -16,11 +16,11 @@ from typing import Any
 from rasterio.errors import RasterioError
 from shapely.geometry import shape
 
+from server.assets import asset_path
 from server.catalog import Catalog
-from server.raster.assets import asset_path
-from server.stac_api.build import build_collection, build_item, raster_collections
-from server.stac_api.describe import describe
 from server.stac_api.search import Entry
+from server.stac_catalog.build import build_collection, build_item, raster_collections
+from server.stac_catalog.describe import describe
 
 log = logging.getLogger("onemap.stac")
 GEOJSON = "application/geo+json"

@@ -2,7 +2,7 @@
 
 Implements STAC API - Core, Collections, Features (OGC API Features over the STAC items) and Item
 Search (GET and POST, with ``next``/``prev`` links; POST links carry the body to send). The
-holdings are the catalog's raster collections (``server.stac_api.build``).
+holdings are the catalog's raster collections (``server.stac_catalog.build``).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import pystac
 
 from server.catalog import load_catalog
 from server.settings import ROOT, Settings
-from server.stac_api.build import build_catalog
-from server.stac_api.validate import validate_tree
+from server.stac_catalog.build import build_catalog
+from server.stac_catalog.validate import validate_tree
 
 DEFAULT_BASE = "http://localhost:8000"
 

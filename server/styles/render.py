@@ -16,9 +16,9 @@ import math
 from typing import Any, Iterable
 
 from server.catalog import Collection
+from server.extents import Bbox, union_bbox
 from server.styles.store import PLACEHOLDER, StyleTemplate, layer_collection
 
-Bbox = tuple[float, float, float, float]
 _VIEWPORT_PX = 800  # the width the initial zoom is chosen for
 
 
@@ -41,19 +41,6 @@ def _zooms(c: Collection) -> tuple[int, int]:
     if c.raster is not None:
         return c.raster.minzoom, c.raster.maxzoom
     return c.tiles.minzoom, c.tiles.maxzoom
-
-
-def union_bbox(collections: Iterable[Collection]) -> Bbox | None:
-    """The smallest CRS84 box around the collections' extents, or None for no collection."""
-    boxes = [c.extent.spatial.bbox for c in collections]
-    if not boxes:
-        return None
-    return (
-        min(b[0] for b in boxes),
-        min(b[1] for b in boxes),
-        max(b[2] for b in boxes),
-        max(b[3] for b in boxes),
-    )
 
 
 def _source_collections(doc: dict[str, Any], by_id: dict[str, Collection]) -> dict[str, list[Collection]]:

@@ -2,8 +2,9 @@
 
 Design notes
 ------------
-Grids. ``matrix_sets.py`` offers WebMercatorQuad, WorldCRS84Quad and CGCS2000Quad (Tianditu ``c``:
-its level N is WorldCRS84Quad matrix N-1). Collections declare ``tiles.minzoom``/``maxzoom`` as
+Grids (in the floor, ``server/tiling/``, shared with raster tiles and seeding). ``matrix_sets.py``
+offers WebMercatorQuad, WorldCRS84Quad and CGCS2000Quad (Tianditu ``c``: its level N is
+WorldCRS84Quad matrix N-1). Collections declare ``tiles.minzoom``/``maxzoom`` as
 WebMercatorQuad levels; other grids are matched by ground resolution (``zooms.py``), which makes
 CGCS2000Quad level N equal to WebMercatorQuad level N, as Tianditu's ``c`` and ``w`` levels are.
 

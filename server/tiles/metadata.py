@@ -15,8 +15,9 @@ from typing import Any
 import morecantile
 
 from server.catalog import Collection
-from server.tiles.matrix_sets import get_tms, tms_ids
-from server.tiles.zooms import matrix_range
+from server.extents import union_bbox
+from server.tiling.matrix_sets import get_tms, tms_ids
+from server.tiling.zooms import matrix_range
 from server.web import JSON, link
 
 MVT = "application/vnd.mapbox-vector-tile"
@@ -28,6 +29,7 @@ JSON_TYPES = {"string": "string", "integer": "integer", "number": "number", "boo
 TILEJSON_TYPES = {"string": "String", "integer": "Number", "number": "Number", "boolean": "Boolean",
                   "date": "String", "datetime": "String"}
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+WORLD = (-180.0, -90.0, 180.0, 90.0)  # the bounds of a tileset without collections
 
 
 def _crs_uri(tms: morecantile.TileMatrixSet) -> str:
@@ -134,11 +136,6 @@ def _bbox(b) -> dict[str, Any]:
     return {"lowerLeft": [b[0], b[1]], "upperRight": [b[2], b[3]], "crs": CRS84}
 
 
-def _union_bbox(collections: list[Collection]) -> tuple[float, float, float, float]:
-    boxes = [c.extent.spatial.bbox for c in collections] or [(-180.0, -90.0, 180.0, 90.0)]
-    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-
-
 def tileset(collections: list[Collection], tms_id: str, url: str, base: str, title: str, lang: str = "zh") -> dict[str, Any]:
     """OGC tileset metadata for these vector collections in one grid (``url`` = the tileset's URL)."""
     tms = get_tms(tms_id)
@@ -153,7 +150,7 @@ def tileset(collections: list[Collection], tms_id: str, url: str, base: str, tit
         ],
         "tileMatrixSetLimits": tile_matrix_limits(collections, tms_id),
         "layers": [vector_layer(c, tms_id, lang) for c in collections],
-        "boundingBox": _bbox(_union_bbox(collections)),
+        "boundingBox": _bbox(union_bbox(collections) or WORLD),
     }
     if tms.uri:
         doc["tileMatrixSetURI"] = tms.uri
@@ -189,7 +186,7 @@ def tilejson(collections: list[Collection], url: str, name: str, description: st
     spans = [s for s in (matrix_range(c, wmq) for c in collections) if s]
     minzoom = min((s[0] for s in spans), default=0)
     maxzoom = max((s[1] for s in spans), default=0)
-    bounds = _union_bbox(collections)
+    bounds = union_bbox(collections) or WORLD
     return {
         "tilejson": "3.0.0",
         "name": name,

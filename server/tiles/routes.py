@@ -1,5 +1,9 @@
-"""OGC API - Tiles: tile matrix sets, collection tilesets (vector, and raster via ``server.raster``),
-and the dataset tileset (the base map: one MVT layer per vector collection).
+"""OGC API - Tiles: tile matrix sets, collection tilesets and the dataset tileset (the base map: one
+MVT layer per vector collection).
+
+Every collection tile route is here: it looks the collection up once, checks the grid and the tile
+address, and hands the collection to the tile handler of its kind (``server.tiling.handlers``): the
+MVT handler below for vector collections, ``server.raster`` for imagery and DEM.
 
 Responses:
 - a tile with content: 200, ``application/vnd.mapbox-vector-tile``;
@@ -21,11 +25,12 @@ from fastapi.responses import Response
 
 from server.cache import cached
 from server.catalog import Collection
-from server.errors import NotAcceptable, NotFound
+from server.errors import NotAcceptable
 from server.policy import visible_collection, visible_collections
 from server.tiles import metadata
-from server.tiles.matrix_sets import check_tile, get_tms, tms_ids
-from server.tiles.zooms import tile_request, visible
+from server.tiling.handlers import handler_for
+from server.tiling.matrix_sets import check_tile, get_tms, tms_ids
+from server.tiling.zooms import tile_request, visible
 from server.web import JSON, base_url, json_response, language, link
 
 router = APIRouter(tags=["Tiles"])
@@ -104,14 +109,6 @@ def _mvt(body: bytes) -> Response:
     return Response(body, media_type=metadata.MVT)
 
 
-def _raster_module():
-    try:
-        from server.raster import tiles as raster_tiles
-    except ImportError:
-        raise NotFound("Tiles of this collection are not available.") from None
-    return raster_tiles
-
-
 # -- tile matrix sets -------------------------------------------------------------------------
 
 
@@ -136,7 +133,7 @@ async def collection_tilesets(request: Request, collectionId: str):
     """One tileset per offered tile matrix set."""
     c = _collection(request, collectionId)
     base = base_url(request)
-    kind = "vector" if c.is_vector else ("coverage" if c.raster.kind == "dem" else "map")
+    kind = handler_for(request, c).data_type(c)
     title = c.title.en if language(request) == "en" else c.title.zh
     return json_response(metadata.tilesets_list(f"{base}/collections/{c.id}/tiles", base, kind, title))
 
@@ -146,10 +143,7 @@ async def collection_tileset(request: Request, collectionId: str, tileMatrixSetI
     """OGC tileset metadata, or TileJSON 3.0 (``f=tilejson``) for WebMercatorQuad."""
     c = _collection(request, collectionId)
     tms = get_tms(tileMatrixSetId)
-    base = base_url(request)
-    if c.raster is not None:
-        return json_response(_raster_module().tileset_metadata(c, tms, base))
-    return _tileset_response(request, [c], tms, f"{base}/collections/{c.id}/tiles/{tms.id}", c)
+    return handler_for(request, c).tileset(request, c, tms)
 
 
 @router.get(
@@ -165,23 +159,38 @@ async def collection_tile(
     c = _collection(request, collectionId)
     tms = get_tms(tileMatrixSetId)
     tile = check_tile(tms, tileMatrix, tileRow, tileCol)
-    if c.raster is not None:
-        settings, raster = request.app.state.settings, _raster_module()
-        options = tuple(tuple(request.query_params.getlist(k)) for k in ("f", "render", "item", "datetime"))
-        return await cached(
-            request, "raster-tile", (c.id, tms.id, tileMatrix, tileRow, tileCol, options),
-            lambda: raster.tile_response(request, c, tms, tile, settings), collections=[c], query=False,
-        )
-    _check_format(request)
+    return await handler_for(request, c).tile(request, c, tms, tile)
 
-    async def produce() -> Response:
-        if not visible(c, tms, tile.z):
-            return _empty()
-        req = tile_request(c, tms, tile, _properties(request, c))
-        return _mvt(await request.app.state.source.tile(c, req))
 
-    parts = (c.id, tms.id, tileMatrix, tileRow, tileCol, "mvt")
-    return await cached(request, "tile", parts, produce, collections=[c], query=False)
+class VectorTiles:
+    """The tile handler of vector collections: one MVT layer named after the collection."""
+
+    def data_type(self, collection: Collection) -> str:
+        """Vector collections make vector tilesets."""
+        return "vector"
+
+    def tileset(self, request: Request, collection: Collection, tms: morecantile.TileMatrixSet) -> Response:
+        """OGC tileset metadata, or TileJSON 3.0 (``f=tilejson``) for WebMercatorQuad."""
+        url = f"{base_url(request)}/collections/{collection.id}/tiles/{tms.id}"
+        return _tileset_response(request, [collection], tms, url, collection)
+
+    async def tile(
+        self, request: Request, collection: Collection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile
+    ) -> Response:
+        """The MVT of one tile (204 when nothing is drawn), through the response cache."""
+        _check_format(request)
+
+        async def produce() -> Response:
+            if not visible(collection, tms, tile.z):
+                return _empty()
+            req = tile_request(collection, tms, tile, _properties(request, collection))
+            return _mvt(await request.app.state.source.tile(collection, req))
+
+        parts = (collection.id, tms.id, tile.z, tile.y, tile.x, "mvt")
+        return await cached(request, "tile", parts, produce, collections=[collection], query=False)
+
+
+TILE_HANDLERS = {"vector": VectorTiles()}
 
 
 # -- dataset tilesets (the base map) ----------------------------------------------------------
@@ -248,4 +257,4 @@ def _tileset_response(
     return json_response(doc)
 
 
-__all__ = ["router", "CONFORMANCE", "landing_links", "collection_links", "tms_ids"]
+__all__ = ["router", "CONFORMANCE", "TILE_HANDLERS", "landing_links", "collection_links", "tms_ids"]

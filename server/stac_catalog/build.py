@@ -18,9 +18,10 @@ from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 
+from server.assets import asset_path
 from server.catalog import Catalog, Collection, RasterAsset
-from server.raster.assets import asset_path, parse_time
-from server.stac_api.describe import CogInfo, describe
+from server.raster.assets import parse_time
+from server.stac_catalog.describe import CogInfo, describe
 
 WEB_MAP_LINKS = "https://stac-extensions.github.io/web-map-links/v1.2.0/schema.json"
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"

@@ -16,7 +16,7 @@ from morecantile.utils import meters_per_unit
 
 from server.catalog import Collection
 from server.sources.base import TileRequest
-from server.tiles.matrix_sets import get_tms, srid
+from server.tiling.matrix_sets import get_tms, srid
 
 WMQ_PX0 = 2 * math.pi * 6378137 / 256  # metres per pixel at WebMercatorQuad level 0
 

@@ -1,4 +1,4 @@
-"""``onemap seed``: pre-render tiles into the shared cache (Redis).
+"""``onemap seed``: pre-render tiles into the shared cache (Redis). A command beside the CLI: it runs the app.
 
 Tiles are requested from the app itself, in process (an ASGI client on ``create_app``), so they
 go through the tile route and ``cached()`` exactly as a client's request would and land under
@@ -24,8 +24,9 @@ from typing import IO, Iterator
 import httpx
 
 from server.catalog import Catalog
+from server.extents import union_bbox
 from server.settings import Settings
-from server.tiles.matrix_sets import get_tms
+from server.tiling.matrix_sets import get_tms
 
 BASEMAP = "basemap"  # the dataset tileset (/tiles/...): every vector collection as a layer
 
@@ -81,11 +82,9 @@ def _areas(plan: SeedPlan, catalog: Catalog) -> list[tuple[str, tuple[float, flo
     out = []
     for cid in plan.collections:
         if cid == BASEMAP:
-            boxes = [c.extent.spatial.bbox for c in catalog if c.is_vector]
-            if not boxes:
+            union = union_bbox(c for c in catalog if c.is_vector)
+            if union is None:
                 raise SeedError("the catalog has no vector collection for the base map")
-            columns = list(zip(*boxes))
-            union = (min(columns[0]), min(columns[1]), max(columns[2]), max(columns[3]))
             prefix, extent = "/tiles", union
         else:
             c = catalog.get(cid)

@@ -3,6 +3,7 @@
 MapLibre GL JS is installed with npm (``npm ci`` at the repository root) and served from
 ``node_modules`` by this server, so that the page makes no request to any other host: the
 classified network is offline. Without it, ``/map`` answers 503 with a page saying how to install.
+The page (``map.html``) and the viewer's script and stylesheet live with the other pages in ``server/html``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from server.catalog import Collection
 from server.errors import NotFound, Unavailable
-from server.html import render_page
+from server.extents import union_bbox
+from server.html import STATIC_DIR, render_page
 from server.policy import visible_collections
 from server.settings import ROOT
-from server.styles.render import union_bbox
 from server.web import base_url
 
 router = APIRouter(tags=["Map viewer"])
 
 MAPLIBRE_DIST = ROOT / "node_modules" / "maplibre-gl" / "dist"
-STATIC_DIR = Path(__file__).parent / "static"
 # The only library files the page needs: the module, its worker and the stylesheet.
 LIBRARY_FILES = {
     "maplibre-gl.mjs": "text/javascript",

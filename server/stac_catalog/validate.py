@@ -13,7 +13,7 @@ from typing import Any
 import pystac
 from pystac.validation import JsonSchemaSTACValidator
 
-from server.stac_api.build import WEB_MAP_LINKS
+from server.stac_catalog.build import WEB_MAP_LINKS
 
 PROJECTION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
 RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"

@@ -100,9 +100,11 @@ def prepare(args: argparse.Namespace) -> tuple[Path, str, str, dict]:
         database_url = database(args.database_url, args.scale, skip_load=bool(args.database_url))
     elif not (data_dir / "onemap.gpkg").exists():
         from server.sample import build_sample
+        from server.stores import GPKG_NAME
+        from server.stores.geopackage import GeoPackageStore
 
         print(f"building the sample ({args.scale:,} parcels) in {data_dir} ...", flush=True)
-        build_sample(args.scale, data_dir)
+        build_sample(args.scale, GeoPackageStore(data_dir / GPKG_NAME))
     if not (data_dir / "rasters").exists():
         from server.raster.sample import write_sample_rasters
 

@@ -86,8 +86,10 @@ def prepare_data(data_dir: Path | None) -> Path:
     print(f"writing sample data to {target} ...", flush=True)
     write_sample_rasters(target)
     from server.sample import build_sample
+    from server.stores import GPKG_NAME
+    from server.stores.geopackage import GeoPackageStore
 
-    build_sample(3000, target)
+    build_sample(3000, GeoPackageStore(target / GPKG_NAME))
     return target
 
 

@@ -59,10 +59,12 @@ def database(url: str | None, scale: int, skip_load: bool) -> str:
         url = cluster.url
     if not skip_load:
         from server.sample import build_sample
+        from server.settings import Settings
+        from server.stores.postgis import PostGISStore
 
         print(f"loading {scale:,} parcels ...", flush=True)
         started = time.perf_counter()
-        build_sample(scale, Path(tempfile.mkdtemp(prefix="bench-data-")), url)
+        build_sample(scale, PostGISStore(Settings(database_url=url)))
         print(f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
     return url
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from server import cache, errors, policy
 from server.catalog import load_catalog
 from server.settings import Settings
-from server.sources import make_source
+from server.stores import open_store
 from server.tiling.handlers import collect_handlers
 
 # Each capability exposes ``router``; the order is the order of the OpenAPI document. A capability may
@@ -31,7 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. The catalog is validated here, so a bad collection file stops start-up."""
     settings = settings or Settings()
     catalog = load_catalog(settings.collections_dir)
-    source = make_source(settings, catalog)
+    store = open_store(settings)
+    source = store.source(catalog)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.catalog = catalog
+    app.state.store = store
     app.state.source = source
     errors.install(app)
     cache.install(app, settings, catalog, source)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from server.catalog import CatalogError, load_catalog
 from server.settings import Settings
+from server.stores import open_store
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -25,9 +26,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the server with uvicorn (the app is built in each worker from the environment)."""
     import uvicorn
 
-    settings = _settings(args)
-    if not settings.database_url and not settings.gpkg_path.exists():
-        print(f"error: no embedded store at {settings.gpkg_path}; run 'onemap sample' first", file=sys.stderr)
+    problem = open_store(_settings(args)).missing()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     uvicorn.run(
         "server.app:create_app",
@@ -46,24 +47,22 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from server.sample import build_sample
 
     settings = _settings(args)
+    store = open_store(settings)
     started = time.perf_counter()
     say = lambda m: print(m, flush=True)  # noqa: E731
-    counts = build_sample(args.scale, settings.data_dir, settings.database_url, progress=say)
+    counts = build_sample(args.scale, store, progress=say)
     if args.rasters:
         from server.raster.sample import write_sample_rasters
 
         counts["raster files"] = len(write_sample_rasters(settings.data_dir, progress=say))
     for name, n in counts.items():
         print(f"{name:>18}: {n:>9,}")
-    where = settings.database_url and "PostGIS" or settings.gpkg_path
-    print(f"sample written to {where} in {time.perf_counter() - started:.1f} s")
+    print(f"sample written to {store.where} in {time.perf_counter() - started:.1f} s")
     return 0
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate settings, collection files and the store against the catalog."""
-    from server.sources import make_source
-
     settings = _settings(args)
     try:
         catalog = load_catalog(settings.collections_dir)
@@ -73,7 +72,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"catalog: {len(catalog)} collections ({', '.join(catalog.ids)})")
 
     async def check() -> list[str]:
-        source = make_source(settings, catalog)
+        source = open_store(settings).source(catalog)
         await source.open()
         try:
             return await source.check()
@@ -100,7 +99,7 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 def cmd_overviews(args: argparse.Namespace) -> int:
     """Rebuild tile overviews after edits (see ``server/sources/tile_overviews.py``)."""
-    from server.sources.prepare import rebuild_overviews
+    from server.stores.prepare import rebuild_overviews
 
     ids = [i for part in args.collections or [] for i in part.split(",") if i]
     try:

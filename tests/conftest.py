@@ -14,6 +14,9 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.sample import build_sample
 from server.settings import Settings
+from server.stores import GPKG_NAME
+from server.stores.geopackage import GeoPackageStore
+from server.stores.postgis import PostGISStore
 
 SAMPLE_SCALE = 3000
 BACKENDS = ("geopackage", "postgis")
@@ -23,7 +26,7 @@ BACKENDS = ("geopackage", "postgis")
 def sample_dir(tmp_path_factory) -> Path:
     """A data directory holding the embedded sample store."""
     data_dir = tmp_path_factory.mktemp("sample")
-    build_sample(SAMPLE_SCALE, data_dir)
+    build_sample(SAMPLE_SCALE, GeoPackageStore(data_dir / GPKG_NAME))
     return data_dir
 
 
@@ -34,7 +37,7 @@ def pg_url(tmp_path_factory) -> str:
 
     cluster = start_cluster(tmp_path_factory.mktemp("pg"))
     try:
-        build_sample(SAMPLE_SCALE, tmp_path_factory.mktemp("pgdata"), cluster.url)
+        build_sample(SAMPLE_SCALE, PostGISStore(Settings(database_url=cluster.url)))
         yield cluster.url
     finally:
         cluster.stop()

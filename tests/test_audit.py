@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.cli import main as cli_main
-from server.policy.admin import AuditRecord, opened_admin_store
+from server.policy.admin import AuditRecord
 from server.policy.keys import parse_key
+from server.stores import open_store
 from tests.conftest import settings_for
 from tests.support.api_keys import issue_key
 
@@ -39,7 +40,7 @@ def recorded(settings):
 
 
 def rows(settings, key_id: str) -> list[AuditRecord]:
-    with opened_admin_store(settings) as store:
+    with open_store(settings).opened_admin() as store:
         return store.query_audit(None, key_id, None, 100)
 
 

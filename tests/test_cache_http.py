@@ -183,7 +183,7 @@ def test_fast_path_answers_repeated_requests_before_routing(client):
 
 
 def test_hits_are_audited_with_what_they_carry(store_copy):
-    from server.policy.admin import opened_admin_store
+    from server.stores import open_store
 
     with make_client(store_copy) as c:
         key_id = c.headers["X-API-Key"].split("_")[1]
@@ -191,7 +191,7 @@ def test_hits_are_audited_with_what_they_carry(store_copy):
         answers = [c.get("/collections/land_survey/items?limit=3") for _ in range(3)] + [c.get(tile) for _ in range(3)]
         assert [a.headers["x-cache"] for a in answers] == ["miss", "hit", "hit", "miss", "hit", "hit"]
         settings = c.app.state.settings
-    with opened_admin_store(settings) as store:
+    with open_store(settings).opened_admin() as store:
         records = store.query_audit(None, key_id, "land_survey", 100)
     items = [r for r in records if r.path.endswith("/items") and r.params == "limit=3"]
     tiles = [r for r in records if r.path == tile]

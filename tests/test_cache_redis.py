@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from server.cache.entry import Entry
-from server.seed import SeedPlan, seed
 from server.cli import main
+from server.seed import SeedPlan, seed
 from server.settings import Settings
 from tests.support.redis_server import RedisServer
 from tests.support.api_keys import issue_key

@@ -26,12 +26,13 @@ from shapely.geometry import shape
 from server.catalog import load_catalog
 from server.cli import main as onemap
 from server.sample import build_sample
-from server.sample.geopackage import open_for_edits
 from server.settings import Settings
 from server.sources.geopackage_tiles import overview_state
 from server.sources.gpkg_geometry import decode_gpkg_geometry, encode_gpkg_geometry
-from server.sources.prepare import stale_collections
 from server.sources.tile_overviews import OVERVIEW_VERSIONS, PG_SCHEMA
+from server.stores import open_store
+from server.stores.gpkg_writer import open_for_edits
+from server.stores.prepare import stale_collections
 from server.tiling.zooms import tile_request
 from tests.conftest import keyed_client
 
@@ -121,8 +122,9 @@ def pg_store(pg_url, tmp_path_factory) -> Store:
         conn.execute(f"CREATE DATABASE {name}")
     url = pg_url.rsplit("/", 1)[0] + "/" + name
     data_dir = tmp_path_factory.mktemp("versions-pg")
-    build_sample(PG_SCALE, data_dir, url)
-    yield Store("postgis", _settings(data_dir, url))
+    settings = _settings(data_dir, url)
+    build_sample(PG_SCALE, open_store(settings))
+    yield Store("postgis", settings)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 

@@ -21,9 +21,11 @@ import shapely
 from server.codes.classes import LAND_SURVEY_CLASSES, PLANNING_USE_CLASSES, land_class
 from server.codes.unit_code import parse_unit_code
 from server.sample import COLLECTIONS, build_sample, sample_collections
-from server.sample.geopackage import open_for_edits
 from server.sample.names import credit_code_valid, resident_id_valid
 from server.sources.gpkg_geometry import decode_gpkg_geometry, encode_gpkg_geometry, gpkg_envelope, gpkg_srs_id
+from server.stores import GPKG_NAME
+from server.stores.geopackage import GeoPackageStore
+from server.stores.gpkg_writer import open_for_edits
 
 SCALE = 2000
 BOX = (121.40, 29.75, 121.70, 29.95)
@@ -38,7 +40,7 @@ PERSON_TYPES = {"C", "D", "E", "F"}
 @pytest.fixture(scope="module")
 def gpkg(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sample")
-    counts = build_sample(SCALE, out)
+    counts = build_sample(SCALE, GeoPackageStore(out / GPKG_NAME))
     assert counts["parcels"] == SCALE
     return out / "onemap.gpkg"
 
@@ -268,7 +270,7 @@ def test_buildings_stand_inside_their_parcels(db):
 # -- determinism -------------------------------------------------------------------------------------
 
 def test_rebuild_gives_identical_bytes(gpkg, tmp_path):
-    build_sample(SCALE, tmp_path)
+    build_sample(SCALE, GeoPackageStore(tmp_path / GPKG_NAME))
     digest = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (gpkg, tmp_path / "onemap.gpkg")]
     assert digest[0] == digest[1]
     assert not list(tmp_path.glob(".*tmp"))
@@ -276,5 +278,5 @@ def test_rebuild_gives_identical_bytes(gpkg, tmp_path):
 
 def test_scale_below_minimum_is_refused(tmp_path):
     with pytest.raises(ValueError, match="scale"):
-        build_sample(10, tmp_path)
+        build_sample(10, GeoPackageStore(tmp_path / GPKG_NAME))
     assert not list(tmp_path.iterdir())

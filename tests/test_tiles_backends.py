@@ -10,7 +10,7 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from server.sources.prepare import rebuild_overviews
+from server.stores.prepare import rebuild_overviews
 from server.tiling.zooms import tile_request
 from tests.conftest import keyed_client, settings_for
 from tests.test_tiles import CATALOG, CENTER, decode, wmq_tile

@@ -26,9 +26,9 @@ import rasterio
 from fastapi.testclient import TestClient
 
 from server.app import CAPABILITIES, create_app
-from server.viewer import routes as viewer
 from server.raster.sample import write_sample_rasters
 from server.settings import ROOT, Settings
+from server.viewer import routes as viewer
 from tests.support.api_keys import issue_key
 
 CHROMIUM = Path("/usr/bin/chromium")

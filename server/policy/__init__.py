@@ -33,7 +33,7 @@ def install(app: FastAPI) -> PolicyRuntime:
     Call after the routers are included. Raises ``EditionError`` for an unknown edition or rules
     that do not match the catalog; start-up fails (``StoreRefused``) on a store above the edition.
     """
-    runtime = PolicyRuntime(app.state.settings, app.state.catalog)
+    runtime = PolicyRuntime(app.state.settings, app.state.catalog, app.state.store)
     app.state.policy = runtime
     app.add_middleware(PolicyMiddleware, runtime=runtime)
     inner = app.router.lifespan_context

@@ -1,4 +1,5 @@
-"""The admin tables: API keys and the append-only audit log, in the store the server runs on.
+"""The admin tables: API keys and the append-only audit log, in the store the server runs on
+(``Store.admin()`` of ``server.stores`` picks the implementation).
 
 Embedded store: a SQLite file beside the GeoPackage (``onemap_admin.sqlite``), so that writing the
 audit log never touches the data file (whose modification stamp is the data version). PostGIS: tables
@@ -13,8 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +23,6 @@ import orjson
 import psycopg
 
 from server.policy.keys import KeyRecord
-from server.settings import Settings
 
 SQL_DIR = Path(__file__).parent / "sql"
 ADMIN_FILE = "onemap_admin.sqlite"
@@ -268,21 +267,3 @@ class PostgresAdmin:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-def admin_store(settings: Settings) -> AdminStore:
-    """The admin tables of the configured store."""
-    if settings.database_url:
-        return PostgresAdmin(settings.database_url)
-    return SqliteAdmin(settings.data_dir / ADMIN_FILE)
-
-
-@contextmanager
-def opened_admin_store(settings: Settings) -> Iterator[AdminStore]:
-    """The admin store, its tables set up, closed when the block ends (for one-off commands)."""
-    store = admin_store(settings)
-    try:
-        store.setup()
-        yield store
-    finally:
-        store.close()

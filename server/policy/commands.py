@@ -14,9 +14,10 @@ from typing import TextIO
 import orjson
 
 from server.catalog import load_catalog
-from server.policy.admin import AuditRecord, opened_admin_store
+from server.policy.admin import AuditRecord
 from server.policy.keys import KeyRecord, new_key, parse_networks, parse_rate, parse_time
 from server.settings import Settings
+from server.stores import open_store
 
 RELATIVE = re.compile(r"^(\d+)([mhd])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -68,7 +69,7 @@ def keys_create(settings: Settings, out: TextIO | None = None, **options) -> int
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with opened_admin_store(settings) as store:
+    with open_store(settings).opened_admin() as store:
         store.add_key(record)
     print(f"key id: {record.id}", file=out)
     print(f"api key (shown once, store it now): {key}", file=out)
@@ -89,7 +90,7 @@ def _describe(r: KeyRecord) -> dict:
 def keys_list(settings: Settings, out: TextIO | None = None, as_json: bool = False) -> int:
     """Print every key (never a secret)."""
     out = out or sys.stdout
-    with opened_admin_store(settings) as store:
+    with open_store(settings).opened_admin() as store:
         records = store.list_keys()
     docs = [_describe(r) for r in records]
     if as_json:
@@ -107,7 +108,7 @@ def keys_list(settings: Settings, out: TextIO | None = None, as_json: bool = Fal
 def keys_revoke(settings: Settings, key_id: str, out: TextIO | None = None) -> int:
     """Revoke a key (it stays listed, marked revoked); 1 when no active key has this id."""
     out = out or sys.stdout
-    with opened_admin_store(settings) as store:
+    with open_store(settings).opened_admin() as store:
         done = store.revoke_key(key_id.strip(), dt.datetime.now(dt.timezone.utc))
     if not done:
         print(f"error: no active key with id '{key_id}'", file=sys.stderr)
@@ -146,7 +147,7 @@ def audit_show(settings: Settings, since: str | None = None, key: str | None = N
     except CommandError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    with opened_admin_store(settings) as store:
+    with open_store(settings).opened_admin() as store:
         records = store.query_audit(start, key, collection, limit)
     if as_json:
         docs = [{**r.__dict__, "ts": r.ts.isoformat()} for r in records]

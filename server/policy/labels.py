@@ -15,7 +15,6 @@ import orjson
 import psycopg
 
 from server.policy.editions import LEVELS, EditionSpec
-from server.settings import Settings
 
 METADATA_TABLE = "onemap_metadata"
 CREATE_SQL = f"CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
@@ -88,13 +87,6 @@ def write_pg_label(conn: psycopg.Connection, label: StoreLabel) -> None:
     conn.execute(f"DELETE FROM {METADATA_TABLE}")
     with conn.cursor() as cur:
         cur.executemany(f"INSERT INTO {METADATA_TABLE} (key, value) VALUES (%s, %s)", label.rows())
-
-
-def read_label(settings: Settings) -> StoreLabel:
-    """The label of the configured store."""
-    if settings.database_url:
-        return read_pg_label(settings.database_url)
-    return read_gpkg_label(settings.gpkg_path)
 
 
 def label_problem(label: StoreLabel, edition: str, spec: EditionSpec) -> str | None:

@@ -12,21 +12,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from cachetools import TTLCache
 from starlette.concurrency import run_in_threadpool
 
 from server.catalog import Catalog
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
-from server.policy.admin import admin_store
 from server.policy.audit import AuditWriter
 from server.policy.editions import EditionError, check_against_catalog, load_editions
 from server.policy.keys import KeyRecord, parse_key
-from server.policy.labels import label_problem, read_label
+from server.policy.labels import label_problem
 from server.policy.limits import QuotaCounter, RateLimiter
 from server.policy.model import Policy
 from server.policy.resolve import PolicyResolver
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.stores import Store
 
 log = logging.getLogger("onemap.policy")
 
@@ -41,10 +44,10 @@ class StoreRefused(EditionError):
 
 
 class PolicyRuntime:
-    """Everything the policy middleware needs, built once per app."""
+    """Everything the policy middleware needs, built once per app (keys and audit in ``store``)."""
 
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings, catalog: Catalog, store: Store) -> None:
+        self.store = store
         self.editions = load_editions(settings.config_dir)
         problems = check_against_catalog(self.editions, catalog)
         if problems:
@@ -52,7 +55,7 @@ class PolicyRuntime:
         self.resolver = PolicyResolver(catalog, self.editions, settings.edition)
         self.edition = settings.edition
         self.spec = self.resolver.spec
-        self.admin = admin_store(settings)
+        self.admin = store.admin()
         self.audit = AuditWriter(self.admin)
         self.rates = RateLimiter()
         self.quotas = QuotaCounter(self._seed_quota)
@@ -65,7 +68,7 @@ class PolicyRuntime:
 
     def _prepare(self) -> None:
         self.admin.setup()
-        problem = label_problem(read_label(self.settings), self.edition, self.spec)
+        problem = label_problem(self.store.read_label(), self.edition, self.spec)
         if problem:
             self.problem = problem
             raise StoreRefused(problem)

@@ -24,16 +24,15 @@ import pystac
 
 from server.catalog import Catalog, Collection, load_catalog
 from server.policy.editions import check_against_catalog, load_editions
-from server.policy.labels import StoreLabel, read_label, write_gpkg_label
+from server.policy.labels import StoreLabel
 from server.policy.model import CollectionAccess
 from server.policy.rasters import coarsen_cog, ground_resolution_m, within_resolution
 from server.policy.resolve import PolicyResolver
 from server.release.manifest import BundleError, write_manifest
-from server.release.reader import gpkg_batches, pg_batches
-from server.sample import GPKG_NAME, write_all
-from server.sources.prepare import prepare_for_serving
-from server.sample.geopackage import GeoPackageWriter, open_for_edits
 from server.settings import Settings
+from server.stores import GPKG_NAME, Store, open_store
+from server.stores.batches import write_all
+from server.stores.geopackage import GeoPackageStore
 
 DEFAULT_BASE = "http://localhost:8000"
 Progress = Callable[[str], None]
@@ -43,26 +42,18 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_vectors(settings: Settings, vectors: list[CollectionAccess], path: Path, label: StoreLabel,
+def _write_vectors(store: Store, vectors: list[CollectionAccess], bundle: Store, label: StoreLabel,
                    say: Progress, overviews: bool) -> dict[str, int]:
+    """Copy the visible rows of ``vectors`` from ``store`` into the bundle's store, prepared and labelled."""
     def batches():
         for a in vectors:
             say(f"vector {a.id}")
-            if settings.database_url:
-                yield from pg_batches(settings.database_url, a.view, a.restriction)
-            else:
-                yield from gpkg_batches(settings.gpkg_path, a.view, a.restriction)
+            yield from store.batches(a.view, a.restriction)
 
-    writer = GeoPackageWriter(path, [a.view for a in vectors])
-    counts = {a.id: 0 for a in vectors} | write_all(writer, batches())
+    counts = {a.id: 0 for a in vectors} | write_all(bundle.writer([a.view for a in vectors]), batches())
     say("data versions and tile overviews" if overviews else "data versions")
-    prepare_for_serving(Catalog([a.view for a in vectors]), path, None, overviews=overviews)
-    conn = open_for_edits(path)
-    try:
-        write_gpkg_label(conn, label)
-        conn.commit()
-    finally:
-        conn.close()
+    bundle.prepare(Catalog([a.view for a in vectors]), overviews=overviews)
+    bundle.write_label(label)
     return counts
 
 
@@ -129,13 +120,14 @@ def build_release(settings: Settings, edition: str, out_dir: Path, base_url: str
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise BundleError(f"{out} is not empty; give a new directory")
-    source = read_label(settings)
+    store = open_store(settings)
+    source = store.read_label()
     out.mkdir(parents=True, exist_ok=True)
     label = StoreLabel(edition, tuple(resolver.spec.levels), editions.rules_version, editions.digest, _now())
     access = list(resolver.policy().collections.values())
     try:
         vectors = [a for a in access if a.view.is_vector]
-        counts = _write_vectors(settings, vectors, out / GPKG_NAME, label, say, overviews)
+        counts = _write_vectors(store, vectors, GeoPackageStore(out / GPKG_NAME), label, say, overviews)
         raster_docs, shipped = _write_rasters(settings, [a for a in access if a.view.raster], out, say)
         if shipped:
             _write_stac(shipped, out, base_url)
@@ -150,7 +142,7 @@ def build_release(settings: Settings, edition: str, out_dir: Path, base_url: str
     doc = {
         "edition": edition, "levels": list(label.levels), "rules_version": label.rules_version,
         "rules_digest": label.rules_digest, "created": label.released,
-        "source": {"store": "postgis" if settings.database_url else "geopackage", "edition": source.edition or "master"},
+        "source": {"store": store.kind, "edition": source.edition or "master"},
         "collections": collections,
     }
     write_manifest(out, doc)

@@ -10,6 +10,7 @@ from server.release.bundle import DEFAULT_BASE, build_release
 from server.release.importer import import_release
 from server.release.manifest import BundleError
 from server.settings import Settings
+from server.stores import open_store
 
 
 def add_parsers(sub, release, import_) -> None:
@@ -60,6 +61,5 @@ def run_import(args, settings: Settings) -> int:
     except (BundleError, EditionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    where = "PostGIS" if settings.database_url else settings.gpkg_path
-    print(f"imported the '{doc['edition']}' release of {doc['created']} into {where}")
+    print(f"imported the '{doc['edition']}' release of {doc['created']} into {open_store(settings).where}")
     return 0

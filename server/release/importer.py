@@ -1,31 +1,29 @@
 """Load a release bundle into this server's store (``onemap import DIR``).
 
 The bundle is verified first (every checksum, no unlisted file) and must be for levels this server's
-edition may hold. Embedded store: the bundle's GeoPackage replaces ``data_dir/onemap.gpkg``
-atomically (with data versioning installed when the bundle lacks it). PostGIS: its tables are reloaded through the sample's PostGIS writer (typed tables,
-COPY, keys, GiST indexes), tables of collections not in the bundle are dropped, then data
-versioning, tile overviews and the store label are installed. COGs go under ``data_dir``; COG files
-of catalog collections not in the bundle are removed, so nothing above the edition stays behind.
+edition may hold. Its vector data goes into the store by ``Store.load_bundle``: the embedded store's
+file is replaced atomically (with data versioning installed when the bundle lacks it); PostGIS tables
+are reloaded through the store's writer (typed tables, COPY, keys, GiST indexes), tables of
+collections not in the bundle are dropped, then data versioning, tile overviews and the store label
+are installed. COGs go under ``data_dir``; COG files of catalog collections not in the bundle are
+removed, so nothing above the edition stays behind.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
 from server.catalog import Catalog, Collection, load_catalog
 from server.policy.editions import load_editions
-from server.policy.labels import StoreLabel, read_gpkg_label, write_pg_label
+from server.policy.labels import StoreLabel
 from server.release.manifest import BundleError, read_manifest, verify
-from server.release.reader import gpkg_batches
-from server.sample import GPKG_NAME
 from server.settings import Settings
+from server.stores import GPKG_NAME, open_store
+from server.stores.files import replace_file
+from server.stores.geopackage import GeoPackageStore
 
 Progress = Callable[[str], None]
 
@@ -38,7 +36,7 @@ def _check_edition(settings: Settings, doc: dict[str, Any], bundle: Path) -> Sto
             f"the bundle is for the '{doc.get('edition')}' edition and may hold {', '.join(above)} data, "
             f"which this server's '{settings.edition}' edition may not hold"
         )
-    label = read_gpkg_label(bundle / GPKG_NAME)
+    label = GeoPackageStore(bundle / GPKG_NAME).read_label()
     if label.edition != doc.get("edition") or list(label.levels) != list(doc.get("levels", [])):
         raise BundleError("the bundle's store label does not match its manifest")
     return label
@@ -58,53 +56,12 @@ def _views(catalog: Catalog, doc: dict[str, Any]) -> list[Collection]:
     return views
 
 
-def _load_postgis(url: str, catalog: Catalog, views: list[Collection], gpkg: Path, label: StoreLabel,
-                  say: Progress) -> None:
-    from server.sample import write_all
-    from server.sample.postgis import PostGISWriter
-    from server.sources.prepare import prepare_for_serving
-    from server.sources.tile_overviews import PG_SCHEMA
-
-    def batches():
-        for v in views:
-            say(f"vector {v.id}")
-            yield from gpkg_batches(gpkg, v)
-
-    write_all(PostGISWriter(url, views), batches())
-    shipped = {v.id for v in views}
-    with psycopg.connect(url, autocommit=True) as conn:
-        for c in catalog:
-            if c.is_vector and c.id not in shipped:
-                conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(c.source.table)))
-                stale = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s",
-                                     [PG_SCHEMA, f"{c.source.table}\\_z%"]).fetchall()
-                for (name,) in stale:
-                    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(PG_SCHEMA, name)))
-    prepare_for_serving(Catalog(views), gpkg, url)
-    with psycopg.connect(url) as conn, conn.transaction():
-        write_pg_label(conn, label)
-
-
-def _replace_file(src: Path, dst: Path, prepare: Callable[[Path], object] | None = None) -> None:
-    """Copy ``src`` over ``dst`` atomically; ``prepare`` may change the copy before it is put in place."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.import")
-    shutil.copyfile(src, tmp)
-    try:
-        if prepare is not None:
-            prepare(tmp)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dst)
-
-
 def _load_rasters(settings: Settings, catalog: Catalog, doc: dict[str, Any], bundle: Path) -> None:
     shipped: set[str] = set()
     for entry in doc.get("collections", {}).values():
         if entry.get("kind") == "raster":
             for asset in entry.get("assets", {}).values():
-                _replace_file(bundle / asset["path"], settings.data_dir / asset["path"])
+                replace_file(bundle / asset["path"], settings.data_dir / asset["path"])
                 shipped.add(asset["path"])
     for c in catalog:
         for asset in (c.raster.assets if c.raster else []):
@@ -126,14 +83,6 @@ def import_release(settings: Settings, bundle_dir: Path, progress: Progress | No
     catalog = load_catalog(settings.collections_dir)
     views = _views(catalog, doc)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.database_url:
-        _load_postgis(settings.database_url, catalog, views, bundle / GPKG_NAME, label, say)
-    else:
-        say("embedded store")
-        from server.sources.prepare import prepare_for_serving
-
-        # data versioning (a no-op for bundles that carry it); the bundle's overviews are kept
-        _replace_file(bundle / GPKG_NAME, settings.gpkg_path,
-                      lambda tmp: prepare_for_serving(Catalog(views), tmp, None, overviews=False))
+    open_store(settings).load_bundle(bundle / GPKG_NAME, catalog, views, label, say)
     _load_rasters(settings, catalog, doc, bundle)
     return doc

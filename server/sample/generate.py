@@ -8,7 +8,6 @@ always yields the same rows in the same order. Geometries leave here as MultiPol
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import numpy as np
 import shapely
@@ -22,6 +21,7 @@ from server.sample.geom import to_multipolygons
 from server.sample.landuse import Patches, planning_zones, survey_patches
 from server.sample.owners import PERSON_KINDS, Owners, household_counts
 from server.sample.parcels import CHOICES, allocate, chunks, subdivide
+from server.stores.batches import Batch
 
 BASE_SEED = 37346
 SURVEY_YEAR = 2023
@@ -32,18 +32,6 @@ LINES_DATE = "2022-10-01"
 CHUNK_PARCELS = 60_000
 DECIMALS = 7  # coordinates are stored as served: lon/lat rounded to 7 decimals (~1 cm)
 REGISTRATION = (np.datetime64("2015-01-01"), np.datetime64("2024-12-31"))
-
-
-@dataclass
-class Batch:
-    """Rows for one collection: a list per field (catalog names) and lon/lat MultiPolygons."""
-
-    collection: str
-    columns: dict[str, list]
-    geoms: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.geoms)
 
 
 def _rng(scale: int, *tags: int) -> np.random.Generator:

@@ -10,7 +10,7 @@ data gives the same version (so the sample stays byte-for-byte reproducible).
 The table is not registered in ``gpkg_contents``, so GeoPackage readers ignore it. Edits must go
 through a connection that has the GeoPackage SQL functions registered (the standard R-tree triggers
 call them): ``server.sources.gpkg_geometry.register_functions(conn)``, as
-``server.sample.geopackage.open_for_edits`` does, or any GIS that implements the GeoPackage R-tree
+``server.stores.gpkg_writer.open_for_edits`` does, or any GIS that implements the GeoPackage R-tree
 extension. The version triggers themselves need nothing but SQLite.
 """
 

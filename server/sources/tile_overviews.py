@@ -19,7 +19,7 @@ pre-generalized geometries are identical whatever the database's own GEOS versio
 differ only in the final clip-and-quantize step, by a tile unit or so.
 
 Overviews are rebuilt by the load step (``build_overviews`` in the backend modules) whenever the data
-or a collection's ``tiles`` settings change, and by ``onemap overviews`` (``server.sources.prepare``).
+or a collection's ``tiles`` settings change, and by ``onemap overviews`` (``server.stores.prepare``).
 
 Staleness. Each build records, per collection, the data version it read (``OVERVIEW_VERSIONS``:
 PostGIS ``onemap_tiles.onemap_overview_versions``, GeoPackage a table of that name in the file).

@@ -22,8 +22,8 @@ from server.catalog import Collection
 from server.policy.desensitize import mask_value, reduce_geometries
 from server.policy.model import UNRESTRICTED, Restriction
 from server.policy.pgsql import pg_exclusion_positional, sqlite_exclusion
-from server.sample.generate import Batch
 from server.sources.gpkg_geometry import decode_gpkg_geometry
+from server.stores.batches import Batch
 
 BATCH = 5000
 

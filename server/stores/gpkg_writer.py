@@ -1,4 +1,5 @@
-"""Write the sample into a GeoPackage 1.3 file with nothing but the standard library's sqlite3.
+"""Write an embedded store (the sample, a release bundle) as a GeoPackage 1.3 file with nothing but
+the standard library's sqlite3.
 
 One feature table per collection (``fid`` + one column per catalog field + ``geom``), a UNIQUE index
 on the id field, and the R-tree spatial index extension with its standard triggers. The file is
@@ -17,8 +18,8 @@ from pyproj import CRS
 from pyproj.enums import WktVersion
 
 from server.catalog import Collection
-from server.sample.generate import Batch
 from server.sources.gpkg_geometry import encode_gpkg_geometries, register_functions
+from server.stores.batches import Batch
 
 APPLICATION_ID = 0x47504B47  # "GPKG"
 USER_VERSION = 10300
@@ -214,7 +215,7 @@ class GeoPackageWriter:
 
 
 def open_for_edits(path: Path) -> sqlite3.Connection:
-    """A connection to a sample GeoPackage whose R-tree triggers work (their SQL functions registered)."""
+    """A connection to a GeoPackage store whose R-tree triggers work (their SQL functions registered)."""
     conn = sqlite3.connect(path)
     register_functions(conn)
     return conn

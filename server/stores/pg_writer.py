@@ -1,4 +1,5 @@
-"""Load the sample into PostGIS with psycopg 3: typed tables, COPY, then keys, GiST indexes, ANALYZE.
+"""Load collections (the sample, a release) into PostGIS with psycopg 3: typed tables, COPY, then keys,
+GiST indexes, ANALYZE.
 
 Everything after ``CREATE EXTENSION`` happens in one transaction, so readers keep seeing the old
 tables until the new ones are complete. Identifiers come from the catalog through
@@ -12,7 +13,7 @@ import shapely
 from psycopg import sql
 
 from server.catalog import Collection
-from server.sample.generate import Batch
+from server.stores.batches import Batch
 
 SRID = 4490
 PG_TYPES = {"string": "text", "integer": "bigint", "number": "double precision", "date": "date",

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.catalog import Catalog, Collection, load_catalog
-from server.settings import ROOT
+from server.settings import packaged
 from server.sources.prepare import prepare_for_serving
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ GPKG_NAME = "onemap.gpkg"
 
 def sample_collections(collections_dir: Path | None = None) -> list[Collection]:
     """The catalog entries the sample fills, in writing order."""
-    catalog = load_catalog(collections_dir or ROOT / "collections")
+    catalog = load_catalog(collections_dir or packaged("collections"))
     missing = [cid for cid in COLLECTIONS if catalog.get(cid) is None or not catalog.get(cid).is_vector]
     if missing:
         raise ValueError(f"the catalog lacks the vector collections {', '.join(missing)}")

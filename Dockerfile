@@ -9,14 +9,15 @@ RUN npm ci --omit=dev --no-audit --no-fund
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# A plain (non-editable) install: the package carries collections/, styles/ and config/ as its defaults
+COPY pyproject.toml setup.py README.md /tmp/onemap/
+COPY server /tmp/onemap/server
+COPY collections /tmp/onemap/collections
+COPY styles /tmp/onemap/styles
+COPY config /tmp/onemap/config
+RUN pip install --no-cache-dir /tmp/onemap && rm -rf /tmp/onemap
+# The working directory holds the data (ONEMAP_DATA_DIR=./data) and MapLibre (ONEMAP_MAPLIBRE_DIR=./node_modules/...)
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY server ./server
-RUN pip install --no-cache-dir -e .
-COPY collections ./collections
-COPY styles ./styles
-COPY config ./config
-COPY stac ./stac
 COPY --from=web /app/node_modules ./node_modules
 RUN useradd --system --home /app onemap && mkdir -p /app/data && chown onemap /app/data
 USER onemap

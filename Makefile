@@ -1,4 +1,4 @@
-# The two commands a newcomer needs:  make serve  |  make test
+# The two commands a newcomer needs:  make serve  |  make test   (and make lint before a commit)
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +6,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server chromium gdal-bin
 SCALE  ?= 20000
 
-.PHONY: serve test install system-deps sample clean
+.PHONY: serve test lint install system-deps sample clean
 
 ## serve: install, write the sample county (once) and a local API key (once), run on http://127.0.0.1:8000
 serve: install data/onemap.gpkg data/local-api-key
@@ -19,12 +19,19 @@ serve: install data/onemap.gpkg data/local-api-key
 test: system-deps install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## lint: ruff (rules in pyproject.toml) over the code, tests and benchmarks, then mypy over server/
+lint: $(VENV)/.installed
+	@status=0; \
+	$(BIN)/ruff check server tests load-tests || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
+
 install: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,dev]"
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

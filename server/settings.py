@@ -7,7 +7,17 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def packaged(folder: str) -> Path:
+    """The default ``collections``, ``styles`` or ``config`` folder shipped with the server.
+
+    An installed package holds them as ``server/defaults/<folder>`` (see setup.py); a source
+    checkout has them at the top of the repository, beside ``server/``.
+    """
+    installed = PACKAGE_DIR / "defaults" / folder
+    return installed if installed.is_dir() else PACKAGE_DIR.parent / folder
 
 
 class Settings(BaseSettings):
@@ -18,10 +28,16 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="PostGIS connection URL; the embedded store is used when unset"
     )
-    data_dir: Path = Field(default=ROOT / "data", description="Where the embedded store and rasters live")
-    collections_dir: Path = Field(default=ROOT / "collections", description="Collection YAML files")
-    styles_dir: Path = Field(default=ROOT / "styles", description="MapLibre style JSON files")
-    config_dir: Path = Field(default=ROOT / "config", description="Server configuration files")
+    data_dir: Path = Field(
+        default=Path("data"), description="Embedded store, rasters and admin store; relative to the working directory"
+    )
+    collections_dir: Path = Field(default=packaged("collections"), description="Collection YAML files")
+    styles_dir: Path = Field(default=packaged("styles"), description="MapLibre style JSON files")
+    config_dir: Path = Field(default=packaged("config"), description="Server configuration files (editions.yaml)")
+    maplibre_dir: Path = Field(
+        default=Path("node_modules/maplibre-gl/dist"),
+        description="MapLibre GL JS for the /map viewer (npm's maplibre-gl/dist), relative to the working directory",
+    )
     edition: str = Field(default="classified", description="internet, government or classified")
     base_url: str | None = Field(
         default=None, description="Public base URL for links; taken from the request when unset"

@@ -140,7 +140,7 @@ def test_scope_and_publicness_follow_the_policy():
 def test_seed_plan_enumerates_tiles_within_extent_and_bbox():
     from server.seed import SeedError, SeedPlan, parse_bbox, parse_zooms, tile_paths
     from server.catalog import load_catalog
-    from server.settings import ROOT
+    from tests.support import ROOT
 
     catalog = load_catalog(ROOT / "collections")
     assert parse_zooms("10-12") == (10, 11, 12) and parse_zooms("7") == (7,)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from server.settings import ROOT
+from tests.support import ROOT
 
 PACKAGE = ROOT / "server"
 ENTRY = {"app", "cli", "seed"}

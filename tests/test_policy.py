@@ -14,7 +14,7 @@ from server.policy.editions import EditionError, check_against_catalog, load_edi
 from server.policy.labels import MASTER, StoreLabel, label_problem
 from server.policy.model import Restriction
 from server.policy.resolve import PolicyResolver, restriction_of, zoom_for_resolution
-from server.settings import ROOT
+from tests.support import ROOT
 
 CATALOG = load_catalog(ROOT / "collections")
 EDITIONS = load_editions(ROOT / "config")

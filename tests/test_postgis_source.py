@@ -17,9 +17,10 @@ import pytest
 
 from server.catalog import Catalog, load_catalog
 from server.errors import InvalidParameter, Unavailable
-from server.settings import ROOT, Settings
+from server.settings import Settings
 from server.sources.base import Cursor, ItemQuery, TimeInterval
 from server.sources.postgis import PostGISSource, install_versioning
+from tests.support import ROOT
 from tests.support.pg import PgCluster, start_cluster
 
 ALL_CATALOG = load_catalog(ROOT / "collections")

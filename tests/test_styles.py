@@ -16,10 +16,11 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.catalog import load_catalog
-from server.settings import ROOT, Settings
+from server.settings import Settings
 from server.styles.render import render_style
 from server.styles.routes import MAPBOX_STYLE, style_links
 from server.styles.store import PLACEHOLDER, collections_of, load_styles, read_styles
+from tests.support import ROOT
 from tests.support.api_keys import issue_key
 
 VECTOR = ("admin_boundaries", "buildings", "control_lines", "land_survey", "parcels", "planning_zones")

@@ -27,11 +27,13 @@ from fastapi.testclient import TestClient
 
 from server.app import CAPABILITIES, create_app
 from server.raster.sample import write_sample_rasters
-from server.settings import ROOT, Settings
+from server.settings import Settings
 from server.viewer import routes as viewer
+from tests.support import ROOT
 from tests.support.api_keys import issue_key
 
 CHROMIUM = Path("/usr/bin/chromium")
+MAPLIBRE_DIST = ROOT / "node_modules" / "maplibre-gl" / "dist"
 MAP_CHECK = ROOT / "tests" / "browser" / "map_check.mjs"
 PANEL_WIDTH_PX = 340  # the side panel; the map canvas is to its right
 BACKGROUND = (0xF4, 0xF1, 0xEA)
@@ -39,7 +41,7 @@ IMAGERY_CAPABILITY = "server.raster.routes"  # imagery tiles are checked once th
 
 
 def _settings(sample_dir: Path) -> Settings:
-    return Settings(data_dir=sample_dir, base_url=None, edition="classified")
+    return Settings(data_dir=sample_dir, base_url=None, edition="classified", maplibre_dir=MAPLIBRE_DIST)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +96,7 @@ def test_library_and_viewer_files(client):
 
 
 def test_missing_library_answers_503_with_the_fix(client, monkeypatch, tmp_path):
-    monkeypatch.setattr(viewer, "MAPLIBRE_DIST", tmp_path / "absent")
+    monkeypatch.setattr(client.app.state.settings, "maplibre_dir", tmp_path / "absent")
     r = client.get("/map")
     assert r.status_code == 503 and r.headers["content-type"].startswith("text/html")
     assert "npm ci" in r.text and "maplibre-gl.mjs" not in r.text

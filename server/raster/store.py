@@ -3,8 +3,10 @@
 A GDAL dataset handle must not be used by two threads at once, so each worker thread of the
 pool keeps its own rio-tiler ``Reader`` per file (a handful of threads times a handful of files).
 A handle is reopened when its file changes (size, mtime or inode), so a rewritten COG is picked
-up without a restart. Any failure to open or read a file is logged with its path and answered
-with a generic 500 body; the worker and the other files are unaffected.
+up without a restart. Files are opened inside a ``rasterio.Env`` holding ``GDAL_DEFAULTS``, each
+unless the process environment sets it (the environment is read, never written). Any failure to
+open or read a file is logged with its path and answered with a generic 500 body; the worker and
+the other files are unaffected.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ from server.raster.crs import open_name
 log = logging.getLogger("onemap.raster")
 T = TypeVar("T")
 
-# GDAL: never list a COG's directory looking for side-car files
-os.environ.setdefault("GDAL_DISABLE_READDIR_ON_OPEN", "EMPTY_DIR")
+# GDAL, while a file is opened: never list a COG's directory looking for side-car files
+GDAL_DEFAULTS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 
 
 class RasterReadError(OGCError):
@@ -63,6 +65,7 @@ class RasterStore:
         workers = threads or max(4, 2 * (os.cpu_count() or 1))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onemap-raster")
         self._local = threading.local()
+        self._gdal = {name: os.environ.get(name, value) for name, value in GDAL_DEFAULTS.items()}
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` in the raster pool; rasterio/GDAL/rio-tiler errors become ``RasterReadError``."""
@@ -87,15 +90,19 @@ class RasterStore:
     def overview(self, path: Path, level: int | None) -> rasterio.io.DatasetReader:
         """The calling thread's open dataset for one overview level of ``path`` (None: full size)."""
         if level is None:
-            return self._cached(path, "full", lambda: rasterio.open(path))
-        return self._cached(path, f"ovr{level}", lambda: rasterio.open(path, overview_level=level))
+            return self._cached(path, "full", lambda: self._open_dataset(path))
+        return self._cached(path, f"ovr{level}", lambda: self._open_dataset(path, overview_level=level))
 
-    @staticmethod
-    def _open_reader(path: Path, overview: int | None) -> Opened:
-        with rasterio.open(path) as probe:
-            name = open_name(path, probe.crs, overview)
-            factors = tuple(probe.overviews(1))
-        reader = Reader(name)
+    def _open_dataset(self, path: Path, **kwargs: Any) -> rasterio.io.DatasetReader:
+        with rasterio.Env(**self._gdal):
+            return rasterio.open(path, **kwargs)
+
+    def _open_reader(self, path: Path, overview: int | None) -> Opened:
+        with rasterio.Env(**self._gdal):
+            with rasterio.open(path) as probe:
+                name = open_name(path, probe.crs, overview)
+                factors = tuple(probe.overviews(1))
+            reader = Reader(name)
         return Opened(reader, tuple(reader.get_geographic_bounds(WGS84_CRS)), factors)
 
     def _cached(self, path: Path, tag: str, factory: Callable[[], Any]) -> Any:

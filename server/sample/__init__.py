@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from server.catalog import Catalog, Collection, load_catalog
-from server.settings import ROOT
+from server.settings import packaged
 from server.stores import Store
 from server.stores.batches import Batch, write_all
 
@@ -21,7 +21,7 @@ COLLECTIONS = ("admin_boundaries", "land_survey", "planning_zones", "control_lin
 
 def sample_collections(collections_dir: Path | None = None) -> list[Collection]:
     """The catalog entries the sample fills, in writing order."""
-    catalog = load_catalog(collections_dir or ROOT / "collections")
+    catalog = load_catalog(collections_dir or packaged("collections"))
     missing = [cid for cid in COLLECTIONS if catalog.get(cid) is None or not catalog.get(cid).is_vector]
     if missing:
         raise ValueError(f"the catalog lacks the vector collections {', '.join(missing)}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pystac
 
 from server.catalog import load_catalog
-from server.settings import ROOT, Settings
+from server.settings import Settings
 from server.stac_catalog.build import build_catalog
 from server.stac_catalog.validate import validate_tree
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description="Write the static STAC catalog of the raster holdings.")
     parser.add_argument("--data-dir", type=Path, default=None, help="data directory holding rasters/")
-    parser.add_argument("--out", type=Path, default=ROOT / "stac", help="output folder")
+    parser.add_argument("--out", type=Path, default=Path("stac"), help="output folder (default ./stac)")
     parser.add_argument("--base-url", default=DEFAULT_BASE, help="public root URL of the server")
     args = parser.parse_args(argv)
     settings = Settings(data_dir=args.data_dir) if args.data_dir else Settings()

@@ -1,8 +1,9 @@
 """The web map viewer at ``/map``: MapLibre GL JS drawing the base map style from this server.
 
-MapLibre GL JS is installed with npm (``npm ci`` at the repository root) and served from
-``node_modules`` by this server, so that the page makes no request to any other host: the
-classified network is offline. Without it, ``/map`` answers 503 with a page saying how to install.
+MapLibre GL JS is installed with npm (``npm ci`` at the repository root) and served by this server
+from ``settings.maplibre_dir`` (``ONEMAP_MAPLIBRE_DIR``, default ``./node_modules/maplibre-gl/dist``),
+so that the page makes no request to any other host: the classified network is offline. Without it,
+``/map`` answers 503 with a page saying how to install.
 The page (``map.html``) and the viewer's script and stylesheet live with the other pages in ``server/html``.
 """
 
@@ -21,12 +22,10 @@ from server.errors import NotFound, Unavailable
 from server.extents import union_bbox
 from server.html import STATIC_DIR, render_page
 from server.policy import visible_collections
-from server.settings import ROOT
 from server.web import base_url
 
 router = APIRouter(tags=["Map viewer"])
 
-MAPLIBRE_DIST = ROOT / "node_modules" / "maplibre-gl" / "dist"
 # The only library files the page needs: the module, its worker and the stylesheet.
 LIBRARY_FILES = {
     "maplibre-gl.mjs": "text/javascript",
@@ -38,9 +37,8 @@ _STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
 _LIB_CACHE = "public, max-age=86400"
 
 
-def maplibre_installed(dist: Path | None = None) -> bool:
-    """Whether the MapLibre GL JS files the page loads are present."""
-    dist = dist or MAPLIBRE_DIST
+def maplibre_installed(dist: Path) -> bool:
+    """Whether the MapLibre GL JS files the page loads are present in ``dist``."""
     return all((dist / name).is_file() for name in LIBRARY_FILES)
 
 
@@ -76,20 +74,23 @@ def viewer_config(visible: list[Collection], base: str) -> dict[str, Any]:
 @router.get("/map", summary="Web map viewer", response_class=HTMLResponse)
 async def map_page(request: Request) -> HTMLResponse:
     """The interactive map: layer switcher, feature properties on click, imagery time switch."""
-    if not maplibre_installed():
+    if not maplibre_installed(request.app.state.settings.maplibre_dir):
         return render_page(request, "map.html", status_code=503, missing=True)
     config = viewer_config(visible_collections(request), base_url(request))
     return render_page(request, "map.html", missing=False, config=orjson.dumps(config).decode())
 
 
 @router.get("/map/lib/{name}", summary="MapLibre GL JS files", include_in_schema=False)
-async def library_file(name: str) -> FileResponse:
+async def library_file(name: str, request: Request) -> FileResponse:
     """One of the MapLibre GL JS files, from the npm installation."""
     if name not in LIBRARY_FILES:
         raise NotFound(f"No library file '{name}'.")
-    if not maplibre_installed():
-        raise Unavailable("MapLibre GL JS is not installed; run 'npm ci' in the server directory.", 60)
-    return FileResponse(MAPLIBRE_DIST / name, media_type=LIBRARY_FILES[name], headers={"Cache-Control": _LIB_CACHE})
+    dist = request.app.state.settings.maplibre_dir
+    if not maplibre_installed(dist):
+        raise Unavailable(
+            "MapLibre GL JS is not installed; run 'npm ci' in the server directory or set ONEMAP_MAPLIBRE_DIR.", 60
+        )
+    return FileResponse(dist / name, media_type=LIBRARY_FILES[name], headers={"Cache-Control": _LIB_CACHE})
 
 
 @router.get("/map/static/{name}", summary="Viewer scripts and styles", include_in_schema=False)

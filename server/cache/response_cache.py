@@ -43,7 +43,7 @@ from server.cache.scope import (
 )
 from server.cache.shared import SharedCache
 from server.cache.versions import VersionMemo
-from server.catalog import Catalog, Collection
+from server.catalog import Catalog, Collection, RasterCollection
 from server.web import base_url
 
 log = logging.getLogger("onemap.cache")
@@ -358,9 +358,9 @@ def cache_response(
     return decorate
 
 
-def all_rasters(request: Request, arguments: dict[str, Any]) -> list[Collection]:
+def all_rasters(request: Request, arguments: dict[str, Any]) -> list[RasterCollection]:
     """``cache_response`` dependencies: every raster collection of the catalog."""
-    return [c for c in request.app.state.catalog if c.raster is not None]
+    return request.app.state.catalog.of_kind(RasterCollection)
 
 
 def path_collection(request: Request, arguments: dict[str, Any]) -> list[Collection]:

@@ -23,7 +23,7 @@ from typing import IO, Iterator
 
 import httpx
 
-from server.catalog import Catalog
+from server.catalog import Catalog, VectorCollection
 from server.settings import Settings
 from server.tiles.matrix_sets import get_tms
 
@@ -81,7 +81,7 @@ def _areas(plan: SeedPlan, catalog: Catalog) -> list[tuple[str, tuple[float, flo
     out = []
     for cid in plan.collections:
         if cid == BASEMAP:
-            boxes = [c.extent.spatial.bbox for c in catalog if c.is_vector]
+            boxes = [c.extent.spatial.bbox for c in catalog.of_kind(VectorCollection)]
             if not boxes:
                 raise SeedError("the catalog has no vector collection for the base map")
             columns = list(zip(*boxes))

@@ -19,9 +19,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from server.catalog import Catalog, Collection, load_catalog
+from server.catalog import Catalog, RasterCollection, VectorCollection, load_catalog
 from server.policy.editions import load_editions
 from server.policy.labels import StoreLabel, read_gpkg_label, write_pg_label
+from server.policy.model import Restriction
 from server.release.manifest import BundleError, read_manifest, verify
 from server.release.reader import gpkg_batches
 from server.sample import GPKG_NAME
@@ -44,21 +45,21 @@ def _check_edition(settings: Settings, doc: dict[str, Any], bundle: Path) -> Sto
     return label
 
 
-def _views(catalog: Catalog, doc: dict[str, Any]) -> list[Collection]:
+def _views(catalog: Catalog, doc: dict[str, Any]) -> list[VectorCollection]:
     """The bundle's vector collections, with the fields the bundle carries."""
     views = []
     for cid, entry in doc.get("collections", {}).items():
         c = catalog.get(cid)
         if entry.get("kind") != "vector":
             continue
-        if c is None or not c.is_vector:
+        if not isinstance(c, VectorCollection):
             raise BundleError(f"the bundle holds collection '{cid}', which this catalog does not declare")
         fields = set(entry.get("fields", []))
         views.append(c.model_copy(update={"fields": [f for f in c.fields if f.name in fields]}))
     return views
 
 
-def _load_postgis(url: str, catalog: Catalog, views: list[Collection], gpkg: Path, label: StoreLabel,
+def _load_postgis(url: str, catalog: Catalog, views: list[VectorCollection], gpkg: Path, label: StoreLabel,
                   say: Progress) -> None:
     from server.sample import write_all
     from server.sample.postgis import PostGISWriter
@@ -68,13 +69,14 @@ def _load_postgis(url: str, catalog: Catalog, views: list[Collection], gpkg: Pat
     def batches():
         for v in views:
             say(f"vector {v.id}")
-            yield from gpkg_batches(gpkg, v)
+            # the bundle holds only what its edition may: copied as it is
+            yield from gpkg_batches(gpkg, v, restriction=Restriction.unrestricted(v))
 
     write_all(PostGISWriter(url, views), batches())
     shipped = {v.id for v in views}
     with psycopg.connect(url, autocommit=True) as conn:
-        for c in catalog:
-            if c.is_vector and c.id not in shipped:
+        for c in catalog.of_kind(VectorCollection):
+            if c.id not in shipped:
                 conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(c.source.table)))
                 stale = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s",
                                      [PG_SCHEMA, f"{c.source.table}\\_z%"]).fetchall()
@@ -106,8 +108,8 @@ def _load_rasters(settings: Settings, catalog: Catalog, doc: dict[str, Any], bun
             for asset in entry.get("assets", {}).values():
                 _replace_file(bundle / asset["path"], settings.data_dir / asset["path"])
                 shipped.add(asset["path"])
-    for c in catalog:
-        for asset in (c.raster.assets if c.raster else []):
+    for c in catalog.of_kind(RasterCollection):
+        for asset in c.raster.assets:
             if asset.path not in shipped:
                 (settings.data_dir / asset.path).unlink(missing_ok=True)
     stac = settings.data_dir / "stac"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from server.catalog import Catalog, Collection, load_catalog
+from server.catalog import Catalog, VectorCollection, load_catalog
 from server.settings import ROOT
 from server.sources.prepare import prepare_for_serving
 
@@ -23,13 +23,13 @@ COLLECTIONS = ("admin_boundaries", "land_survey", "planning_zones", "control_lin
 GPKG_NAME = "onemap.gpkg"
 
 
-def sample_collections(collections_dir: Path | None = None) -> list[Collection]:
+def sample_collections(collections_dir: Path | None = None) -> list[VectorCollection]:
     """The catalog entries the sample fills, in writing order."""
-    catalog = load_catalog(collections_dir or ROOT / "collections")
-    missing = [cid for cid in COLLECTIONS if catalog.get(cid) is None or not catalog.get(cid).is_vector]
+    vectors = {c.id: c for c in load_catalog(collections_dir or ROOT / "collections").of_kind(VectorCollection)}
+    missing = [cid for cid in COLLECTIONS if cid not in vectors]
     if missing:
         raise ValueError(f"the catalog lacks the vector collections {', '.join(missing)}")
-    return [catalog.get(cid) for cid in COLLECTIONS]
+    return [vectors[cid] for cid in COLLECTIONS]
 
 
 def write_all(writer, batches: Iterable[Batch]) -> dict[str, int]:
@@ -49,7 +49,7 @@ def write_all(writer, batches: Iterable[Batch]) -> dict[str, int]:
     return counts
 
 
-def _check_fields(batch, collection: Collection) -> None:
+def _check_fields(batch, collection: VectorCollection) -> None:
     got, want = set(batch.columns), set(collection.field_names)
     if got != want:
         raise ValueError(

@@ -20,9 +20,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.cache import cached
-from server.catalog import Collection
+from server.catalog import Collection, RasterCollection, VectorCollection
 from server.errors import NotAcceptable, NotFound
-from server.policy import visible_collection, visible_collections
+from server.policy import restriction_for, restrictions, visible_collection, visible_collections
 from server.tiles import metadata
 from server.tiles.matrix_sets import check_tile, get_tms, tms_ids
 from server.tiles.zooms import tile_request, visible
@@ -54,7 +54,7 @@ def landing_links(base: str) -> list[dict[str, Any]]:
 
 def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
     """Links from a collection to its tilesets."""
-    rel = "tilesets-vector" if collection.is_vector else "tilesets-map"
+    rel = "tilesets-vector" if isinstance(collection, VectorCollection) else "tilesets-map"
     return [link(f"{base}/collections/{collection.id}/tiles", metadata.REL + rel, JSON, "Tilesets")]
 
 
@@ -63,11 +63,11 @@ def _collection(request: Request, collection_id: str) -> Collection:
     return visible_collection(request, collection_id)
 
 
-def _vector_collections(request: Request) -> list[Collection]:
-    return [c for c in visible_collections(request) if c.is_vector]
+def _vector_collections(request: Request) -> list[VectorCollection]:
+    return visible_collections(request, VectorCollection)
 
 
-def _properties(request: Request, collection: Collection) -> tuple[str, ...]:
+def _properties(request: Request, collection: VectorCollection) -> tuple[str, ...]:
     """The fields a tile carries: ``tiles.properties`` (all when unset) among those the caller may see.
 
     Base-map tiles carry what a map draws and shows on click; the full record (owners and all) stays
@@ -136,7 +136,9 @@ async def collection_tilesets(request: Request, collectionId: str):
     """One tileset per offered tile matrix set."""
     c = _collection(request, collectionId)
     base = base_url(request)
-    kind = "vector" if c.is_vector else ("coverage" if c.raster.kind == "dem" else "map")
+    kind = "vector"
+    if isinstance(c, RasterCollection):
+        kind = "coverage" if c.raster.kind == "dem" else "map"
     title = c.title.en if language(request) == "en" else c.title.zh
     return json_response(metadata.tilesets_list(f"{base}/collections/{c.id}/tiles", base, kind, title))
 
@@ -147,7 +149,7 @@ async def collection_tileset(request: Request, collectionId: str, tileMatrixSetI
     c = _collection(request, collectionId)
     tms = get_tms(tileMatrixSetId)
     base = base_url(request)
-    if c.raster is not None:
+    if isinstance(c, RasterCollection):
         return json_response(_raster_module().tileset_metadata(c, tms, base))
     return _tileset_response(request, [c], tms, f"{base}/collections/{c.id}/tiles/{tms.id}", c)
 
@@ -165,20 +167,23 @@ async def collection_tile(
     c = _collection(request, collectionId)
     tms = get_tms(tileMatrixSetId)
     tile = check_tile(tms, tileMatrix, tileRow, tileCol)
-    if c.raster is not None:
+    restriction = restriction_for(request, c)
+    if isinstance(c, RasterCollection):
         settings, raster = request.app.state.settings, _raster_module()
         options = tuple(tuple(request.query_params.getlist(k)) for k in ("f", "render", "item", "datetime"))
         return await cached(
             request, "raster-tile", (c.id, tms.id, tileMatrix, tileRow, tileCol, options),
-            lambda: raster.tile_response(request, c, tms, tile, settings), collections=[c], query=False,
+            lambda: raster.tile_response(request, c, tms, tile, settings, restriction=restriction),
+            collections=[c], query=False,
         )
+    vector = c
     _check_format(request)
 
     async def produce() -> Response:
-        if not visible(c, tms, tile.z):
+        if not visible(vector, tms, tile.z):
             return _empty()
-        req = tile_request(c, tms, tile, _properties(request, c))
-        return _mvt(await request.app.state.source.tile(c, req))
+        req = tile_request(vector, tms, tile, _properties(request, vector))
+        return _mvt(await request.app.state.source.tile(vector, req, restriction=restriction))
 
     parts = (c.id, tms.id, tileMatrix, tileRow, tileCol, "mvt")
     return await cached(request, "tile", parts, produce, collections=[c], query=False)
@@ -221,14 +226,15 @@ async def dataset_tile(request: Request, tileMatrixSetId: str, tileMatrix: int, 
         ]
         if not layers:
             return _empty()
-        return _mvt(await request.app.state.source.tiles(layers))
+        return _mvt(await request.app.state.source.tiles(layers, restrictions=restrictions(request)))
 
     parts = (tms.id, tileMatrix, tileRow, tileCol, "mvt")
     return await cached(request, "basemap-tile", parts, produce, collections=collections, query=False)
 
 
 def _tileset_response(
-    request: Request, collections: list[Collection], tms: morecantile.TileMatrixSet, url: str, single: Collection | None
+    request: Request, collections: list[VectorCollection], tms: morecantile.TileMatrixSet, url: str,
+    single: VectorCollection | None,
 ) -> Response:
     base = base_url(request)
     lang = language(request)

@@ -43,7 +43,7 @@ def test_catalog_is_classified_realistically():
 
 def test_internet_sees_public_collections_only():
     p = policy("internet")
-    assert set(p.visible_ids) == {"admin_boundaries", "land_survey", "planning_zones", "imagery", "dem"}
+    assert set(p.collections) == {"admin_boundaries", "land_survey", "planning_zones", "imagery", "dem"}
     assert p.access("parcels") is None and p.access("control_lines") is None and p.anonymous
     survey = p.access("land_survey")
     assert [(c.field, c.values) for c in survey.restriction.exclude] == [("class_code", ("09",))]
@@ -64,7 +64,7 @@ def test_government_masks_names_and_drops_id_numbers():
 
 def test_classified_sees_everything_unrestricted():
     p = policy("classified", "k1")
-    assert set(p.visible_ids) == set(CATALOG.ids)
+    assert set(p.collections) == set(CATALOG.ids)
     assert all(a.restriction.empty and a.restriction == Restriction.unrestricted(CATALOG.get(a.id))
                for a in p.collections.values())
     assert p.access("parcels").fields == CATALOG.get("parcels").field_names
@@ -72,8 +72,8 @@ def test_classified_sees_everything_unrestricted():
 
 def test_key_scopes_narrow_the_edition():
     p = policy("classified", "k2", frozenset({"parcels", "nonexistent"}))
-    assert p.visible_ids == ("parcels",)
-    assert policy("internet", "k3", frozenset({"parcels"})).visible_ids == ()
+    assert tuple(p.collections) == ("parcels",)
+    assert policy("internet", "k3", frozenset({"parcels"})).collections == {}
 
 
 def test_cache_scope_is_stable_and_separates_what_differs():

@@ -206,11 +206,6 @@ class Policy:
         """The key id, or ``-`` for an anonymous caller."""
         return self.key_id or ANONYMOUS
 
-    @property
-    def visible_ids(self) -> tuple[str, ...]:
-        """Visible collection ids, in catalog order."""
-        return tuple(self.collections)
-
     def access(self, collection_id: str) -> CollectionAccess | None:
         """The caller's access to a collection, or ``None`` when it is hidden (or missing)."""
         return self.collections.get(collection_id)

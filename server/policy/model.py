@@ -44,7 +44,8 @@ class Restriction:
     """Everything a source must apply to one collection's data for one caller, before any byte leaves it.
 
     ``fields`` are the fields the caller may see (masked ones included), in catalog order: a source
-    never selects another column, whatever collection object it is handed. Rows matching ``exclude``
+    never selects another property column, whatever collection object it is handed (the id field
+    identifies every feature; the editions file may not hide it). Rows matching ``exclude``
     are never read; ``masked`` fields are served masked; geometries are generalized by
     ``generalize_m`` metres and snapped to ``precision`` decimal degrees (storage CRS); vector tiles
     stop above WebMercatorQuad level ``max_zoom``; rasters are never served finer than

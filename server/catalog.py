@@ -1,13 +1,17 @@
 """The catalog: one YAML file per collection in ``collections/``, validated into typed models.
 
-A bad file stops start-up with a message naming the file and the key that is wrong.
+Every file names its ``kind``: ``vector`` (a ``VectorCollection``: source table, fields, tiling) or
+``raster`` (a ``RasterCollection``: COG assets). ``Collection`` is the union of the kinds; code that
+serves one kind asks for that class. A bad file stops start-up with a message naming the file and
+the key that is wrong.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -130,55 +134,82 @@ class Classification(Strict):
     rows: list[RowRule] = []
 
 
-class Collection(Strict):
-    """A collection as declared once and shown on every surface.
+class CollectionBase(Strict):
+    """What every kind of collection declares: identity, texts, extent and classification.
 
-    A vector collection has ``source`` and ``fields``; a raster collection has ``raster``.
+    Each kind is a subclass with a literal ``kind`` (the discriminator in the YAML file) and its own
+    half: ``VectorCollection`` (a table of features), ``RasterCollection`` (COG assets). A new kind
+    (3D tiles, say) is one more subclass added to ``KINDS`` and to the ``Collection`` union.
     """
 
+    kind: str
     id: str
     title: Text
     description: Text
     keywords: list[str] = []
-    source: SourceSpec | None = None
-    raster: RasterSpec | None = None
-    temporal_field: str | None = None
     extent: Extent
-    fields: list[FieldSpec] = []
-    tiles: TileSpec = TileSpec()
     classification: Classification = Classification()
 
-    @property
-    def is_vector(self) -> bool:
-        return self.source is not None
+
+class VectorCollection(CollectionBase):
+    """A collection of features stored in a table: its source, fields, time field and tiling."""
+
+    kind: Literal["vector"]
+    source: SourceSpec
+    temporal_field: str | None = None
+    fields: list[FieldSpec] = []
+    tiles: TileSpec = TileSpec()
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Collection":
-        if (self.source is None) == (self.raster is None):
-            raise ValueError("a collection has exactly one of 'source' (vector) or 'raster'")
+    def _consistent(self) -> VectorCollection:
         names = [f.name for f in self.fields]
         if len(set(names)) != len(names):
             raise ValueError("field names must be unique")
         if self.temporal_field and self.temporal_field not in names:
             raise ValueError(f"temporal_field '{self.temporal_field}' is not among the fields")
-        if self.source and self.source.id_field not in names:
+        if self.source.id_field not in names:
             raise ValueError(f"source.id_field '{self.source.id_field}' is not among the fields")
         if self.tiles.minzoom > self.tiles.maxzoom:
             raise ValueError("tiles.minzoom is above tiles.maxzoom")
         unknown = [n for n in self.tiles.properties or () if n not in names]
         if unknown:
             raise ValueError(f"tiles.properties {unknown} are not among the fields")
-        for rule in self.classification.rows:
-            if rule.field not in names:
-                raise ValueError(f"classification row rule field '{rule.field}' is not among the fields")
+        _check_row_rules(self.classification, names)
         return self
 
     @property
     def field_names(self) -> tuple[str, ...]:
+        """The field names, in catalog order."""
         return tuple(f.name for f in self.fields)
 
     def field(self, name: str) -> FieldSpec | None:
+        """The field called ``name``, or None."""
         return next((f for f in self.fields if f.name == name), None)
+
+
+class RasterCollection(CollectionBase):
+    """Imagery or an elevation model, as registered COG assets."""
+
+    kind: Literal["raster"]
+    raster: RasterSpec
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RasterCollection:
+        _check_row_rules(self.classification, [])
+        return self
+
+
+def _check_row_rules(classification: Classification, names: list[str]) -> None:
+    for rule in classification.rows:
+        if rule.field not in names:
+            raise ValueError(f"classification row rule field '{rule.field}' is not among the fields")
+
+
+Collection = Annotated[VectorCollection | RasterCollection, Field(discriminator="kind")]
+"""Any collection of the catalog; ``isinstance`` against a kind's class tells which."""
+
+KINDS: dict[str, type[CollectionBase]] = {"vector": VectorCollection, "raster": RasterCollection}
+C = TypeVar("C", bound=CollectionBase)
 
 
 class CatalogError(Exception):
@@ -188,10 +219,10 @@ class CatalogError(Exception):
 class Catalog:
     """All collections, in file-name order."""
 
-    def __init__(self, collections: list[Collection]) -> None:
-        self._by_id = {c.id: c for c in collections}
+    def __init__(self, collections: Iterable[Collection]) -> None:
+        self._by_id: dict[str, Collection] = {c.id: c for c in collections}
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Collection]:
         return iter(self._by_id.values())
 
     def __len__(self) -> int:
@@ -202,7 +233,12 @@ class Catalog:
 
     @property
     def ids(self) -> tuple[str, ...]:
+        """Every collection id, in catalog order."""
         return tuple(self._by_id)
+
+    def of_kind(self, kind: type[C]) -> list[C]:
+        """The collections of one kind (e.g. ``VectorCollection``), in catalog order."""
+        return [c for c in self._by_id.values() if isinstance(c, kind)]
 
 
 def _where(loc: tuple) -> str:
@@ -217,8 +253,13 @@ def load_collection(path: Path) -> Collection:
         raise CatalogError(f"{path.name}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise CatalogError(f"{path.name}: expected a mapping at the top level")
+    kind = data.get("kind")
+    model = KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        found = "missing" if kind is None else f"'{kind}' is not a collection kind"
+        raise CatalogError(f"{path.name}: key 'kind': {found}; use one of {', '.join(KINDS)}")
     try:
-        collection = Collection.model_validate(data)
+        collection = cast(Collection, model.model_validate(data))
     except ValidationError as exc:
         lines = [f"{path.name}: key '{_where(e['loc'])}': {e['msg']}" for e in exc.errors()]
         raise CatalogError("\n".join(lines)) from None

@@ -23,7 +23,7 @@ from typing import IO, Iterator
 
 import httpx
 
-from server.catalog import Catalog
+from server.catalog import Catalog, VectorCollection
 from server.extents import union_bbox
 from server.settings import Settings
 from server.tiling.matrix_sets import get_tms
@@ -82,7 +82,7 @@ def _areas(plan: SeedPlan, catalog: Catalog) -> list[tuple[str, tuple[float, flo
     out = []
     for cid in plan.collections:
         if cid == BASEMAP:
-            union = union_bbox(c for c in catalog if c.is_vector)
+            union = union_bbox(catalog.of_kind(VectorCollection))
             if union is None:
                 raise SeedError("the catalog has no vector collection for the base map")
             prefix, extent = "/tiles", union

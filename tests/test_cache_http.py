@@ -21,11 +21,11 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.catalog import load_catalog
 from server.settings import Settings
+from server.sources.gpkg_geometry import register_functions
 from server.sources.postgis import install_versioning
 from tests.support import ROOT
 from tests.support.api_keys import issue_key
 from tests.support.rasters import raster_dir  # noqa: F401 (fixture)
-from server.sources.gpkg_geometry import register_functions
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 SECRET = "test-secret"

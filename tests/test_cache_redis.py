@@ -17,8 +17,8 @@ from server.cache.entry import Entry
 from server.cli import main
 from server.seed import SeedPlan, seed
 from server.settings import Settings
-from tests.support.redis_server import RedisServer
 from tests.support.api_keys import issue_key
+from tests.support.redis_server import RedisServer
 from tests.test_cache_http import WMQ, feature_tile, make_client
 
 FAST_FAIL = {"redis_timeout_s": 0.2, "redis_breaker_failures": 2, "redis_breaker_cooldown_s": 0.5}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import mapbox_vector_tile
@@ -23,8 +24,9 @@ import shapely.affinity
 from pyproj import Transformer
 from shapely.geometry import shape
 
-from server.catalog import load_catalog
+from server.catalog import VectorCollection, load_catalog
 from server.cli import main as onemap
+from server.policy.model import Restriction
 from server.sample import build_sample
 from server.settings import Settings
 from server.sources.geopackage_tiles import overview_state
@@ -40,6 +42,7 @@ WMQ = morecantile.tms.get("WebMercatorQuad")
 CATALOG = load_catalog(Settings().collections_dir)
 PARCELS, SURVEY = CATALOG.get("parcels"), CATALOG.get("land_survey")
 PROPS = tuple(PARCELS.tiles.properties)
+EVERYTHING = Restriction.unrestricted(PARCELS)  # the source read as stored, past the policy
 PG_SCALE = 300
 DX = 0.04  # degrees east the edited parcel moves (about 4 km, clear of where it was)
 NEW_USE = "EDITED-USE"
@@ -219,13 +222,15 @@ def test_edit_moves_only_its_collection_and_tiles_follow_until_rebuilt(store, ca
         assert _version(c, PARCELS) == after["parcels"]  # rebuilding overviews is not a data edit
         for z in (OVERVIEW_ZOOM, OVERVIEW_ZOOM + 1):  # the overview path now, past the response cache
             tile = WMQ.tile(there.x, there.y, z)
-            body = c.portal.call(c.app.state.source.tile, PARCELS, tile_request(PARCELS, WMQ, tile, PROPS))
+            body = c.portal.call(partial(c.app.state.source.tile, PARCELS, tile_request(PARCELS, WMQ, tile, PROPS),
+                                         restriction=EVERYTHING))
             props, geom = _feature(body, tile, unit_code)
             assert props["land_use_name"] == NEW_USE
             _assert_at(geom, moved, old_geom)
             if WMQ.tile(here.x, here.y, z) != tile:
                 before_tile = WMQ.tile(here.x, here.y, z)
-                body = c.portal.call(c.app.state.source.tile, PARCELS, tile_request(PARCELS, WMQ, before_tile, PROPS))
+                req = tile_request(PARCELS, WMQ, before_tile, PROPS)
+                body = c.portal.call(partial(c.app.state.source.tile, PARCELS, req, restriction=EVERYTHING))
                 assert _feature(body, before_tile, unit_code) is None
 
 
@@ -253,4 +258,4 @@ def test_embedded_store_without_versioning_falls_back_to_the_file_stamp(sample_d
         assert stamp == f"{st.st_mtime_ns:x}-{st.st_size:x}" == _version(c, SURVEY)
         path, _ = _tile_path("parcels", 121.55, 29.85, OVERVIEW_ZOOM)
         assert c.get(path).status_code == 200
-    assert stale_collections(settings) == [c.id for c in CATALOG if c.is_vector]
+    assert stale_collections(settings) == [c.id for c in CATALOG.of_kind(VectorCollection)]

@@ -13,30 +13,24 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
-from pathlib import Path
 
 import mapbox_vector_tile
 import morecantile
-import psycopg
 import pytest
 import shapely
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.policy.labels import StoreLabel, write_gpkg_label, write_pg_label
-from server.raster.sample import write_sample_rasters
 from server.settings import Settings
 from server.sources.gpkg_geometry import decode_gpkg_geometry
 from tests.support.api_keys import issue_key
+from tests.support.mislabelled import mislabelled_gpkg_dir, mislabelled_pg_url
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 HIDDEN_INTERNET = ("parcels", "control_lines", "buildings")
 VISIBLE_INTERNET = {"admin_boundaries", "land_survey", "planning_zones", "imagery", "dem"}
-TABLES = ("admin_boundaries", "land_survey", "planning_zones", "control_lines", "parcels", "buildings")
 MISSING = "zz_missing"
-INTERNET_LABEL = StoreLabel("internet", ("public",))
 
 
 def _values(conn, sql: str, min_len: int = 3) -> set[bytes]:
@@ -59,30 +53,6 @@ def facts(sample_dir) -> dict:
     return {"secret": secret, "hidden": hidden, "special_parcel": special_parcel, "special_patches": special_patches,
             "special_buildings": special_buildings, "special_zones": zones, "point": (point.x, point.y),
             "a_parcel": a_parcel}
-
-
-def mislabelled_gpkg_dir(target: Path, sample_dir: Path) -> Path:
-    """The master GeoPackage (and small COGs) labelled as an internet release."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(sample_dir / "onemap.gpkg", target / "onemap.gpkg")
-    with sqlite3.connect(target / "onemap.gpkg") as conn:
-        write_gpkg_label(conn, INTERNET_LABEL)
-    write_sample_rasters(target, scale=16)
-    return target
-
-
-def mislabelled_pg_url(pg_url: str) -> str:
-    """A schema ``leak`` holding a copy of the master tables, labelled internet; a URL searching it first."""
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS leak CASCADE")
-        conn.execute("CREATE SCHEMA leak")
-        for t in TABLES:
-            conn.execute(f"CREATE TABLE leak.{t} (LIKE public.{t} INCLUDING ALL)")
-            conn.execute(f"INSERT INTO leak.{t} SELECT * FROM public.{t}")
-    url = f"{pg_url}?options=-csearch_path%3Dleak,public"
-    with psycopg.connect(url) as conn, conn.transaction():
-        write_pg_label(conn, INTERNET_LABEL)
-    return url
 
 
 @pytest.fixture(scope="module")

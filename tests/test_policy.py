@@ -13,7 +13,7 @@ from server.policy.desensitize import mask_value, reduce_geometries
 from server.policy.editions import EditionError, check_against_catalog, load_editions
 from server.policy.labels import MASTER, StoreLabel, label_problem
 from server.policy.model import Restriction
-from server.policy.resolve import PolicyResolver, restriction_of, zoom_for_resolution
+from server.policy.resolve import PolicyResolver, restricted, zoom_for_resolution
 from tests.support import ROOT
 
 CATALOG = load_catalog(ROOT / "collections")
@@ -43,12 +43,13 @@ def test_catalog_is_classified_realistically():
 
 def test_internet_sees_public_collections_only():
     p = policy("internet")
-    assert set(p.visible_ids) == {"admin_boundaries", "land_survey", "planning_zones", "imagery", "dem"}
+    assert set(p.collections) == {"admin_boundaries", "land_survey", "planning_zones", "imagery", "dem"}
     assert p.access("parcels") is None and p.access("control_lines") is None and p.anonymous
     survey = p.access("land_survey")
     assert [(c.field, c.values) for c in survey.restriction.exclude] == [("class_code", ("09",))]
     assert survey.restriction.precision == 5 and survey.max_zoom == 16
-    assert survey.view.tiles.maxzoom == 16 and restriction_of(survey.view) is survey.restriction
+    assert survey.view.tiles.maxzoom == 16 and survey.restriction.max_zoom == 16
+    assert restricted(CATALOG.get("land_survey"), survey.restriction) == survey.view
 
 
 def test_government_masks_names_and_drops_id_numbers():
@@ -63,14 +64,16 @@ def test_government_masks_names_and_drops_id_numbers():
 
 def test_classified_sees_everything_unrestricted():
     p = policy("classified", "k1")
-    assert set(p.visible_ids) == set(CATALOG.ids)
-    assert all(a.restriction.empty and a.fields == CATALOG.get(a.id).field_names for a in p.collections.values())
+    assert set(p.collections) == set(CATALOG.ids)
+    assert all(a.restriction.empty and a.restriction == Restriction.unrestricted(CATALOG.get(a.id))
+               for a in p.collections.values())
+    assert p.access("parcels").fields == CATALOG.get("parcels").field_names
 
 
 def test_key_scopes_narrow_the_edition():
     p = policy("classified", "k2", frozenset({"parcels", "nonexistent"}))
-    assert p.visible_ids == ("parcels",)
-    assert policy("internet", "k3", frozenset({"parcels"})).visible_ids == ()
+    assert tuple(p.collections) == ("parcels",)
+    assert policy("internet", "k3", frozenset({"parcels"})).collections == {}
 
 
 def test_cache_scope_is_stable_and_separates_what_differs():
@@ -104,7 +107,7 @@ def test_masking_and_geometry_reduction():
     import shapely
 
     g = shapely.from_wkt(["POLYGON ((121.1234567 29.7654321, 121.2 29.7654321, 121.2 29.9, 121.1234567 29.7654321))"])
-    out = reduce_geometries(g, Restriction(precision=3), 4490)
+    out = reduce_geometries(g, Restriction("land_survey", (), precision=3), 4490)
     assert sorted(map(tuple, shapely.get_coordinates(out).tolist())) == [
         (121.123, 29.765), (121.2, 29.765), (121.2, 29.9), (121.2, 29.9)]
     assert shapely.is_valid(out).all()

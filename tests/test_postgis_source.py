@@ -17,6 +17,7 @@ import pytest
 
 from server.catalog import Catalog, load_catalog
 from server.errors import InvalidParameter, Unavailable
+from server.policy.model import Restriction
 from server.settings import Settings
 from server.sources.base import Cursor, ItemQuery, TimeInterval
 from server.sources.postgis import PostGISSource, install_versioning
@@ -27,6 +28,7 @@ ALL_CATALOG = load_catalog(ROOT / "collections")
 PARCELS = ALL_CATALOG.get("parcels")
 SURVEY = ALL_CATALOG.get("land_survey")
 CATALOG = Catalog([PARCELS, SURVEY])
+ALL_P, ALL_S = Restriction.unrestricted(PARCELS), Restriction.unrestricted(SURVEY)  # every field and row
 N = 25
 SIZE = 0.01
 FIRST_DATE = dt.date(2015, 1, 1)
@@ -113,7 +115,8 @@ def ids(page) -> list:
 
 
 async def test_feature_json_shape(source):
-    page = await source.query(PARCELS, q(props=("registration_date", "area_m2", "unit_code", "no_such_field")))
+    props = ("registration_date", "area_m2", "unit_code", "no_such_field")
+    page = await source.query(PARCELS, q(props=props), restriction=ALL_P)
     features = json.loads(page.features)
     assert page.number_returned == 10 and len(features) == 10
     f = features[0]
@@ -129,10 +132,11 @@ async def test_feature_json_shape(source):
 
 async def test_bbox_selects_intersecting(source):
     (x1, y1), (x2, y2) = corner(1), corner(7)  # parcels 1, 2, 6, 7
-    page = await source.query(PARCELS, q(bbox=(x1 + 0.001, y1 + 0.001, x2 + 0.001, y2 + 0.001)))
+    moved = (x1 + 0.001, y1 + 0.001, x2 + 0.001, y2 + 0.001)
+    page = await source.query(PARCELS, q(bbox=moved), restriction=ALL_P)
     assert ids(page) == [code(n) for n in (1, 2, 6, 7)]
     assert page.number_matched == 4 and page.next_key is None and page.prev_key is None
-    empty = await source.query(PARCELS, q(bbox=(100.0, 10.0, 100.1, 10.1)))
+    empty = await source.query(PARCELS, q(bbox=(100.0, 10.0, 100.1, 10.1)), restriction=ALL_P)
     assert empty.features == b"[]" and empty.number_returned == 0 and empty.number_matched == 0
 
 
@@ -144,19 +148,19 @@ async def test_datetime_compares_utc_calendar_dates(source):
         return dt.datetime.combine(reg_date(n), dt.time(), UTC)
 
     closed = TimeInterval(midnight(3), midnight(7))
-    assert ids(await source.query(PARCELS, q(interval=closed))) == [code(n) for n in range(3, 8)]
+    assert ids(await source.query(PARCELS, q(interval=closed), restriction=ALL_P)) == [code(n) for n in range(3, 8)]
     # 02:00 at UTC+8 is the previous UTC day: the start still includes parcel 3, the end excludes 7
     shifted = TimeInterval(at(3, 2), at(7, 2))
-    assert ids(await source.query(PARCELS, q(interval=shifted))) == [code(n) for n in range(3, 7)]
+    assert ids(await source.query(PARCELS, q(interval=shifted), restriction=ALL_P)) == [code(n) for n in range(3, 7)]
     open_end = TimeInterval(midnight(20), None)
-    page = await source.query(PARCELS, q(interval=open_end))
+    page = await source.query(PARCELS, q(interval=open_end), restriction=ALL_P)
     assert ids(page) == [code(n) for n in range(20, 25)] and page.number_matched == 5
 
 
 async def test_forward_and_backward_paging(source):
     seen, cursor, pages = [], None, []
     for _ in range(5):
-        page = await source.query(PARCELS, q(cursor=cursor))
+        page = await source.query(PARCELS, q(cursor=cursor), restriction=ALL_P)
         pages.append(page)
         seen += ids(page)
         if page.next_key is None:
@@ -169,7 +173,7 @@ async def test_forward_and_backward_paging(source):
 
     back, cursor = [], Cursor(pages[-1].prev_key, forward=False)
     for _ in range(5):
-        page = await source.query(PARCELS, q(cursor=cursor))
+        page = await source.query(PARCELS, q(cursor=cursor), restriction=ALL_P)
         back = ids(page) + back
         assert ids(page) == sorted(ids(page)) and page.next_key == ids(page)[-1]
         if page.prev_key is None:
@@ -179,23 +183,23 @@ async def test_forward_and_backward_paging(source):
 
 
 async def test_get(source):
-    raw = await source.get(PARCELS, code(5), ("area_m2", "unit_code"))
+    raw = await source.get(PARCELS, code(5), ("area_m2", "unit_code"), restriction=ALL_P)
     feature = json.loads(raw)
     assert feature["id"] == code(5) and feature["properties"] == {"unit_code": code(5), "area_m2": 1005.25}
-    assert await source.get(PARCELS, code(99), ()) is None
-    survey = json.loads(await source.get(SURVEY, "2", ("land_code",)))
+    assert await source.get(PARCELS, code(99), (), restriction=ALL_P) is None
+    survey = json.loads(await source.get(SURVEY, "2", ("land_code",), restriction=ALL_S))
     assert survey["id"] == 2 and survey["properties"] == {"land_code": "0101"}
     for bad in ("abc", "02", "2.0", "", "99999999999999999999", "1 OR 1=1"):
-        assert await source.get(SURVEY, bad, ()) is None
+        assert await source.get(SURVEY, bad, (), restriction=ALL_S) is None
 
 
 async def test_foreign_cursor_is_a_client_error(source):
     with pytest.raises(InvalidParameter, match="cursor"):
-        await source.query(SURVEY, q(props=(), cursor=Cursor("abc")))
+        await source.query(SURVEY, q(props=(), cursor=Cursor("abc")), restriction=ALL_S)
 
 
 async def test_extent(source):
-    extent = await source.extent(PARCELS)
+    extent = await source.extent(PARCELS, restriction=ALL_P)
     x0, y0 = corner(0)
     x1, y1 = corner(24)
     assert extent.bbox == pytest.approx((x0, y0, x1 + SIZE, y1 + SIZE), abs=1e-6)
@@ -203,7 +207,7 @@ async def test_extent(source):
 
 
 async def test_version_bumps_on_change_and_extent_follows(source, cluster):
-    before, extent_before = await source.version(PARCELS), await source.extent(PARCELS)
+    before, extent_before = await source.version(PARCELS), await source.extent(PARCELS, restriction=ALL_P)
     with psycopg.connect(cluster.url, autocommit=True) as conn:
         conn.execute("UPDATE parcels SET area_m2 = area_m2 WHERE unit_code = %s", [code(3)])
         after_update = await source.version(PARCELS)
@@ -211,11 +215,11 @@ async def test_version_bumps_on_change_and_extent_follows(source, cluster):
             "INSERT INTO parcels (unit_code, geom) VALUES ('x', ST_Multi(ST_MakeEnvelope(122, 30, 122.1, 30.1, 4490)))"
         )
         try:
-            assert (await source.extent(PARCELS)).bbox[2:] == pytest.approx((122.1, 30.1))
+            assert (await source.extent(PARCELS, restriction=ALL_P)).bbox[2:] == pytest.approx((122.1, 30.1))
         finally:
             conn.execute("DELETE FROM parcels WHERE unit_code = 'x'")
     assert int(before) < int(after_update) < int(await source.version(PARCELS))
-    assert (await source.extent(PARCELS)).bbox == extent_before.bbox
+    assert (await source.extent(PARCELS, restriction=ALL_P)).bbox == extent_before.bbox
     assert await source.version(ALL_CATALOG.get("control_lines")) == "0"
 
 
@@ -253,12 +257,12 @@ async def test_statement_timeout_is_unavailable(cluster):
             locker.execute("LOCK TABLE parcels IN ACCESS EXCLUSIVE MODE")
             started = time.monotonic()
             with pytest.raises(Unavailable) as err:
-                await src.query(PARCELS, q())
+                await src.query(PARCELS, q(), restriction=ALL_P)
             assert time.monotonic() - started < 2
             locker.rollback()
         assert err.value.status == 503 and "Retry-After" in err.value.headers
         assert "SELECT" not in err.value.description and "parcels" not in err.value.description
-        assert (await src.query(PARCELS, q())).number_returned == 10  # the connection is still usable
+        assert (await src.query(PARCELS, q(), restriction=ALL_P)).number_returned == 10  # the connection is usable
     finally:
         await src.close()
 
@@ -272,10 +276,11 @@ def terminate_app_backends(url: str) -> int:
 
 
 async def test_pool_heals_after_backends_are_terminated(source, cluster):
-    await asyncio.gather(*(source.query(PARCELS, q()) for _ in range(3)))  # several pooled connections
+    # several pooled connections
+    await asyncio.gather(*(source.query(PARCELS, q(), restriction=ALL_P) for _ in range(3)))
     for _ in range(2):
         assert terminate_app_backends(cluster.url) >= 1
-        pages = await asyncio.gather(*(source.query(PARCELS, q()) for _ in range(3)))
+        pages = await asyncio.gather(*(source.query(PARCELS, q(), restriction=ALL_P) for _ in range(3)))
         assert all(p.number_returned == 10 for p in pages)
 
 
@@ -283,17 +288,17 @@ async def test_pool_recovers_when_database_comes_back(cluster):
     src = PostGISSource(settings(cluster), CATALOG, acquire_timeout=0.5)
     await src.open()
     try:
-        assert (await src.query(PARCELS, q())).number_returned == 10
+        assert (await src.query(PARCELS, q(), restriction=ALL_P)).number_returned == 10
         cluster.halt()
         try:
             with pytest.raises(Unavailable):
-                await src.query(PARCELS, q())
+                await src.query(PARCELS, q(), restriction=ALL_P)
         finally:
             cluster.resume()
         deadline = time.monotonic() + 15
         while True:
             try:
-                assert (await src.query(PARCELS, q())).number_returned == 10
+                assert (await src.query(PARCELS, q(), restriction=ALL_P)).number_returned == 10
                 break
             except Unavailable:
                 assert time.monotonic() < deadline, "the pool did not reconnect"

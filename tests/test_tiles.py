@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-
 import mapbox_vector_tile
 import morecantile
 import pytest
 from shapely.geometry import box, shape
 
-
-from server.catalog import load_catalog
+from server.catalog import VectorCollection, load_catalog
 from server.settings import Settings
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 MVT = "application/vnd.mapbox-vector-tile"
 CATALOG = load_catalog(Settings().collections_dir)
-VECTOR = [c.id for c in CATALOG if c.is_vector]
+VECTOR = [c.id for c in CATALOG.of_kind(VectorCollection)]
 CENTER = (121.55, 29.85)
 REL = "http://www.opengis.net/def/rel/ogc/1.0/"
 

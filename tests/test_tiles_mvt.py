@@ -11,7 +11,7 @@ from server.catalog import load_catalog
 from server.settings import Settings
 from server.sources import mvt
 from server.sources.base import TileRequest
-from server.sources.tile_overviews import box_in, sizes_of, buffered, overview_min_size, overview_zooms, pixel_size
+from server.sources.tile_overviews import box_in, buffered, overview_min_size, overview_zooms, pixel_size, sizes_of
 from server.tiling.matrix_sets import get_tms
 from server.tiling.zooms import matrix_range, tile_request, wmq_level
 from tests.test_tiles import decode

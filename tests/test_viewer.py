@@ -28,7 +28,6 @@ from fastapi.testclient import TestClient
 from server.app import CAPABILITIES, create_app
 from server.raster.sample import write_sample_rasters
 from server.settings import Settings
-from server.viewer import routes as viewer
 from tests.support import ROOT
 from tests.support.api_keys import issue_key
 

@@ -39,11 +39,16 @@ from server.cache.breaker import CircuitBreaker
 from server.cache.entry import CorruptEntry, Entry
 from server.cache.memory import MemoryCache
 from server.cache.scope import (
-    CREDENTIAL_HEADERS, CREDENTIAL_PARAMS, cache_scope, edition, has_credentials, is_public,
+    CREDENTIAL_HEADERS,
+    CREDENTIAL_PARAMS,
+    cache_scope,
+    edition,
+    has_credentials,
+    is_public,
 )
 from server.cache.shared import SharedCache
 from server.cache.versions import VersionMemo
-from server.catalog import Catalog, Collection
+from server.catalog import Catalog, Collection, RasterCollection
 from server.web import base_url
 
 log = logging.getLogger("onemap.cache")
@@ -358,9 +363,9 @@ def cache_response(
     return decorate
 
 
-def all_rasters(request: Request, arguments: dict[str, Any]) -> list[Collection]:
+def all_rasters(request: Request, arguments: dict[str, Any]) -> list[RasterCollection]:
     """``cache_response`` dependencies: every raster collection of the catalog."""
-    return [c for c in request.app.state.catalog if c.raster is not None]
+    return request.app.state.catalog.of_kind(RasterCollection)
 
 
 def path_collection(request: Request, arguments: dict[str, Any]) -> list[Collection]:

@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-from server.catalog import Collection
+from server.catalog import Collection, RasterCollection
 
 log = logging.getLogger("onemap.cache")
 
@@ -63,7 +63,7 @@ class VersionMemo:
     async def _ask(self, collection: Collection) -> str:
         previous = self._memo.get(collection.id)
         try:
-            if collection.raster is not None:
+            if isinstance(collection, RasterCollection):
                 version = self._files_version(collection)
             else:
                 version = str(await self.source.version(collection))
@@ -75,10 +75,10 @@ class VersionMemo:
         self._memo[collection.id] = (version, self.clock())
         return version
 
-    def _files_version(self, collection: Collection) -> str:
+    def _files_version(self, collection: RasterCollection) -> str:
         """Size and modification time of every file of a raster collection, hashed."""
         h = hashlib.blake2b(digest_size=8)
-        for asset in collection.raster.assets:  # type: ignore[union-attr]
+        for asset in collection.raster.assets:
             try:
                 st = os.stat((self.data_dir or Path(".")) / asset.path)
                 h.update(f"{asset.id}:{st.st_size}:{st.st_mtime_ns};".encode())

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from server.cache import cached
-from server.catalog import Collection, Text
+from server.catalog import Collection, Text, VectorCollection
 from server.html import render_page
 from server.policy import visible_collection, visible_collections
 from server.web import HTML, JSON, base_url, json_response, language, link, output_format, self_links
@@ -61,7 +61,7 @@ def collection_document(request: Request, c: Collection, lang: str) -> dict[str,
             link(f"{url}?f=html", "alternate", HTML, "This collection as HTML"),
         ],
     }
-    if c.is_vector:
+    if isinstance(c, VectorCollection):
         doc["itemType"] = "feature"
         doc["crs"] = [CRS84]
         doc["storageCrs"] = f"http://www.opengis.net/def/crs/EPSG/0/{c.source.srid}"

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from server.cache import cached
-from server.catalog import Collection
+from server.catalog import Collection, VectorCollection
 from server.errors import InvalidParameter, NotFound
 from server.features.params import parse_bbox, parse_datetime, parse_limit, parse_properties
 from server.html import render_page
-from server.policy import note_returned, visible_collection
+from server.policy import note_returned, restriction_for, visible_collection
 from server.sources import Cursor, ItemQuery, Page
 from server.web import GEOJSON, HTML, JSON, base_url, link, output_format
 
@@ -38,7 +38,7 @@ _FORMATS = ("json", "html")
 
 def collection_links(c: Collection, base: str) -> list[dict]:
     """Items links for the collection document."""
-    if not c.is_vector:
+    if not isinstance(c, VectorCollection):
         return []
     url = f"{base}/collections/{c.id}/items"
     return [
@@ -47,9 +47,9 @@ def collection_links(c: Collection, base: str) -> list[dict]:
     ]
 
 
-def vector_collection(request: Request, collection_id: str) -> Collection:
+def vector_collection(request: Request, collection_id: str) -> VectorCollection:
     """The vector collection as the caller may see it, or the one 404 for anything missing, hidden or not vector."""
-    return visible_collection(request, collection_id, "vector")
+    return visible_collection(request, collection_id, VectorCollection)
 
 
 def _reject_unknown(request: Request, allowed: set[str]) -> None:
@@ -118,7 +118,7 @@ async def items(
     )
 
     async def produce() -> Response:
-        page = await request.app.state.source.query(c, q)
+        page = await request.app.state.source.query(c, q, restriction=restriction_for(request, c))
         note_returned(request, page.number_returned)
         url = f"{base_url(request)}/collections/{c.id}/items"
         body = _envelope(request, url, page, fmt)
@@ -137,7 +137,9 @@ async def item(request: Request, collectionId: str, featureId: str, f: str | Non
     fmt = output_format(request, _FORMATS)
 
     async def produce() -> Response:
-        feature = await request.app.state.source.get(c, featureId, c.field_names)
+        feature = await request.app.state.source.get(
+            c, featureId, c.field_names, restriction=restriction_for(request, c)
+        )
         if feature is None:
             raise NotFound(f"Feature '{featureId}' does not exist in collection '{c.id}'.")
         base = base_url(request)

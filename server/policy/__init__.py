@@ -1,30 +1,34 @@
 """Editions, classification, desensitization, API keys, quotas and audit.
 
 Routes look collections up only through ``visible_collection`` / ``visible_collections``: they get
-the collection as the caller may see it (a ``CollectionView``: visible fields only, capped zooms and
-resolution) or the one 404 of a missing collection. Sources read ``restriction_of(collection)`` and
-apply it (rows excluded, fields masked, coordinates reduced) before any byte leaves them. Caches
-read ``request.state.policy.cache_scope``.
+the collection of the kind they serve as the caller may see it (visible fields only, capped zooms
+and resolution) or the one 404 of a missing collection. Every read of data (sources, rasters, STAC,
+releases) takes the caller's ``Restriction`` as a required keyword argument - ``restriction_for``
+for one collection, ``restrictions`` for several - and applies it (fields selected, rows excluded,
+fields masked, coordinates reduced, resolution capped) before any byte leaves it; a read handed
+anything else raises ``RestrictionError``. Caches read ``request.state.policy.cache_scope``.
 """
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from typing import TypeVar, overload
 
 from fastapi import FastAPI, Request
 
-from server.catalog import Collection
+from server.catalog import Collection, CollectionBase
 from server.errors import collection_not_found
 from server.policy.middleware import PolicyMiddleware
-from server.policy.model import CollectionAccess, Policy, Restriction, RowCondition
-from server.policy.resolve import CollectionView, restriction_of
+from server.policy.model import CollectionAccess, Policy, Restriction, RestrictionError, RowCondition, checked
 from server.policy.runtime import PolicyRuntime
 
 __all__ = [
-    "CollectionAccess", "CollectionView", "Policy", "PolicyRuntime", "Restriction", "RowCondition",
-    "access", "install", "note_returned", "policy_of", "restriction_of", "visible_collection",
-    "visible_collections", "visible_ids",
+    "CollectionAccess", "Policy", "PolicyRuntime", "Restriction", "RestrictionError", "RowCondition",
+    "access", "checked", "install", "note_returned", "policy_of", "restriction_for", "restrictions",
+    "visible_collection", "visible_collections",
 ]
+
+K = TypeVar("K", bound=CollectionBase)
 
 
 def install(app: FastAPI) -> PolicyRuntime:
@@ -67,25 +71,47 @@ def access(request: Request, collection_id: str) -> CollectionAccess:
     return found
 
 
-def visible_collection(request: Request, collection_id: str, kind: str | None = None) -> Collection:
+@overload
+def visible_collection(request: Request, collection_id: str) -> Collection: ...
+
+
+@overload
+def visible_collection(request: Request, collection_id: str, kind: type[K]) -> K: ...
+
+
+def visible_collection(request: Request, collection_id: str, kind: type[CollectionBase] = CollectionBase):
     """The collection as the caller may see it, or the 404 of a missing collection.
 
-    ``kind`` "vector" or "raster" answers the same 404 for a collection of the other kind.
+    With ``kind`` (``VectorCollection``, ``RasterCollection``), a collection of another kind answers
+    the same 404 and the result has that type.
     """
     view = access(request, collection_id).view
-    if kind == "vector" and not view.is_vector or kind == "raster" and view.raster is None:
+    if not isinstance(view, kind):
         raise collection_not_found(collection_id)
     return view
 
 
-def visible_collections(request: Request) -> list[Collection]:
-    """Every collection the caller may see, as it may see it, in catalog order."""
-    return [a.view for a in policy_of(request).collections.values()]
+def restriction_for(request: Request, collection: CollectionBase) -> Restriction:
+    """What a read of ``collection``'s data must apply for this caller (404 when it is hidden)."""
+    return access(request, collection.id).restriction
 
 
-def visible_ids(request: Request) -> set[str]:
-    """Ids of the collections the caller may see."""
-    return set(policy_of(request).visible_ids)
+def restrictions(request: Request) -> dict[str, Restriction]:
+    """The caller's restriction of every visible collection, by id (for reads over several)."""
+    return policy_of(request).restrictions
+
+
+@overload
+def visible_collections(request: Request) -> list[Collection]: ...
+
+
+@overload
+def visible_collections(request: Request, kind: type[K]) -> list[K]: ...
+
+
+def visible_collections(request: Request, kind: type[CollectionBase] = CollectionBase):
+    """Every collection the caller may see (of ``kind``, when given), as it may see it, in catalog order."""
+    return [a.view for a in policy_of(request).collections.values() if isinstance(a.view, kind)]
 
 
 def note_returned(request: Request, count: int) -> None:

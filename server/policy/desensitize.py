@@ -1,7 +1,8 @@
 """Desensitization applied in Python: masking, row exclusion, generalization, coordinate precision.
 
-The embedded store applies these right after reading and before encoding; release bundles apply them
-while copying. The PostGIS source does the same in SQL (``server.policy.sql``) with the same GEOS
+The embedded store applies these right after reading and before encoding (items and vector tiles);
+release bundles apply them while copying. The PostGIS source does the same in SQL
+(``server.policy.pgsql``) with the same GEOS
 simplifier and the same rounding, so both backends answer the same bytes.
 """
 
@@ -15,6 +16,7 @@ import shapely
 
 from server.policy.model import Restriction
 
+OUTPUT_PRECISION = 7  # decimal digits of output coordinates (about 1 cm)
 DEGREE_M = 111_320.0  # metres per degree of latitude (and of longitude at the equator)
 GEOGRAPHIC_SRIDS = frozenset({4326, 4490})
 
@@ -61,22 +63,36 @@ def keep_multi(geoms: np.ndarray, types_before: np.ndarray) -> np.ndarray:
     return geoms
 
 
-def reduce_geometries(geoms: np.ndarray, restriction: Restriction, srid: int, default_precision: int = 7) -> np.ndarray:
-    """Generalize (topology-preserving), snap to the restriction's precision grid (valid output, as
-    PostGIS ``ST_ReducePrecision(ST_MakeValid(..))``), then round coordinates for output."""
-    if not len(geoms):
+def desensitize_geometries(geoms: np.ndarray, restriction: Restriction, srid: int) -> np.ndarray:
+    """Generalize (topology-preserving, ``generalize_m``) and snap to the restriction's precision grid
+    (valid output, as PostGIS ``ST_ReducePrecision(ST_MakeValid(..))``), in the storage CRS ``srid``.
+
+    Geometries come back unchanged when the restriction reduces nothing. Items, vector tiles and
+    release bundles all go through this (PostGIS: ``server.policy.pgsql.pg_geometry``).
+    """
+    if not len(geoms) or not restriction.reduces_geometry:
         return geoms
     types = shapely.get_type_id(geoms)
     if restriction.generalize_m:
         geoms = shapely.simplify(geoms, tolerance(restriction.generalize_m, srid), preserve_topology=True)
-    digits = default_precision
-    if restriction.precision is not None and restriction.precision < default_precision:
-        digits = restriction.precision
-        geoms = shapely.set_precision(shapely.make_valid(geoms), grid_size(digits))  # valid in, valid out
-    if restriction.generalize_m or digits != default_precision:
-        geoms = keep_multi(geoms, types)
+    if restriction.precision is not None and restriction.precision < OUTPUT_PRECISION:
+        grid = grid_size(restriction.precision)
+        geoms = shapely.set_precision(shapely.make_valid(geoms), grid)  # valid in, valid out
+    return keep_multi(geoms, types)
+
+
+def output_digits(restriction: Restriction) -> int:
+    """Decimal digits of output coordinates: 7, or the restriction's coarser precision."""
+    return OUTPUT_PRECISION if restriction.precision is None else min(OUTPUT_PRECISION, restriction.precision)
+
+
+def reduce_geometries(geoms: np.ndarray, restriction: Restriction, srid: int) -> np.ndarray:
+    """``desensitize_geometries``, then coordinates rounded for output (to ``output_digits``)."""
+    if not len(geoms):
+        return geoms
+    geoms = desensitize_geometries(geoms, restriction, srid)
     coords = shapely.get_coordinates(geoms)
-    return shapely.set_coordinates(geoms, np.round(coords, digits))
+    return shapely.set_coordinates(geoms, np.round(coords, output_digits(restriction)))
 
 
 def kept_indices(columns: dict[str, Sequence[Any]], restriction: Restriction, count: int) -> np.ndarray:

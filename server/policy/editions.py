@@ -15,7 +15,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from server.catalog import Catalog, Level, Text
+from server.catalog import Catalog, Level, RasterCollection, Text, VectorCollection
 
 LEVELS: tuple[Level, ...] = ("public", "sensitive", "secret")
 EDITIONS_FILE = "editions.yaml"
@@ -113,14 +113,14 @@ def _rule_problems(where: str, catalog: Catalog, cid: str, rules: CollectionRule
     named = [("drop", n) for n in rules.drop] + [("mask", n) for n in rules.mask]
     named += [("exclude", cond.field) for cond in rules.exclude]
     for key, name in named:
-        spec = c.field(name)
+        spec = c.field(name) if isinstance(c, VectorCollection) else None
         if spec is None:
             out.append(f"{where}.{key}: field '{name}' is not a field of '{cid}'")
-        elif key != "exclude" and c.source and name == c.source.id_field:
+        elif key != "exclude" and isinstance(c, VectorCollection) and name == c.source.id_field:
             out.append(f"{where}.{key}: the id field '{name}' cannot be removed or masked")
         elif key == "mask" and spec.type != "string":
             out.append(f"{where}.mask: field '{name}' is not a string field")
-    if c.raster is None and rules.max_resolution_m is not None:
+    if not isinstance(c, RasterCollection) and rules.max_resolution_m is not None:
         out.append(f"{where}.max_resolution_m: '{cid}' is not a raster collection")
     return out
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from psycopg import sql
 
-from server.policy.desensitize import grid_size, tolerance
+from server.policy.desensitize import OUTPUT_PRECISION, grid_size, tolerance
 from server.policy.model import Restriction
 
 PARAM_PREFIX = "rx"
@@ -57,25 +57,18 @@ def pg_property(name: str, restriction: Restriction, alias: str | None = None) -
     return pg_masked(column) if name in restriction.masked else column
 
 
-def pg_geometry(geom: sql.Composable, restriction: Restriction, srid: int, multi: bool = False,
-                default: int = 7) -> sql.Composable:
+def pg_geometry(geom: sql.Composable, restriction: Restriction, srid: int, multi: bool = False) -> sql.Composable:
     """The geometry generalized and snapped to the precision grid as the restriction asks (the same
-    GEOS operations as ``reduce_geometries``; ``multi`` keeps a declared multi type multi)."""
+    GEOS operations as ``desensitize_geometries``; ``multi`` keeps a declared multi type multi)."""
     if restriction.generalize_m:
         tol = tolerance(restriction.generalize_m, srid)
         geom = sql.SQL("ST_SimplifyPreserveTopology({}, {})").format(geom, sql.Literal(tol))
-    reduce = restriction.precision is not None and restriction.precision < default
-    if reduce:
+    if restriction.precision is not None and restriction.precision < OUTPUT_PRECISION:
         grid = sql.Literal(grid_size(restriction.precision))
         geom = sql.SQL("ST_ReducePrecision(ST_MakeValid({}), {})").format(geom, grid)
-    if multi and (reduce or restriction.generalize_m):
+    if multi and restriction.reduces_geometry:
         geom = sql.SQL("ST_Multi({})").format(geom)
     return geom
-
-
-def pg_precision(restriction: Restriction, default: int = 7) -> int:
-    """Decimal digits of output coordinates."""
-    return default if restriction.precision is None else min(default, restriction.precision)
 
 
 def sqlite_exclusion(restriction: Restriction, alias: str | None = None) -> tuple[str | None, list[Any]]:

@@ -6,42 +6,26 @@ view narrowed to the caller's key scope (cached per scope, so resolving costs a 
 A collection above the edition's levels is hidden. A field is hidden when its level (its own, or
 the collection's) is above the edition's, unless the edition masks it; ``drop`` hides it anyway.
 Rows are excluded by every catalog row rule above the edition's levels and by the edition's own
-``exclude`` conditions. The collection a route hands to a source is a ``CollectionView``: the
-catalog collection with only the visible fields, the capped zooms and resolution, carrying its
-``Restriction`` (``restriction_of``).
+``exclude`` conditions. Each visible collection gets a ``Restriction`` (all of the above, plus the
+zoom and resolution caps), which every read of its data takes as a required argument, and a view:
+the catalog collection as that restriction shows it (``restricted``: visible fields only, capped
+zooms and resolution), which routes describe and tile with. Sources apply the restriction itself,
+so a catalog collection handed to a source with a restriction still reads nothing hidden.
 """
 
 from __future__ import annotations
 
 import math
 from types import MappingProxyType
+from typing import Any
 
 from cachetools import LRUCache
-from pydantic import PrivateAttr
 
-from server.catalog import Catalog, Collection, FieldSpec
-from server.policy.editions import CollectionRules, EditionError, EditionSpec, EditionsFile, highest
-from server.policy.model import (
-    UNRESTRICTED,
-    CollectionAccess,
-    Policy,
-    Restriction,
-    RowCondition,
-    scope_hash,
-)
+from server.catalog import Catalog, Collection, FieldSpec, RasterCollection, VectorCollection
+from server.policy.editions import CollectionRules, EditionError, EditionsFile, EditionSpec, highest
+from server.policy.model import CollectionAccess, Policy, Restriction, RowCondition, scope_hash
 
 WMQ_PX0 = 2 * math.pi * 6378137 / 256  # metres per pixel at WebMercatorQuad level 0, at the equator
-
-
-class CollectionView(Collection):
-    """A collection as one caller may see it (a ``Collection`` in every respect)."""
-
-    _restriction: Restriction = PrivateAttr(default=UNRESTRICTED)
-
-
-def restriction_of(collection: Collection) -> Restriction:
-    """What a source must apply when reading ``collection`` (nothing for a plain catalog collection)."""
-    return getattr(collection, "_restriction", UNRESTRICTED) if isinstance(collection, CollectionView) else UNRESTRICTED
 
 
 def zoom_for_resolution(resolution_m: float, max_abs_lat: float = 0.0) -> int:
@@ -50,7 +34,7 @@ def zoom_for_resolution(resolution_m: float, max_abs_lat: float = 0.0) -> int:
     return max(0, math.floor(math.log2(ground0 / resolution_m)))
 
 
-def _visible_fields(c: Collection, spec: EditionSpec, rules: CollectionRules) -> tuple[list[FieldSpec], set[str]]:
+def _visible_fields(c: VectorCollection, spec: EditionSpec, rules: CollectionRules) -> tuple[list[FieldSpec], set[str]]:
     fields, masked = [], set()
     for f in c.fields:
         if f.name in rules.drop:
@@ -71,29 +55,42 @@ def _exclusions(c: Collection, spec: EditionSpec, rules: CollectionRules) -> tup
 
 
 def _resolution_cap(c: Collection, spec: EditionSpec, rules: CollectionRules) -> float | None:
-    if c.raster is None:
+    if not isinstance(c, RasterCollection):
         return None
     if rules.max_resolution_m is not None:
         return rules.max_resolution_m
     return spec.max_imagery_resolution_m if c.raster.kind == "imagery" else None
 
 
-def _view(c: Collection, fields: list[FieldSpec], access_zoom: int | None, res_cap: float | None,
-          restriction: Restriction) -> CollectionView:
-    data = {name: getattr(c, name) for name in type(c).model_fields}
-    data["fields"] = fields
-    names = {f.name for f in fields}
-    if c.temporal_field and (c.temporal_field not in names or c.temporal_field in restriction.masked):
-        data["temporal_field"] = None
-    if access_zoom is not None and access_zoom < c.tiles.maxzoom:
-        data["tiles"] = c.tiles.model_copy(update={"maxzoom": access_zoom})
-    if res_cap is not None and c.raster is not None and c.raster.resolution_m < res_cap:
-        lat = max(abs(c.extent.spatial.bbox[1]), abs(c.extent.spatial.bbox[3]))
-        zoom = min(c.raster.maxzoom, zoom_for_resolution(res_cap, lat))
-        data["raster"] = c.raster.model_copy(update={"resolution_m": res_cap, "maxzoom": zoom})
-    view = CollectionView.model_construct(_fields_set=c.model_fields_set, **data)
-    view._restriction = restriction
-    return view
+def restricted_vector(c: VectorCollection, restriction: Restriction) -> VectorCollection:
+    """The vector collection as ``restriction`` shows it: visible fields only, no time field the
+    caller may not filter on, tiles capped at ``max_zoom``."""
+    update: dict[str, Any] = {"fields": [f for f in c.fields if f.name in restriction.fields]}
+    if c.temporal_field and restriction.temporal_field(c) is None:
+        update["temporal_field"] = None
+    if restriction.max_zoom is not None and restriction.max_zoom < c.tiles.maxzoom:
+        update["tiles"] = c.tiles.model_copy(update={"maxzoom": restriction.max_zoom})
+    return c.model_copy(update=update)
+
+
+def restricted_raster(c: RasterCollection, restriction: Restriction) -> RasterCollection:
+    """The raster collection as ``restriction`` shows it: resolution and zooms no finer than its cap.
+
+    Applying it to a collection already restricted changes nothing.
+    """
+    cap = restriction.max_resolution_m
+    if cap is None or c.raster.resolution_m >= cap:
+        return c
+    lat = max(abs(c.extent.spatial.bbox[1]), abs(c.extent.spatial.bbox[3]))
+    zoom = min(c.raster.maxzoom, zoom_for_resolution(cap, lat))
+    return c.model_copy(update={"raster": c.raster.model_copy(update={"resolution_m": cap, "maxzoom": zoom})})
+
+
+def restricted(c: Collection, restriction: Restriction) -> Collection:
+    """The collection of any kind as ``restriction`` shows it."""
+    if isinstance(c, VectorCollection):
+        return restricted_vector(c, restriction)
+    return restricted_raster(c, restriction)
 
 
 def collection_access(c: Collection, spec: EditionSpec) -> CollectionAccess | None:
@@ -101,23 +98,18 @@ def collection_access(c: Collection, spec: EditionSpec) -> CollectionAccess | No
     if not spec.allows(c.classification.level):
         return None
     rules = spec.collections.get(c.id) or CollectionRules()
-    fields, masked = _visible_fields(c, spec, rules)
+    fields, masked = _visible_fields(c, spec, rules) if isinstance(c, VectorCollection) else ([], set())
     restriction = Restriction(
+        collection=c.id,
+        fields=tuple(f.name for f in fields),
         exclude=_exclusions(c, spec, rules),
         masked=frozenset(masked),
         precision=rules.precision,
         generalize_m=rules.generalize_m,
-    )
-    res_cap = _resolution_cap(c, spec, rules)
-    return CollectionAccess(
-        id=c.id,
-        fields=tuple(f.name for f in fields),
-        masked=frozenset(masked),
-        restriction=restriction,
         max_zoom=rules.max_zoom,
-        max_resolution_m=res_cap,
-        view=_view(c, fields, rules.max_zoom, res_cap, restriction),
+        max_resolution_m=_resolution_cap(c, spec, rules),
     )
+    return CollectionAccess(id=c.id, restriction=restriction, view=restricted(c, restriction))
 
 
 class PolicyResolver:

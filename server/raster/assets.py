@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from server.catalog import Collection, RasterAsset
+from server.catalog import RasterAsset, RasterCollection
 from server.errors import InvalidParameter, NotFound
+from server.policy.model import Restriction, checked
+from server.policy.resolve import restricted_raster
 
 _END_OF_DAY = dt.time(23, 59, 59, 999999, tzinfo=dt.timezone.utc)
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
@@ -55,12 +57,21 @@ def parse_interval(
     return start, stop
 
 
+def readable(collection: RasterCollection, *, restriction: Restriction) -> RasterCollection:
+    """The collection as ``restriction`` lets it be read: resolution and zooms no finer than its cap.
+
+    Every raster read (map tiles, terrain, elevation, asset files) starts here, so a read handed a
+    catalog collection is capped all the same, and one handed no restriction raises ``RestrictionError``.
+    """
+    return restricted_raster(collection, checked(restriction, collection))
+
+
 def acquired(asset: RasterAsset) -> dt.datetime:
     """The acquisition time of an asset (catalog values are validated RFC 3339)."""
     return parse_time(asset.datetime)
 
 
-def select_asset(collection: Collection, item: str | None, when: str | None) -> RasterAsset:
+def select_asset(collection: RasterCollection, item: str | None, when: str | None) -> RasterAsset:
     """The asset for ``item`` if given; else the latest acquired at or before ``when`` (an instant),
     or the latest inside ``when`` (an interval); else the latest of all."""
     assets = collection.raster.assets

@@ -13,6 +13,7 @@ hand them to the handler this capability registers for raster collections (``TIL
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -21,13 +22,13 @@ from rio_tiler.errors import PointOutsideBounds
 from starlette.concurrency import run_in_threadpool
 
 from server.assets import asset_path
-from server.catalog import Collection
+from server.catalog import Collection, RasterCollection
 from server.errors import NotFound
-from server.policy import visible_collection
-from server.policy.rasters import within_resolution
+from server.policy import Restriction, checked, restriction_for, visible_collection
+from server.policy.rasters import SLACK, ground_resolution_m, within_resolution
 from server.raster import terrain
-from server.raster.assets import select_asset
-from server.raster.store import RasterReadError, get_store
+from server.raster.assets import readable, select_asset
+from server.raster.store import RasterReadError, RasterStore, get_store
 from server.raster.tiles import RasterTiles
 from server.web import JSON, base_url, json_response, link
 
@@ -37,9 +38,9 @@ GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
 TILE_HANDLERS = {"raster": RasterTiles()}
 
 
-def _raster(request: Request, collection_id: str, kind: str | None = None) -> Collection:
+def _raster(request: Request, collection_id: str, kind: str | None = None) -> RasterCollection:
     """The raster collection as the caller may see it (resolution capped by the edition), or the one 404."""
-    c = visible_collection(request, collection_id, "raster")
+    c = visible_collection(request, collection_id, RasterCollection)
     if kind and c.raster.kind != kind:
         raise NotFound(f"Collection '{collection_id}' is not an elevation model; it has no terrain or elevation.")
     return c
@@ -47,7 +48,7 @@ def _raster(request: Request, collection_id: str, kind: str | None = None) -> Co
 
 def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
     """Links from a raster collection to its terrain, elevation service and COG assets."""
-    if collection.raster is None:
+    if not isinstance(collection, RasterCollection):
         return []
     url = f"{base}/collections/{collection.id}"
     links = [link(f"{url}/assets/{a.id}", "enclosure", GEOTIFF, f"COG {a.id} ({a.datetime})")
@@ -82,13 +83,24 @@ async def terrain_tile(request: Request, collectionId: str, z: int, x: int, y: i
     asset = select_asset(c, request.query_params.get("item"), None)
     path = asset_path(request.app.state.settings.data_dir, asset)
     store = get_store(request.app)
-    body = await store.run(terrain.read_tile, store, path, z, x, y)
+    body = await store.run(terrain.read_tile, store, path, c, z, x, y, restriction=restriction_for(request, c))
     return Response(body, media_type=terrain.MEDIA, headers={"Content-Encoding": "gzip"})
 
 
-def _point(store, path, lon: float, lat: float) -> float | None:
+def read_elevation(store: RasterStore, path: Path, collection: RasterCollection, lon: float, lat: float, *,
+                   restriction: Restriction) -> float | None:
+    """The height at a point of ``path`` (an asset of ``collection``), read from the finest overview no
+    finer than the caller's resolution cap; None outside the data (runs in the raster pool)."""
+    cap = checked(restriction, collection).max_resolution_m
+    opened = store.open(path)
+    if cap is not None and not within_resolution(path, cap):
+        native = ground_resolution_m(path)
+        level = next((i for i, f in enumerate(opened.overviews) if native * f >= cap * SLACK), None)
+        if level is None:
+            raise NotFound(f"Collection '{collection.id}' has no elevation at a resolution this edition allows.")
+        opened = store.open(path, level)
     try:
-        pt = store.open(path).reader.point(lon, lat)
+        pt = opened.reader.point(lon, lat)
     except PointOutsideBounds:
         return None
     if not pt.mask.any():
@@ -110,7 +122,7 @@ async def elevation(
     asset = select_asset(c, item, datetime)
     path = asset_path(request.app.state.settings.data_dir, asset)
     store = get_store(request.app)
-    height = await store.run(_point, store, path, lon, lat)
+    height = await store.run(read_elevation, store, path, c, lon, lat, restriction=restriction_for(request, c))
     if height is None:
         raise NotFound(f"Collection '{c.id}' has no elevation at lon {lon}, lat {lat}.")
     return json_response(
@@ -137,7 +149,8 @@ async def asset_file(request: Request, collectionId: str, assetId: str):
     path = asset_path(request.app.state.settings.data_dir, asset)
     if not path.is_file():
         raise RasterReadError()
-    if not await run_in_threadpool(within_resolution, path, c.raster.resolution_m):
+    cap = readable(c, restriction=restriction_for(request, c)).raster.resolution_m
+    if not await run_in_threadpool(within_resolution, path, cap):
         raise NotFound(f"Asset '{asset.id}' of collection '{c.id}' is not offered at a resolution this edition allows.")
     return FileResponse(path, media_type=GEOTIFF, filename=f"{asset.id}.tif")
 

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 import rasterio
 from fastapi import FastAPI
 from rasterio.errors import RasterioError
-from rio_tiler.errors import RioTilerError
 from rio_tiler.constants import WGS84_CRS
+from rio_tiler.errors import RioTilerError
 from rio_tiler.io import Reader
 
 from server.errors import OGCError

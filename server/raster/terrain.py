@@ -11,15 +11,17 @@ import math
 from pathlib import Path
 from typing import Any
 
-from server.catalog import Collection
+from server.catalog import RasterCollection
 from server.errors import InvalidParameter, NotFound
+from server.policy.model import Restriction
 from server.raster import mesh
+from server.raster.assets import readable
 from server.raster.store import RasterStore
 
 MEDIA = "application/vnd.quantized-mesh"
 
 
-def max_level(collection: Collection) -> int:
+def max_level(collection: RasterCollection) -> int:
     """The deepest level: lattice spacing (at 30 degrees latitude) no finer than the DEM."""
     spacing0 = 180.0 / mesh.GRID * 111_320.0 * math.cos(math.radians(30))
     return max(0, math.ceil(math.log2(spacing0 / collection.raster.resolution_m)))
@@ -37,14 +39,14 @@ def _span(bbox: tuple[float, float, float, float], z: int) -> dict[str, int]:
     }
 
 
-def available(collection: Collection) -> list[list[dict[str, int]]]:
+def available(collection: RasterCollection) -> list[list[dict[str, int]]]:
     """Per level, the ranges of tiles (TMS rows) that exist."""
     bbox = collection.extent.spatial.bbox
     levels = [[{"startX": 0, "startY": 0, "endX": 1, "endY": 0}]]
     return levels + [[_span(bbox, z)] for z in range(1, max_level(collection) + 1)]
 
 
-def layer_json(collection: Collection, version: str) -> dict[str, Any]:
+def layer_json(collection: RasterCollection, version: str) -> dict[str, Any]:
     """The ``layer.json`` CesiumJS reads before any terrain tile."""
     return {
         "tilejson": "2.1.0",
@@ -65,7 +67,7 @@ def layer_json(collection: Collection, version: str) -> dict[str, Any]:
     }
 
 
-def check_tile(collection: Collection, z: int, x: int, y: int) -> None:
+def check_tile(collection: RasterCollection, z: int, x: int, y: int) -> None:
     """400 for a tile outside the grid, 404 for one outside the available ranges."""
     if z < 0 or z > max_level(collection):
         raise InvalidParameter(f"Terrain level {z} is outside 0-{max_level(collection)}.")
@@ -77,8 +79,11 @@ def check_tile(collection: Collection, z: int, x: int, y: int) -> None:
     raise NotFound(f"Terrain tile {z}/{x}/{y} has no data in '{collection.id}'.")
 
 
-def read_tile(store: RasterStore, path: Path, z: int, x: int, y: int) -> bytes:
-    """Build one gzip-compressed quantized-mesh tile (runs in the raster pool)."""
+def read_tile(store: RasterStore, path: Path, collection: RasterCollection, z: int, x: int, y: int, *,
+              restriction: Restriction) -> bytes:
+    """Build one gzip-compressed quantized-mesh tile of ``path``, an asset of ``collection`` (runs in
+    the raster pool); no level finer than the caller's ``restriction`` allows is built."""
+    check_tile(readable(collection, restriction=restriction), z, x, y)
     full = store.overview(path, None)
     level = mesh.overview_for(full, z)
     return mesh.terrain_tile(store.overview(path, level), z, x, y)

@@ -32,9 +32,11 @@ from titiler.core.algorithm.dem import HillShade, TerrainRGB, Terrarium
 
 from server.assets import asset_path
 from server.cache import cached
-from server.catalog import Collection
+from server.catalog import RasterCollection
 from server.errors import InvalidParameter
-from server.raster.assets import select_asset
+from server.policy import restriction_for
+from server.policy.model import Restriction
+from server.raster.assets import readable, select_asset
 from server.raster.crs import fast_equivalent
 from server.raster.store import Opened, RasterStore, get_store
 from server.settings import Settings
@@ -71,7 +73,7 @@ def _one(request: Request, name: str) -> str | None:
     return values[0] if values else None
 
 
-def parse_query(request: Request, collection: Collection) -> TileQuery:
+def parse_query(request: Request, collection: RasterCollection) -> TileQuery:
     """Read ``f``, ``render``, ``item`` and ``datetime``; 400 naming any bad value."""
     is_dem = collection.raster.kind == "dem"
     render = _one(request, "render")
@@ -90,14 +92,14 @@ def parse_query(request: Request, collection: Collection) -> TileQuery:
     return TileQuery(fmt, render, _one(request, "item"), _one(request, "datetime"))
 
 
-def zoom_range(collection: Collection, tms: morecantile.TileMatrixSet) -> tuple[int, int] | None:
+def zoom_range(collection: RasterCollection, tms: morecantile.TileMatrixSet) -> tuple[int, int] | None:
     """First and last matrix of ``tms`` inside the collection's zoom range, or None."""
     spec = collection.raster
     levels = [z for z in range(tms.minzoom, tms.maxzoom + 1) if spec.minzoom <= wmq_level(tms, z) <= spec.maxzoom]
     return (levels[0], levels[-1]) if levels else None
 
 
-def check_zoom(collection: Collection, tms: morecantile.TileMatrixSet, z: int) -> None:
+def check_zoom(collection: RasterCollection, tms: morecantile.TileMatrixSet, z: int) -> None:
     """400 when matrix ``z`` is outside the collection's zoom range in this grid."""
     span = zoom_range(collection, tms)
     if span is None or not span[0] <= z <= span[1]:
@@ -186,9 +188,12 @@ def _read_and_encode(store, path, tms, tile, query: TileQuery) -> bytes | None:
 
 
 async def tile_response(
-    request: Request, collection: Collection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile, settings: Settings
+    request: Request, collection: RasterCollection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile,
+    settings: Settings, *, restriction: Restriction,
 ) -> Response:
-    """One raster tile of ``collection`` as the caller may see it (the tile is already checked against the grid)."""
+    """One raster tile of ``collection`` (the tile is already checked against the grid), no finer
+    than the caller's ``restriction`` allows."""
+    collection = readable(collection, restriction=restriction)  # zooms capped by the resolution cap
     query = parse_query(request, collection)
     check_zoom(collection, tms, tile.z)
     asset = select_asset(collection, query.item, query.datetime)
@@ -201,7 +206,7 @@ async def tile_response(
     return Response(body, media_type=MEDIA[query.fmt], headers={"OneMap-Item": asset.id})
 
 
-def _limits(collection: Collection, tms: morecantile.TileMatrixSet) -> list[dict[str, Any]]:
+def _limits(collection: RasterCollection, tms: morecantile.TileMatrixSet) -> list[dict[str, Any]]:
     span = zoom_range(collection, tms)
     if span is None:
         return []
@@ -214,7 +219,7 @@ def _limits(collection: Collection, tms: morecantile.TileMatrixSet) -> list[dict
     return out
 
 
-def _tile_links(collection: Collection, url: str) -> list[dict[str, Any]]:
+def _tile_links(collection: RasterCollection, url: str) -> list[dict[str, Any]]:
     if collection.raster.kind == "imagery":
         kinds = [("jpeg", "", "JPEG"), ("png", "?f=png", "PNG, transparent outside the data"), ("webp", "?f=webp", "WebP")]
     else:
@@ -225,7 +230,7 @@ def _tile_links(collection: Collection, url: str) -> list[dict[str, Any]]:
             for f, q, t in kinds]
 
 
-def tileset_metadata(collection: Collection, tms: morecantile.TileMatrixSet, base_url: str) -> dict:
+def tileset_metadata(collection: RasterCollection, tms: morecantile.TileMatrixSet, base_url: str) -> dict:
     """OGC tileset metadata for a raster collection in one tile matrix set."""
     url = f"{base_url}/collections/{collection.id}/tiles/{tms.id}"
     west, south, east, north = collection.extent.spatial.bbox
@@ -252,21 +257,22 @@ def tileset_metadata(collection: Collection, tms: morecantile.TileMatrixSet, bas
 class RasterTiles:
     """The tile handler of raster collections: imagery (map tiles) and DEM (coverage tiles)."""
 
-    def data_type(self, collection: Collection) -> str:
+    def data_type(self, collection: RasterCollection) -> str:
         """A DEM makes coverage tilesets, imagery map tilesets."""
         return "coverage" if collection.raster.kind == "dem" else "map"
 
-    def tileset(self, request: Request, collection: Collection, tms: morecantile.TileMatrixSet) -> Response:
+    def tileset(self, request: Request, collection: RasterCollection, tms: morecantile.TileMatrixSet) -> Response:
         """OGC tileset metadata of the collection in one grid."""
         return json_response(tileset_metadata(collection, tms, base_url(request)))
 
     async def tile(
-        self, request: Request, collection: Collection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile
+        self, request: Request, collection: RasterCollection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile
     ) -> Response:
         """One image tile through the response cache, keyed by the options that change its bytes."""
         settings = request.app.state.settings
+        restriction = restriction_for(request, collection)
         options = tuple(tuple(request.query_params.getlist(k)) for k in ("f", "render", "item", "datetime"))
         return await cached(
             request, "raster-tile", (collection.id, tms.id, tile.z, tile.y, tile.x, options),
-            lambda: tile_response(request, collection, tms, tile, settings), collections=[collection], query=False,
+            lambda: tile_response(request, collection, tms, tile, settings, restriction=restriction), collections=[collection], query=False,
         )

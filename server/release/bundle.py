@@ -8,8 +8,9 @@ The bundle, a directory::
     stac/...           a static STAC catalog of those rasters (pystac, validated)
     manifest.json      edition, levels, rule version and digest, per-collection counts, checksums
 
-Nothing above the edition is ever written into the bundle: rows and columns are filtered in the
-reading SQL and the rest is applied before a batch reaches the writer.
+Nothing above the edition is ever written into the bundle: every read is given the edition's
+resolved ``Restriction`` of its collection (the master store is never read unrestricted here), rows
+and columns are filtered in the reading SQL and the rest is applied before a batch reaches the writer.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from typing import Any
 
 import pystac
 
-from server.catalog import Catalog, Collection, load_catalog
+from server.catalog import Catalog, Collection, RasterCollection, VectorCollection, load_catalog
 from server.policy.editions import check_against_catalog, load_editions
 from server.policy.labels import StoreLabel
-from server.policy.model import CollectionAccess
+from server.policy.model import CollectionAccess, Restriction, checked
 from server.policy.rasters import coarsen_cog, ground_resolution_m, within_resolution
 from server.policy.resolve import PolicyResolver
 from server.release.manifest import BundleError, write_manifest
@@ -48,7 +49,7 @@ def _write_vectors(store: Store, vectors: list[CollectionAccess], bundle: Store,
     def batches():
         for a in vectors:
             say(f"vector {a.id}")
-            yield from store.batches(a.view, a.restriction)
+            yield from store.batches(a.view, restriction=a.restriction)
 
     counts = {a.id: 0 for a in vectors} | write_all(bundle.writer([a.view for a in vectors]), batches())
     say("data versions and tile overviews" if overviews else "data versions")
@@ -64,31 +65,33 @@ def _inside(root: Path, rel: str) -> Path:
     return path
 
 
-def _write_rasters(settings: Settings, rasters: list[CollectionAccess], out: Path,
+def _write_rasters(settings: Settings, rasters: list[tuple[RasterCollection, Restriction]], out: Path,
                    say: Progress) -> tuple[dict[str, Any], list[Collection]]:
     docs: dict[str, Any] = {}
     shipped: list[Collection] = []
-    for a in rasters:
+    for view, restriction in rasters:
+        cap = checked(restriction, view).max_resolution_m
         assets, kept = {}, []
-        for asset in a.view.raster.assets:
+        for asset in view.raster.assets:
             src = _inside(settings.data_dir, asset.path)
             if not src.is_file():
                 say(f"raster {asset.id}: no file, skipped")
                 continue
             dst = _inside(out, asset.path)
             dst.parent.mkdir(parents=True, exist_ok=True)
-            coarsened = not within_resolution(src, a.max_resolution_m)
-            if coarsened:
-                say(f"raster {asset.id}: coarsening to {a.max_resolution_m} m")
-                coarsen_cog(src, dst, a.max_resolution_m)
+            coarsened = False
+            if cap is not None and not within_resolution(src, cap):
+                say(f"raster {asset.id}: coarsening to {cap} m")
+                coarsen_cog(src, dst, cap)
+                coarsened = True
             else:
                 shutil.copyfile(src, dst)
             assets[asset.id] = {"path": asset.path, "resolution_m": round(ground_resolution_m(dst), 3),
                                 "coarsened": coarsened}
             kept.append(asset)
         if kept:
-            docs[a.id] = {"kind": "raster", "assets": assets, "max_resolution_m": a.max_resolution_m}
-            shipped.append(a.view.model_copy(update={"raster": a.view.raster.model_copy(update={"assets": kept})}))
+            docs[view.id] = {"kind": "raster", "assets": assets, "max_resolution_m": cap}
+            shipped.append(view.model_copy(update={"raster": view.raster.model_copy(update={"assets": kept})}))
     return docs, shipped
 
 
@@ -126,9 +129,10 @@ def build_release(settings: Settings, edition: str, out_dir: Path, base_url: str
     label = StoreLabel(edition, tuple(resolver.spec.levels), editions.rules_version, editions.digest, _now())
     access = list(resolver.policy().collections.values())
     try:
-        vectors = [a for a in access if a.view.is_vector]
+        vectors = [a for a in access if isinstance(a.view, VectorCollection)]
         counts = _write_vectors(store, vectors, GeoPackageStore(out / GPKG_NAME), label, say, overviews)
-        raster_docs, shipped = _write_rasters(settings, [a for a in access if a.view.raster], out, say)
+        rasters = [(a.view, a.restriction) for a in access if isinstance(a.view, RasterCollection)]
+        raster_docs, shipped = _write_rasters(settings, rasters, out, say)
         if shipped:
             _write_stac(shipped, out, base_url)
     except BaseException:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from server.catalog import Catalog, Collection, load_catalog
+from server.catalog import Catalog, RasterCollection, VectorCollection, load_catalog
 from server.policy.editions import load_editions
 from server.policy.labels import StoreLabel
 from server.release.manifest import BundleError, read_manifest, verify
@@ -42,14 +42,14 @@ def _check_edition(settings: Settings, doc: dict[str, Any], bundle: Path) -> Sto
     return label
 
 
-def _views(catalog: Catalog, doc: dict[str, Any]) -> list[Collection]:
+def _views(catalog: Catalog, doc: dict[str, Any]) -> list[VectorCollection]:
     """The bundle's vector collections, with the fields the bundle carries."""
     views = []
     for cid, entry in doc.get("collections", {}).items():
         c = catalog.get(cid)
         if entry.get("kind") != "vector":
             continue
-        if c is None or not c.is_vector:
+        if not isinstance(c, VectorCollection):
             raise BundleError(f"the bundle holds collection '{cid}', which this catalog does not declare")
         fields = set(entry.get("fields", []))
         views.append(c.model_copy(update={"fields": [f for f in c.fields if f.name in fields]}))
@@ -63,8 +63,8 @@ def _load_rasters(settings: Settings, catalog: Catalog, doc: dict[str, Any], bun
             for asset in entry.get("assets", {}).values():
                 replace_file(bundle / asset["path"], settings.data_dir / asset["path"])
                 shipped.add(asset["path"])
-    for c in catalog:
-        for asset in (c.raster.assets if c.raster else []):
+    for c in catalog.of_kind(RasterCollection):
+        for asset in c.raster.assets:
             if asset.path not in shipped:
                 (settings.data_dir / asset.path).unlink(missing_ok=True)
     stac = settings.data_dir / "stac"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from server.catalog import Catalog, Collection, load_catalog
+from server.catalog import Catalog, VectorCollection, load_catalog
 from server.settings import packaged
 from server.stores import Store
 from server.stores.batches import Batch, write_all
@@ -19,16 +19,16 @@ DEFAULT_SCALE = 20_000
 COLLECTIONS = ("admin_boundaries", "land_survey", "planning_zones", "control_lines", "parcels", "buildings")
 
 
-def sample_collections(collections_dir: Path | None = None) -> list[Collection]:
+def sample_collections(collections_dir: Path | None = None) -> list[VectorCollection]:
     """The catalog entries the sample fills, in writing order."""
-    catalog = load_catalog(collections_dir or packaged("collections"))
-    missing = [cid for cid in COLLECTIONS if catalog.get(cid) is None or not catalog.get(cid).is_vector]
+    vectors = {c.id: c for c in load_catalog(collections_dir or packaged("collections")).of_kind(VectorCollection)}
+    missing = [cid for cid in COLLECTIONS if cid not in vectors]
     if missing:
         raise ValueError(f"the catalog lacks the vector collections {', '.join(missing)}")
-    return [catalog.get(cid) for cid in COLLECTIONS]
+    return [vectors[cid] for cid in COLLECTIONS]
 
 
-def _check_fields(batch: Batch, collection: Collection) -> None:
+def _check_fields(batch: Batch, collection: VectorCollection) -> None:
     got, want = set(batch.columns), set(collection.field_names)
     if got != want:
         raise ValueError(

@@ -12,6 +12,10 @@ Feature JSON, identical from every source: ``{"type": "Feature", "id": <id value
 "properties": {<selected fields in catalog order>}}``; coordinates lon/lat rounded to 7 decimals,
 dates as ``YYYY-MM-DD``, nulls as null.
 
+Every read is given the caller's ``Restriction`` and applies it before any byte leaves the source
+(see ``Source``). Vector tiles apply its precision and generalization to the stored geometry (in the
+storage CRS, exactly as items do) before the tile's own simplification, clip and quantization.
+
 Paging is keyset on the id field, ascending. A forward page (no cursor, or a forward cursor with key K)
 reads up to limit+1 rows with id > K: ``next_key`` is the last returned id when more rows exist,
 ``prev_key`` is the first returned id when a cursor was given. A backward cursor with key K reads up to
@@ -26,11 +30,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from server.catalog import Collection
+from server.catalog import VectorCollection
 from server.errors import InvalidParameter
+from server.policy.model import Restriction, RestrictionError, checked
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,39 @@ class TileRequest:
     zoom: int = 0
 
 
+Layers = Sequence[tuple[VectorCollection, TileRequest]]
+ReadLayer = tuple[VectorCollection, TileRequest, Restriction]  # a layer as a backend reads it
+
+
+def restricted_layers(layers: Layers, restrictions: Mapping[str, Restriction]) -> list[ReadLayer]:
+    """Each layer with its collection's restriction; ``RestrictionError`` when one has none.
+
+    Layers above their restriction's ``max_zoom`` are left out (nothing is drawn there), and each
+    request's properties are narrowed to the fields the restriction shows.
+    """
+    if not isinstance(restrictions, Mapping):
+        found = type(restrictions).__name__
+        raise RestrictionError(f"reading tile layers needs the caller's restrictions, not {found}")
+    out: list[ReadLayer] = []
+    for c, req in layers:
+        restriction = checked(restrictions.get(c.id), c)
+        if restriction.max_zoom is not None and req.zoom > restriction.max_zoom:
+            continue
+        props = restriction.select(c, req.properties)
+        out.append((c, req if props == req.properties else replace(req, properties=props), restriction))
+    return out
+
+
 class Source(Protocol):
-    """Data access for vector collections. Implementations: PostGIS and the embedded GeoPackage."""
+    """Data access for vector collections. Implementations: PostGIS and the embedded GeoPackage.
+
+    Every method that reads data takes the caller's ``Restriction`` of the collection as a required
+    keyword argument (``restrictions`` by collection id for several layers) and applies all of it:
+    only its fields are selected (whatever the collection object lists), its excluded rows are never
+    read, masked fields are masked, geometries are generalized and snapped as it says, tiles stop
+    above its ``max_zoom``. A read given anything else (None, a missing entry, another collection's
+    restriction) raises ``RestrictionError``; an unrestricted read is ``Restriction.unrestricted(c)``.
+    """
 
     async def open(self) -> None:
         """Open pools or handles; called once from the app lifespan."""
@@ -126,23 +163,25 @@ class Source(Protocol):
     async def close(self) -> None:
         """Release everything ``open`` took."""
 
-    async def query(self, collection: Collection, q: ItemQuery) -> Page:
+    async def query(self, collection: VectorCollection, q: ItemQuery, *, restriction: Restriction) -> Page:
         """One page of features matching ``q``, in ascending id order."""
 
-    async def get(self, collection: Collection, feature_id: str, properties: tuple[str, ...]) -> bytes | None:
-        """One feature as GeoJSON bytes, or ``None`` when there is no such feature."""
+    async def get(
+        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction
+    ) -> bytes | None:
+        """One feature as GeoJSON bytes, or ``None`` when there is no such feature (or it is excluded)."""
 
-    async def extent(self, collection: Collection) -> Extent:
-        """The extent of the data as stored."""
+    async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
+        """The extent of the rows the restriction keeps, as stored."""
 
-    async def version(self, collection: Collection) -> str:
+    async def version(self, collection: VectorCollection) -> str:
         """A token that changes whenever the collection's data changes."""
 
     async def check(self) -> list[str]:
         """Problems with the store for this catalog (missing tables or columns); empty when fine."""
 
-    async def tile(self, collection: Collection, req: TileRequest) -> bytes:
+    async def tile(self, collection: VectorCollection, req: TileRequest, *, restriction: Restriction) -> bytes:
         """One MVT layer named after the collection; empty bytes when no feature falls in the tile."""
 
-    async def tiles(self, layers: list[tuple[Collection, TileRequest]]) -> bytes:
+    async def tiles(self, layers: Layers, *, restrictions: Mapping[str, Restriction]) -> bytes:
         """Several MVT layers in one tile (one read where the backend allows); empty bytes when none."""

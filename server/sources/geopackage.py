@@ -9,32 +9,29 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
+import anyio
 import orjson
 import shapely
-import anyio
 
-from server.catalog import Catalog, Collection
+from server.catalog import Catalog, VectorCollection
 from server.errors import Unavailable
 from server.policy.desensitize import mask_rows, reduce_geometries
-from server.policy.model import UNRESTRICTED, Restriction
+from server.policy.model import Restriction, checked
 from server.policy.pgsql import sqlite_exclusion
-from server.policy.resolve import restriction_of
-from server.sources.base import Extent, ItemQuery, Page, TileRequest
+from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, restricted_layers
 from server.sources.gpkg_geometry import decode_gpkg_geometry
 from server.sources.gpkg_versions import data_version
 
-_PRECISION = 7
 
-
-def features_json(ids: list, wkbs: list[bytes], props: list[dict], restriction: Restriction = UNRESTRICTED,
-                  srid: int = 4490) -> bytes:
+def features_json(ids: list, wkbs: list[bytes], props: list[dict], restriction: Restriction, srid: int) -> bytes:
     """The JSON array of GeoJSON features, coordinates rounded to 7 decimals (or as ``restriction`` says)."""
     if not ids:
         return b"[]"
     mask_rows(props, restriction.masked)
-    geoms = reduce_geometries(shapely.from_wkb(wkbs), restriction, srid, _PRECISION)
+    geoms = reduce_geometries(shapely.from_wkb(wkbs), restriction, srid)
     texts = shapely.to_geojson(geoms)
     return orjson.dumps(
         [
@@ -83,16 +80,21 @@ class GeoPackageSource:
 
     # -- reads -------------------------------------------------------------------------------------
 
-    async def query(self, collection: Collection, q: ItemQuery) -> Page:
-        return await self._run(self._query, collection, q)
+    async def query(self, collection: VectorCollection, q: ItemQuery, *, restriction: Restriction) -> Page:
+        """One page of features matching ``q``, ascending by id (see ``server.sources.base``)."""
+        return await self._run(self._query, collection, q, checked(restriction, collection))
 
-    async def get(self, collection: Collection, feature_id: str, properties: tuple[str, ...]) -> bytes | None:
-        return await self._run(self._get, collection, feature_id, properties)
+    async def get(
+        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction
+    ) -> bytes | None:
+        """One feature as GeoJSON bytes, or ``None`` when there is no such feature (or it is excluded)."""
+        return await self._run(self._get, collection, feature_id, properties, checked(restriction, collection))
 
-    async def extent(self, collection: Collection) -> Extent:
-        return await self._run(self._extent, collection)
+    async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
+        """Bounding box and time span of the rows the restriction keeps."""
+        return await self._run(self._extent, collection, checked(restriction, collection))
 
-    async def version(self, collection: Collection) -> str:
+    async def version(self, collection: VectorCollection) -> str:
         """The collection's data version (``onemap_versions``, see ``gpkg_versions``).
 
         A store without versioning falls back to the file's modification stamp, which any write moves.
@@ -105,12 +107,14 @@ class GeoPackageSource:
     # -- SQL ---------------------------------------------------------------------------------------
 
     @staticmethod
-    def _columns(collection: Collection, properties: tuple[str, ...]) -> str:
+    def _columns(collection: VectorCollection, properties: tuple[str, ...]) -> str:
         src = collection.source
         return ", ".join(f'"{c}"' for c in (src.id_field, src.geometry_field, *properties))
 
-    def _query(self, collection: Collection, q: ItemQuery) -> Page:
+    def _query(self, collection: VectorCollection, q: ItemQuery, restriction: Restriction) -> Page:
         src = collection.source
+        props = restriction.select(collection, q.properties)
+        temporal = restriction.temporal_field(collection)
         where, params = [], []
         if q.bbox:
             where.append(
@@ -118,24 +122,22 @@ class GeoPackageSource:
                 "WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
             )
             params += [q.bbox[0], q.bbox[2], q.bbox[1], q.bbox[3]]
-        if q.interval and collection.temporal_field:
-            field = collection.temporal_field
+        if q.interval and temporal:
             if q.interval.start:
-                where.append(f'"{field}" >= ?')
+                where.append(f'"{temporal}" >= ?')
                 params.append(q.interval.start.date().isoformat())
             if q.interval.end:
-                where.append(f'"{field}" <= ?')
+                where.append(f'"{temporal}" <= ?')
                 params.append(q.interval.end.date().isoformat())
         forward = q.cursor is None or q.cursor.forward
         if q.cursor:
             where.append(f'"{src.id_field}" {">" if forward else "<"} ?')
             params.append(q.cursor.key)
-        restriction = restriction_of(collection)
         kept, kept_params = sqlite_exclusion(restriction)
         if kept:
             where.append(kept)
             params += kept_params
-        sql = f'SELECT {self._columns(collection, q.properties)} FROM "{src.table}"'
+        sql = f'SELECT {self._columns(collection, props)} FROM "{src.table}"'
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f' ORDER BY "{src.id_field}" {"ASC" if forward else "DESC"}'
@@ -146,7 +148,7 @@ class GeoPackageSource:
             rows.reverse()
         ids = [r[0] for r in rows]
         page = Page(
-            features=features_json(ids, [r[1] for r in rows], [dict(zip(q.properties, r[2:])) for r in rows],
+            features=features_json(ids, [r[1] for r in rows], [dict(zip(props, r[2:])) for r in rows],
                                    restriction, src.srid),
             number_returned=len(rows),
         )
@@ -174,49 +176,53 @@ class GeoPackageSource:
             out.extend((r[0], w, *r[2:]) for r, w, k in zip(batch, wkbs, keep) if k)
         return out[:wanted]
 
-    def _get(self, collection: Collection, feature_id: str, properties: tuple[str, ...]) -> bytes | None:
+    def _get(self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...],
+             restriction: Restriction) -> bytes | None:
         src = collection.source
         key: str | int = feature_id
-        if collection.field(src.id_field).type == "integer":
+        id_field = collection.field(src.id_field)
+        if id_field is not None and id_field.type == "integer":
             try:
                 key = int(feature_id)
             except ValueError:
                 return None
-        restriction = restriction_of(collection)
+        props = restriction.select(collection, properties)
         kept, kept_params = sqlite_exclusion(restriction)
-        sql = f'SELECT {self._columns(collection, properties)} FROM "{src.table}" WHERE "{src.id_field}" = ?'
+        sql = f'SELECT {self._columns(collection, props)} FROM "{src.table}" WHERE "{src.id_field}" = ?'
         row = self._conn().execute(sql + (f" AND {kept}" if kept else ""), (key, *kept_params)).fetchone()
         if row is None:
             return None
-        body = features_json([row[0]], [decode_gpkg_geometry(row[1])], [dict(zip(properties, row[2:]))],
+        body = features_json([row[0]], [decode_gpkg_geometry(row[1])], [dict(zip(props, row[2:]))],
                              restriction, src.srid)
         return body[1:-1]
 
-    def _version(self, collection: Collection) -> str:
+    def _version(self, collection: VectorCollection) -> str:
         version = data_version(self._conn(), collection.id)
         if version is not None:
             return str(version)
         stat = os.stat(self.path)
         return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"
 
-    def _extent(self, collection: Collection) -> Extent:
+    def _extent(self, collection: VectorCollection, restriction: Restriction) -> Extent:
         src = collection.source
-        row = self._conn().execute(
-            f'SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "rtree_{src.table}_{src.geometry_field}"'
-        ).fetchone()
+        conn = self._conn()
+        kept, params = sqlite_exclusion(restriction, "t")
+        boxes = f'"rtree_{src.table}_{src.geometry_field}"'
+        if kept:  # only the rows the caller may see: join the index to the table
+            boxes += f' AS r JOIN "{src.table}" AS t ON t.fid = r.id WHERE {kept}'
+        row = conn.execute(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM {boxes}", params).fetchone()
         bbox = tuple(row) if row and row[0] is not None else None
         interval = None
-        if collection.temporal_field:
-            f = collection.temporal_field
-            interval = self._conn().execute(f'SELECT min("{f}"), max("{f}") FROM "{src.table}"').fetchone()
-        return Extent(bbox=bbox, interval=tuple(interval) if interval else None)
+        if temporal := restriction.temporal_field(collection):
+            where = f" WHERE {kept}" if kept else ""
+            span = f'SELECT min(t."{temporal}"), max(t."{temporal}") FROM "{src.table}" AS t{where}'
+            interval = tuple(conn.execute(span, params).fetchone())
+        return Extent(bbox=bbox, interval=interval)
 
     def _check(self) -> list[str]:
         problems = []
         conn = self._conn()
-        for c in self.catalog:
-            if not c.is_vector:
-                continue
+        for c in self.catalog.of_kind(VectorCollection):
             cols = {r[1] for r in conn.execute(f'PRAGMA table_info("{c.source.table}")')}
             if not cols:
                 problems.append(f"collection '{c.id}': table '{c.source.table}' is missing")
@@ -228,12 +234,13 @@ class GeoPackageSource:
 
     # -- vector tiles ------------------------------------------------------------------------------
 
-    async def tile(self, collection: Collection, req: TileRequest) -> bytes:
+    async def tile(self, collection: VectorCollection, req: TileRequest, *, restriction: Restriction) -> bytes:
         """One MVT layer, encoded in a worker thread (see ``geopackage_tiles``)."""
-        return await self.tiles([(collection, req)])
+        return await self.tiles([(collection, req)], restrictions={collection.id: checked(restriction, collection)})
 
-    async def tiles(self, layers: list[tuple[Collection, TileRequest]]) -> bytes:
+    async def tiles(self, layers: Layers, *, restrictions: Mapping[str, Restriction]) -> bytes:
         """Several MVT layers in one tile; b"" when nothing falls in it."""
         from server.sources.geopackage_tiles import render_tile
 
-        return await self._run(lambda: render_tile(self._conn(), layers))
+        read = restricted_layers(layers, restrictions)
+        return await self._run(lambda: render_tile(self._conn(), read))

@@ -1,9 +1,11 @@
 """Vector tiles from the embedded GeoPackage store, and its overview builder.
 
 Reads are plain sqlite3 on a (read-only) connection: candidates by the R-tree on the buffered tile
-envelope, geometries decoded with shapely, then ``sources/mvt.py`` orders, caps, clips, quantizes
-and encodes exactly as the PostGIS statement does. A layer reads the collection's overview for the
-tile's level when there is one (``sources/tile_overviews.py``), otherwise the feature table.
+envelope, geometries decoded with shapely and desensitized as the caller's restriction says (in the
+storage CRS, as items are; overview geometries are taken back there for it), then ``sources/mvt.py``
+orders, caps, clips, quantizes and encodes exactly as the PostGIS statement does. A layer reads the
+collection's overview for the tile's level when there is one (``sources/tile_overviews.py``),
+otherwise the feature table.
 
 Overviews are ordinary SQLite tables named ``onemap_tiles_<table>_z<level>`` (plain WKB in EPSG:3857,
 a ``_size`` column and the catalog fields) with an R-tree ``..._rtree``; they are not registered in
@@ -20,12 +22,12 @@ from collections.abc import Sequence
 import numpy as np
 import shapely
 
-from server.catalog import Catalog, Collection
-from server.policy.desensitize import mask_rows
+from server.catalog import Catalog, VectorCollection
+from server.policy.desensitize import desensitize_geometries, mask_rows
+from server.policy.model import Restriction
 from server.policy.pgsql import sqlite_exclusion
-from server.policy.resolve import restriction_of
 from server.sources import mvt
-from server.sources.base import TileRequest
+from server.sources.base import ReadLayer, TileRequest
 from server.sources.gpkg_versions import data_version
 from server.sources.tile_overviews import (
     DATA_VERSIONS,
@@ -101,12 +103,13 @@ def _rows_to_data(rows: list[tuple], geoms: np.ndarray, sizes: np.ndarray, field
     return mvt.LayerData(geoms, sizes, [r[2] for r in rows], [dict(zip(fields, r[3:])) for r in rows])
 
 
-def read_overview(conn: sqlite3.Connection, c: Collection, req: TileRequest, name: str) -> mvt.LayerData:
-    """Candidates from an overview table, in the tile CRS (already generalized)."""
+def read_overview(conn: sqlite3.Connection, c: VectorCollection, req: TileRequest, name: str,
+                  restriction: Restriction) -> mvt.LayerData:
+    """Candidates from an overview table, in EPSG:3857 (generalized for the level, and desensitized)."""
     box = _rtree_box(box_in(buffered(req.bounds, req.extent, req.buffer), req.srid, MERCATOR_SRID))
     table = GPKG_PREFIX + name
     cols = ", ".join(_q(f) for f in (c.source.id_field, *req.properties))
-    kept, kept_params = sqlite_exclusion(restriction_of(c), "o")  # rows this caller may not see
+    kept, kept_params = sqlite_exclusion(restriction, "o")  # rows this caller may not see
     rows = conn.execute(
         f"SELECT o._geom, o._size, {cols} FROM {_q(table)} AS o WHERE o.rowid IN "
         f"(SELECT id FROM {_q(table + '_rtree')} WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
@@ -114,19 +117,24 @@ def read_overview(conn: sqlite3.Connection, c: Collection, req: TileRequest, nam
         (*box, *kept_params),
     ).fetchall()
     geoms = shapely.from_wkb([r[0] for r in rows]) if rows else np.empty(0, dtype=object)
+    if restriction.reduces_geometry:  # overviews hold the full data: desensitize in the storage CRS
+        stored = desensitize_geometries(_reproject(geoms, MERCATOR_SRID, c.source.srid), restriction, c.source.srid)
+        geoms = _reproject(stored, c.source.srid, MERCATOR_SRID)
     sizes = np.array([r[1] for r in rows], dtype=float)
     return _rows_to_data(rows, geoms, sizes, req.properties)
 
 
-def read_table(conn: sqlite3.Connection, c: Collection, req: TileRequest, tolerance: float) -> mvt.LayerData:
-    """Candidates from the feature table, reprojected to the tile CRS and generalized on the fly."""
+def read_table(conn: sqlite3.Connection, c: VectorCollection, req: TileRequest, tolerance: float,
+               restriction: Restriction) -> mvt.LayerData:
+    """Candidates from the feature table, desensitized (as items are), reprojected to the tile CRS
+    and generalized on the fly."""
     from server.sources.gpkg_geometry import decode_gpkg_geometry
 
     src = c.source
     box = _rtree_box(box_in(buffered(req.bounds, req.extent, req.buffer), req.srid, src.srid))
     cols = ", ".join(_q(f) for f in (src.id_field, *req.properties))
     rtree = f"rtree_{src.table}_{src.geometry_field}"
-    kept, kept_params = sqlite_exclusion(restriction_of(c))  # rows this caller may not see
+    kept, kept_params = sqlite_exclusion(restriction)  # rows this caller may not see
     rows = conn.execute(
         f"SELECT {_q(src.geometry_field)}, NULL, {cols} FROM {_q(src.table)} WHERE fid IN "
         f"(SELECT id FROM {_q(rtree)} WHERE maxx >= ? AND minx <= ? AND maxy >= ? AND miny <= ?)"
@@ -135,23 +143,24 @@ def read_table(conn: sqlite3.Connection, c: Collection, req: TileRequest, tolera
     ).fetchall()
     rows = [r for r in rows if r[0] is not None]
     geoms = shapely.from_wkb([decode_gpkg_geometry(r[0]) for r in rows]) if rows else np.empty(0, dtype=object)
-    geoms = _reproject(geoms, src.srid, req.srid)
+    geoms = _reproject(desensitize_geometries(geoms, restriction, src.srid), src.srid, req.srid)
     data = _rows_to_data(rows, geoms, sizes_of(geoms, src.geometry_type), req.properties)
     return mvt.generalize(data, src.geometry_type, tolerance, min_size(src.geometry_type, req.min_area))
 
 
-def render_tile(conn: sqlite3.Connection, layers: Sequence[tuple[Collection, TileRequest]]) -> bytes:
-    """The MVT bytes for these layers (blocking: run it in a worker thread); b"" when empty."""
+def render_tile(conn: sqlite3.Connection, layers: Sequence[ReadLayer]) -> bytes:
+    """The MVT bytes for these layers, each with its caller's restriction (blocking: run it in a
+    worker thread); b"" when empty."""
     available, fresh = overview_state(conn) if layers else (frozenset(), None)
     encoded = []
-    for c, req in layers:
+    for c, req, restriction in layers:
         overview = usable_overview(c, req.zoom, available, fresh)
         if overview is not None:
-            data = read_overview(conn, c, req, overview)
+            data = read_overview(conn, c, req, overview, restriction)
             data.geoms = _reproject(data.geoms, MERCATOR_SRID, req.srid)
         else:
-            data = read_table(conn, c, req, runtime_tolerance(req.simplify, req.zoom, available))
-        mask_rows(data.props, restriction_of(c).masked)
+            data = read_table(conn, c, req, runtime_tolerance(req.simplify, req.zoom, available), restriction)
+        mask_rows(data.props, restriction.masked)
         encoded.append((c.id, mvt.layer_features(c, data, req), req.extent))
     return mvt.encode(encoded)
 
@@ -171,9 +180,7 @@ def build_overviews(conn: sqlite3.Connection, catalog: Catalog) -> list[str]:
         conn.execute("BEGIN IMMEDIATE")
     conn.execute(f"CREATE TABLE IF NOT EXISTS {OVERVIEW_VERSIONS} (collection TEXT PRIMARY KEY, version INTEGER)")
     built: list[str] = []
-    for c in catalog:
-        if not c.is_vector:
-            continue
+    for c in catalog.of_kind(VectorCollection):
         _drop_overviews(conn, c)
         zooms = list(reversed(overview_zooms(c)))
         if not zooms:
@@ -193,7 +200,7 @@ def build_overviews(conn: sqlite3.Connection, catalog: Catalog) -> list[str]:
     return built
 
 
-def _fill_overviews(conn: sqlite3.Connection, c: Collection) -> None:
+def _fill_overviews(conn: sqlite3.Connection, c: VectorCollection) -> None:
     from server.sources.gpkg_geometry import decode_gpkg_geometry
 
     src, fields = c.source, c.field_names
@@ -227,7 +234,7 @@ def _insert(conn: sqlite3.Connection, table: str, geoms, sizes, values, fields: 
     )
 
 
-def _drop_overviews(conn: sqlite3.Connection, c: Collection) -> None:
+def _drop_overviews(conn: sqlite3.Connection, c: VectorCollection) -> None:
     prefix = GPKG_PREFIX + f"{c.source.table}_z"
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ?", (prefix + "%",))
     for (name,) in rows.fetchall():

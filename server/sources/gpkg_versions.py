@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
-from server.catalog import Catalog
+from server.catalog import Catalog, VectorCollection
 from server.sources.tile_overviews import DATA_VERSIONS
 
 EVENTS = ("insert", "update", "delete")
@@ -61,8 +61,8 @@ def install_versioning(conn: sqlite3.Connection, catalog: Catalog) -> list[str]:
     """
     conn.execute(f"CREATE TABLE IF NOT EXISTS {DATA_VERSIONS} (collection TEXT PRIMARY KEY, version INTEGER NOT NULL)")
     done: list[str] = []
-    for c in catalog:
-        if not c.is_vector or not _exists(conn, "table", c.source.table):
+    for c in catalog.of_kind(VectorCollection):
+        if not _exists(conn, "table", c.source.table):
             continue
         table = c.source.table
         had = all(_exists(conn, "trigger", _trigger_name(table, e)) for e in EVENTS)

@@ -15,7 +15,7 @@ import mapbox_vector_tile
 import numpy as np
 import shapely
 
-from server.catalog import Collection
+from server.catalog import VectorCollection
 from server.sources.base import TileRequest
 
 POINTS = ("Point", "MultiPoint")
@@ -118,7 +118,7 @@ def iso_utc(value) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def layer_features(collection: Collection, data: LayerData, req: TileRequest) -> list[dict]:
+def layer_features(collection: VectorCollection, data: LayerData, req: TileRequest) -> list[dict]:
     """The features of one layer ready for ``mapbox_vector_tile.encode`` (possibly none)."""
     if not data.ids:
         return []

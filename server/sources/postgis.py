@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -29,12 +29,14 @@ from psycopg import sql
 from psycopg.adapt import Buffer, Loader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from server.catalog import Catalog, Collection
+from server.catalog import Catalog, VectorCollection
 from server.errors import InvalidParameter, Unavailable
-from server.policy.pgsql import pg_exclusion, pg_geometry, pg_precision, pg_property
-from server.policy.resolve import restriction_of
+from server.policy.desensitize import output_digits
+from server.policy.model import Restriction, checked
+from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
 from server.settings import Settings
-from server.sources.base import Extent, ItemQuery, Page, TileRequest, TimeInterval
+from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, TimeInterval, restricted_layers
+from server.sources.postgis_tiles import TileStatements
 
 log = logging.getLogger("onemap.sources.postgis")
 
@@ -83,7 +85,8 @@ class PostGISSource:
         self._acquire_timeout = acquire_timeout
         self._attempts = settings.pool_max_size + 1
         self._statements: LRUCache[tuple, sql.Composed] = LRUCache(maxsize=1024)
-        self._extents: dict[str, tuple[str, Extent]] = {}
+        self._extents: dict[tuple[str, Restriction], tuple[str, Extent]] = {}
+        self._tiles = TileStatements()
         self._pool = AsyncConnectionPool(
             settings.database_url or "",
             min_size=settings.pool_min_size,
@@ -139,11 +142,11 @@ class PostGISSource:
 
     # -- composing statements -----------------------------------------------------------------
 
-    def _feature(self, c: Collection, properties: Sequence[str]) -> sql.Composed:
-        """The expression building one GeoJSON Feature from a row."""
+    @staticmethod
+    def _feature(c: VectorCollection, properties: Sequence[str], restriction: Restriction) -> sql.Composed:
+        """The expression building one GeoJSON Feature from a row (masked, generalized and rounded
+        as the caller's restriction says)."""
         src = c.source
-        assert src is not None
-        restriction = restriction_of(c)  # masked fields, generalization and precision of this caller
         geom: sql.Composable = pg_geometry(
             sql.Identifier(src.geometry_field), restriction, src.srid, src.geometry_type.startswith("Multi")
         )
@@ -154,39 +157,40 @@ class PostGISSource:
         )
         return template("feature_object").format(
             id=sql.Identifier(src.id_field), geometry=geom, properties=pairs,
-            precision=sql.Literal(pg_precision(restriction)),
+            precision=sql.Literal(output_digits(restriction)),
         )
 
     @staticmethod
-    def _envelope(c: Collection) -> sql.Composed:
-        srid = c.source.srid  # type: ignore[union-attr]
+    def _envelope(c: VectorCollection) -> sql.Composed:
+        srid = c.source.srid
         env = "ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, {})"
         if srid in LONLAT_SRIDS:
             return sql.SQL(env).format(sql.Literal(srid))
         return sql.SQL("ST_Transform(" + env + ", {})").format(sql.Literal(4326), sql.Literal(srid))
 
     def _page_sql(
-        self, c: Collection, props: tuple[str, ...], shape: tuple[bool, bool, bool, bool | None]
+        self, c: VectorCollection, props: tuple[str, ...], shape: tuple[bool, bool, bool, bool | None],
+        restriction: Restriction,
     ) -> sql.Composed:
         """The page statement for a query shape: (bbox?, start?, end?, cursor direction or none)."""
-        key = (c.id, props, shape, restriction_of(c).key)
+        key = (c.id, props, shape, restriction.key)
         if (found := self._statements.get(key)) is not None:
             return found
         has_bbox, has_start, has_end, cursor = shape
         src = c.source
-        assert src is not None
+        temporal = sql.Identifier(restriction.temporal_field(c) or "")
         id_, geom = sql.Identifier(src.id_field), sql.Identifier(src.geometry_field)
         where: list[sql.Composable] = []
         if has_bbox:
             env = self._envelope(c)
             where.append(sql.SQL("{g} && {e} AND ST_Intersects({g}, {e})").format(g=geom, e=env))
         if has_start:
-            where.append(sql.SQL("{} >= %(t0)s").format(sql.Identifier(c.temporal_field)))
+            where.append(sql.SQL("{} >= %(t0)s").format(temporal))
         if has_end:
-            where.append(sql.SQL("{} <= %(t1)s").format(sql.Identifier(c.temporal_field)))
+            where.append(sql.SQL("{} <= %(t1)s").format(temporal))
         if cursor is not None:
             where.append(sql.SQL("{} > %(key)s" if cursor else "{} < %(key)s").format(id_))
-        kept, _ = pg_exclusion(restriction_of(c))  # rows this caller may not see
+        kept, _ = pg_exclusion(restriction)  # rows this caller may not see
         if kept is not None:
             where.append(kept)
         columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props)))
@@ -196,7 +200,7 @@ class PostGISSource:
             where=sql.SQL(" AND ").join(where) if where else sql.SQL("true"),
             id=id_,
             direction=sql.SQL("DESC" if cursor is False else "ASC"),
-            feature=self._feature(c, props),
+            feature=self._feature(c, props, restriction),
         )
         self._statements[key] = composed
         return composed
@@ -204,24 +208,19 @@ class PostGISSource:
     # -- parameters ---------------------------------------------------------------------------
 
     @staticmethod
-    def _selected(c: Collection, properties: Sequence[str]) -> tuple[str, ...]:
-        """The requested properties that the catalog knows, in catalog order."""
-        wanted = set(properties)
-        return tuple(name for name in c.field_names if name in wanted)
-
-    @staticmethod
-    def _key(c: Collection, key: str | int) -> str | int:
+    def _key(c: VectorCollection, key: str | int) -> str | int:
         """A cursor key in the id field's type; a foreign cursor is a client error."""
-        field = c.field(c.source.id_field)  # type: ignore[union-attr]
+        field = c.field(c.source.id_field)
         if field is not None and field.type == "integer":
             if isinstance(key, int):
                 return key
             raise InvalidParameter("Parameter 'cursor' is not a cursor this server issued.")
         return str(key)
 
-    def _time_params(self, c: Collection, interval: TimeInterval) -> dict[str, Any]:
+    @staticmethod
+    def _time_params(c: VectorCollection, temporal: str, interval: TimeInterval) -> dict[str, Any]:
         """Interval ends as bound values: calendar dates (UTC) for a date field, instants otherwise."""
-        field = c.field(c.temporal_field or "")
+        field = c.field(temporal)
         as_date = field is not None and field.type == "date"
         params: dict[str, Any] = {}
         for name, value in (("t0", interval.start), ("t1", interval.end)):
@@ -231,20 +230,23 @@ class PostGISSource:
 
     # -- the Source protocol ------------------------------------------------------------------
 
-    async def query(self, collection: Collection, q: ItemQuery) -> Page:
+    async def query(self, collection: VectorCollection, q: ItemQuery, *, restriction: Restriction) -> Page:
         """One page of features matching ``q``, ascending by id, built by a single statement."""
-        props = self._selected(collection, q.properties)
+        restriction = checked(restriction, collection)
+        props = restriction.select(collection, q.properties)
         params: dict[str, Any] = {"limit": q.limit, "probe": q.limit + 1}
         if q.bbox is not None:
             params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox)))
-        if q.interval is not None and collection.temporal_field:
-            params.update(self._time_params(collection, q.interval))
+        temporal = restriction.temporal_field(collection)
+        if q.interval is not None and temporal:
+            params.update(self._time_params(collection, temporal, q.interval))
         forward = None if q.cursor is None else q.cursor.forward
         if q.cursor is not None:
             params["key"] = self._key(collection, q.cursor.key)
-        params.update(pg_exclusion(restriction_of(collection))[1])
+        params.update(pg_exclusion(restriction)[1])
         shape = (q.bbox is not None, "t0" in params, "t1" in params, forward)
-        found, features, first, last = await self._fetch(self._page_sql(collection, props, shape), params)
+        statement = self._page_sql(collection, props, shape, restriction)
+        found, features, first, last = await self._fetch(statement, params)
         more = found > q.limit
         page = Page(features=features, number_returned=min(found, q.limit))
         if page.number_returned == 0:
@@ -259,24 +261,25 @@ class PostGISSource:
             page.number_matched = found
         return page
 
-    async def get(self, collection: Collection, feature_id: str, properties: tuple[str, ...]) -> bytes | None:
+    async def get(
+        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction
+    ) -> bytes | None:
         """One feature as GeoJSON bytes, or ``None``; a non-integer id for an integer id field is ``None``."""
+        restriction = checked(restriction, collection)
         src = collection.source
-        assert src is not None
         id_field = collection.field(src.id_field)
         key: str | int = feature_id
         if id_field is not None and id_field.type == "integer":
             if not INTEGER_ID.fullmatch(feature_id) or abs(int(feature_id)) >= 2**63:
                 return None
             key = int(feature_id)
-        props = self._selected(collection, properties)
-        restriction = restriction_of(collection)
+        props = restriction.select(collection, properties)
         kept, kept_params = pg_exclusion(restriction)
         statement_key = ("get", collection.id, props, restriction.key)
         query = self._statements.get(statement_key)
         if query is None:
             query = template("feature").format(
-                feature=self._feature(collection, props),
+                feature=self._feature(collection, props, restriction),
                 table=sql.Identifier(src.table),
                 id=sql.Identifier(src.id_field),
                 kept=kept if kept is not None else sql.SQL("true"),
@@ -285,32 +288,37 @@ class PostGISSource:
         row = await self._fetch(query, {"id": key, **kept_params})
         return row[0] if row else None
 
-    async def extent(self, collection: Collection) -> Extent:
-        """Bounding box (CRS84) and time span of the stored data; cached until the data version changes."""
+    async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
+        """Bounding box (CRS84) and time span of the rows the restriction keeps; cached until the data
+        version changes."""
+        restriction = checked(restriction, collection)
         version = await self.version(collection)
-        cached = self._extents.get(collection.id)
+        memo = (collection.id, restriction)
+        cached = self._extents.get(memo)
         if cached is not None and version != "0" and cached[0] == version:
             return cached[1]
         src = collection.source
-        assert src is not None
         geom: sql.Composable = sql.Identifier(src.geometry_field)
         if src.srid not in LONLAT_SRIDS:
             geom = sql.SQL("ST_Transform({}, 4326)").format(geom)
-        tf = sql.Identifier(collection.temporal_field) if collection.temporal_field else sql.SQL("NULL")
+        temporal = restriction.temporal_field(collection)
+        tf = sql.Identifier(temporal) if temporal else sql.SQL("NULL")
+        kept, kept_params = pg_exclusion(restriction)
         query = template("extent").format(
             extent=sql.SQL("ST_Extent({})").format(geom),
             t0=sql.SQL("min({})").format(tf),
             t1=sql.SQL("max({})").format(tf),
             table=sql.Identifier(src.table),
+            kept=kept if kept is not None else sql.SQL("true"),
         )
-        xmin, ymin, xmax, ymax, t0, t1 = await self._fetch(query)
+        xmin, ymin, xmax, ymax, t0, t1 = await self._fetch(query, kept_params)
         bbox = None if xmin is None else (xmin, ymin, xmax, ymax)
         interval = None if t0 is None else (_rfc3339(t0), _rfc3339(t1))
         result = Extent(bbox=bbox, interval=interval)
-        self._extents[collection.id] = (version, result)
+        self._extents[memo] = (version, result)
         return result
 
-    async def version(self, collection: Collection) -> str:
+    async def version(self, collection: VectorCollection) -> str:
         """The collection's data version from ``onemap_versions``; ``"0"`` when versioning is not installed."""
         try:
             row = await self._fetch("SELECT version FROM onemap_versions WHERE collection = %s", [collection.id])
@@ -320,8 +328,8 @@ class PostGISSource:
 
     async def check(self) -> list[str]:
         """Missing tables, missing or mistyped columns, and collections without data versioning."""
-        vectors = [c for c in self._catalog if c.source is not None]
-        tables = [c.source.table for c in vectors]  # type: ignore[union-attr]
+        vectors = self._catalog.of_kind(VectorCollection)
+        tables = [c.source.table for c in vectors]
         rows = await self._fetch(load_sql("columns"), {"tables": tables}, many=True)
         versioned = await self._fetch(
             "SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = 'onemap_version'", many=True
@@ -330,15 +338,13 @@ class PostGISSource:
 
     # -- vector tiles ---------------------------------------------------------------------------
 
-    async def tile(self, collection: Collection, req: TileRequest) -> bytes:
+    async def tile(self, collection: VectorCollection, req: TileRequest, *, restriction: Restriction) -> bytes:
         """One MVT layer (one ST_AsMVT statement; see ``postgis_tiles``)."""
-        return await self.tiles([(collection, req)])
+        return await self.tiles([(collection, req)], restrictions={collection.id: checked(restriction, collection)})
 
-    async def tiles(self, layers: list[tuple[Collection, TileRequest]]) -> bytes:
+    async def tiles(self, layers: Layers, *, restrictions: Mapping[str, Restriction]) -> bytes:
         """Several MVT layers built in one statement; b"" when nothing falls in the tile."""
-        from server.sources.postgis_tiles import render_tile
-
-        return await render_tile(self._fetch, layers, cache_key=str(id(self)))
+        return await self._tiles.render(self._fetch, restricted_layers(layers, restrictions))
 
 
 def _rfc3339(value: dt.date | dt.datetime) -> str:
@@ -348,7 +354,7 @@ def _rfc3339(value: dt.date | dt.datetime) -> str:
     return f"{value.isoformat()}T00:00:00Z"
 
 
-def problems(vectors: list[Collection], rows: list[tuple], versioned: set[str]) -> list[str]:
+def problems(vectors: list[VectorCollection], rows: list[tuple], versioned: set[str]) -> list[str]:
     """Compare the catalog with the columns found in the database; one message per problem."""
     found: dict[str, dict[str, str]] = {}
     for table, exists, column, type_ in rows:
@@ -358,7 +364,6 @@ def problems(vectors: list[Collection], rows: list[tuple], versioned: set[str]) 
     issues: list[str] = []
     for c in vectors:
         src = c.source
-        assert src is not None
         cols = found.get(src.table)
         if cols is None:
             issues.append(f"{c.id}: table '{src.table}' does not exist")
@@ -390,9 +395,7 @@ def install_versioning(conn: psycopg.Connection, catalog: Catalog) -> list[str]:
     done: list[str] = []
     with conn.transaction():
         conn.execute(load_sql("versioning"))  # type: ignore[arg-type]
-        for c in catalog:
-            if c.source is None:
-                continue
+        for c in catalog.of_kind(VectorCollection):
             exists = conn.execute("SELECT to_regclass(quote_ident(%s)) IS NOT NULL", [c.source.table]).fetchone()
             if not exists or not exists[0]:
                 continue

@@ -40,7 +40,7 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 
-from server.catalog import Collection
+from server.catalog import VectorCollection
 
 TOP_ZOOM = 14
 MERCATOR_SRID = 3857
@@ -56,13 +56,13 @@ DATA_VERSIONS = "onemap_versions"  # per collection: the current data version (t
 OVERVIEW_VERSIONS = "onemap_overview_versions"  # per collection: the data version its overviews were built from
 
 
-def overview_zooms(collection: Collection) -> range:
+def overview_zooms(collection: VectorCollection) -> range:
     """The levels that get an overview, finest last."""
     spec = collection.tiles
     return range(spec.minzoom, min(spec.maxzoom, TOP_ZOOM) + 1)
 
 
-def overview_name(collection: Collection, zoom: int) -> str:
+def overview_name(collection: VectorCollection, zoom: int) -> str:
     """Table name of one overview (PostGIS: inside ``PG_SCHEMA``; GeoPackage: add ``GPKG_PREFIX``)."""
     return f"{collection.source.table}_z{zoom}"
 
@@ -72,7 +72,7 @@ def pixel_size(zoom: int) -> float:
     return WMQ_PX0 / 2**zoom
 
 
-def overview_tolerance(collection: Collection, zoom: int) -> float:
+def overview_tolerance(collection: VectorCollection, zoom: int) -> float:
     """Simplification tolerance of overview ``zoom``, in EPSG:3857 units."""
     return collection.tiles.simplify_px * pixel_size(zoom)
 
@@ -86,14 +86,14 @@ def min_size(geometry_type: str, min_area: float) -> float:
     return 0.0
 
 
-def overview_min_size(collection: Collection, zoom: int) -> float:
+def overview_min_size(collection: VectorCollection, zoom: int) -> float:
     """The smallest feature ``size`` kept in overview ``zoom``, in EPSG:3857 units (or units²)."""
     min_area = collection.tiles.min_area_px * pixel_size(zoom) ** 2
     return min_size(collection.source.geometry_type, min_area)
 
 
 def usable_overview(
-    collection: Collection, zoom: int, available: frozenset[str], fresh: frozenset[str] | None = None
+    collection: VectorCollection, zoom: int, available: frozenset[str], fresh: frozenset[str] | None = None
 ) -> str | None:
     """The overview to read for a tile at equivalent level ``zoom``, or None to read the table.
 
@@ -174,7 +174,9 @@ def to_mercator(geoms: np.ndarray, srid: int) -> np.ndarray:
     return geoms if fn is None or not len(geoms) else shapely.transform(geoms, fn)
 
 
-def overview_chain(collection: Collection, geoms: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+def overview_chain(
+    collection: VectorCollection, geoms: np.ndarray
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
     """Generalize one batch of EPSG:3857 geometries down the overview levels, finest first.
 
     Yields ``(zoom, rows, geometries, sizes)`` where ``rows`` indexes the kept features in the batch.

@@ -9,6 +9,7 @@ the catalog stays available.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from shapely.geometry import shape
 
 from server.assets import asset_path
 from server.catalog import Catalog
+from server.policy.model import Restriction, restricted_ids
 from server.stac_api.search import Entry
 from server.stac_catalog.build import build_collection, build_item, raster_collections
 from server.stac_catalog.describe import describe
@@ -35,6 +37,12 @@ class StacIndex:
 
     collections: dict[str, dict[str, Any]]
     entries: list[Entry]
+
+    def visible(self, *, restrictions: Mapping[str, Restriction]) -> StacIndex:
+        """The part a caller may see: the collections in ``restrictions`` (the caller's, by id)."""
+        allowed = restricted_ids(restrictions)
+        shown = {cid: doc for cid, doc in self.collections.items() if cid in allowed}
+        return StacIndex(shown, [e for e in self.entries if e.collection in shown])
 
 
 def _extra_links(doc: dict[str, Any]) -> list[dict[str, Any]]:

@@ -17,9 +17,9 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from server.cache import all_rasters, cache_response, path_collection
-from server.catalog import Collection
+from server.catalog import Collection, RasterCollection
 from server.errors import InvalidParameter, NotFound, collection_not_found
-from server.policy import visible_ids
+from server.policy import restrictions
 from server.stac_api import search
 from server.stac_api.index import GEOJSON, JSON, StacIndex, build_index, collection_json, item_json, versions
 from server.web import base_url, json_response, link
@@ -45,16 +45,9 @@ def landing_links(base: str) -> list[dict[str, Any]]:
 
 def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
     """A raster collection links to its STAC collection."""
-    if collection.raster is None:
+    if not isinstance(collection, RasterCollection):
         return []
     return [link(f"{base}/stac/collections/{collection.id}", "alternate", JSON, "STAC collection")]
-
-
-def _visible(request: Request, index: StacIndex) -> StacIndex:
-    """The part of the index the caller's access policy (when attached to the request) shows."""
-    allowed = visible_ids(request)
-    shown = {cid: doc for cid, doc in index.collections.items() if cid in allowed}
-    return StacIndex(shown, [e for e in index.entries if e.collection in shown])
 
 
 async def _index(request: Request) -> tuple[StacIndex, str]:
@@ -67,7 +60,7 @@ async def _index(request: Request) -> tuple[StacIndex, str]:
         index = await run_in_threadpool(build_index, state.catalog, state.settings.data_dir, base)
         cached = (key, index)
         state.stac_index = cached
-    return _visible(request, cached[1]), f"{base}/stac"
+    return cached[1].visible(restrictions=restrictions(request)), f"{base}/stac"
 
 
 @router.get("", summary="STAC API landing page")
@@ -124,7 +117,7 @@ async def collection(request: Request, collectionId: str):
 
 
 def _page(request: Request, index: StacIndex, root: str, s: search.Search, url: str, post: bool) -> Response:
-    page, matched, more = search.run(index.entries, s)
+    page, matched, more = search.run(index.entries, s, restrictions=restrictions(request))
     links = [link(root, "root", JSON)]
     if not post:
         links.append(link(str(request.url.remove_query_params("api_key")), "self", GEOJSON))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from server.errors import InvalidParameter
+from server.policy.model import Restriction, restricted_ids
 from server.raster.assets import parse_interval
 
 DEFAULT_LIMIT = 10
@@ -168,8 +170,12 @@ def matches(entry: Entry, s: Search) -> bool:
     return s.area is None or s.area.intersects(entry.geometry)
 
 
-def run(entries: list[Entry], s: Search) -> tuple[list[Entry], int, bool]:
-    """The page of matching entries, the number matched, and whether more follow."""
-    found = [e for e in entries if matches(e, s)]
+def run(entries: list[Entry], s: Search, *, restrictions: Mapping[str, Restriction]) -> tuple[list[Entry], int, bool]:
+    """The page of matching entries, the number matched, and whether more follow.
+
+    Only items of the collections in ``restrictions`` (the caller's, by collection id) ever match.
+    """
+    visible = restricted_ids(restrictions)
+    found = [e for e in entries if e.collection in visible and matches(e, s)]
     page = found[s.offset : s.offset + s.limit]
     return page, len(found), s.offset + s.limit < len(found)

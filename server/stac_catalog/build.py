@@ -19,7 +19,7 @@ from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 
 from server.assets import asset_path
-from server.catalog import Catalog, Collection, RasterAsset
+from server.catalog import Catalog, RasterAsset, RasterCollection
 from server.raster.assets import parse_time
 from server.stac_catalog.describe import CogInfo, describe
 
@@ -32,12 +32,12 @@ PROVIDER = pystac.Provider(
 _RGB = (("red", "red", 0.66), ("green", "green", 0.56), ("blue", "blue", 0.49))
 
 
-def raster_collections(catalog: Catalog) -> list[Collection]:
+def raster_collections(catalog: Catalog) -> list[RasterCollection]:
     """The catalog's raster collections, in catalog order."""
-    return [c for c in catalog if c.raster is not None]
+    return catalog.of_kind(RasterCollection)
 
 
-def _tile_link(base: str, c: Collection, asset: RasterAsset | None) -> pystac.Link:
+def _tile_link(base: str, c: RasterCollection, asset: RasterAsset | None) -> pystac.Link:
     query = "" if c.raster.kind == "imagery" else "?render=terrain-rgb"
     if asset is not None:
         query += ("&" if query else "?") + f"item={asset.id}"
@@ -47,7 +47,7 @@ def _tile_link(base: str, c: Collection, asset: RasterAsset | None) -> pystac.Li
                        title=f"{kind} map tiles, WebMercatorQuad")
 
 
-def _service_links(base: str, c: Collection) -> list[pystac.Link]:
+def _service_links(base: str, c: RasterCollection) -> list[pystac.Link]:
     url = f"{base}/collections/{c.id}"
     links = [
         pystac.Link("http://www.opengis.net/def/rel/ogc/1.0/tilesets-map", f"{url}/tiles",
@@ -60,7 +60,7 @@ def _service_links(base: str, c: Collection) -> list[pystac.Link]:
     return links
 
 
-def _raster_bands(c: Collection, info: CogInfo) -> list[RasterBand]:
+def _raster_bands(c: RasterCollection, info: CogInfo) -> list[RasterBand]:
     bands = []
     for i in range(info.count):
         lo, hi, mean = info.stats[i]
@@ -71,13 +71,13 @@ def _raster_bands(c: Collection, info: CogInfo) -> list[RasterBand]:
     return bands
 
 
-def _data_asset(base: str, c: Collection, asset: RasterAsset, info: CogInfo) -> pystac.Asset:
+def _data_asset(base: str, c: RasterCollection, asset: RasterAsset, info: CogInfo) -> pystac.Asset:
     roles = ["data", "visual"] if c.raster.kind == "imagery" else ["data"]
     title = f"{c.title.en} {asset.datetime[:10]} (Cloud-Optimized GeoTIFF)"
     return pystac.Asset(f"{base}/collections/{c.id}/assets/{asset.id}", title=title, media_type=COG, roles=roles)
 
 
-def build_item(base: str, c: Collection, asset: RasterAsset, info: CogInfo) -> pystac.Item:
+def build_item(base: str, c: RasterCollection, asset: RasterAsset, info: CogInfo) -> pystac.Item:
     """The STAC Item of one registered asset."""
     item = pystac.Item(
         id=asset.id, geometry=info.footprint, bbox=list(info.bbox), datetime=parse_time(asset.datetime),
@@ -104,7 +104,7 @@ def build_item(base: str, c: Collection, asset: RasterAsset, info: CogInfo) -> p
     return item
 
 
-def build_collection(base: str, c: Collection, items: list[pystac.Item]) -> pystac.Collection:
+def build_collection(base: str, c: RasterCollection, items: list[pystac.Item]) -> pystac.Collection:
     """The STAC Collection of a raster collection, with its items added."""
     interval = c.extent.temporal.interval if c.extent.temporal else (None, None)
     extent = pystac.Extent(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from server.catalog import Catalog, Collection
+    from server.catalog import Catalog, Collection, VectorCollection
     from server.policy.admin import AdminStore
     from server.policy.labels import StoreLabel
     from server.policy.model import Restriction
@@ -63,7 +63,7 @@ class Store(ABC):
         """A writer that replaces the tables of ``collections`` when it finishes."""
 
     @abstractmethod
-    def batches(self, view: Collection, restriction: Restriction) -> Iterator[Batch]:
+    def batches(self, view: VectorCollection, *, restriction: Restriction) -> Iterator[Batch]:
         """The rows of ``view`` (its fields only) in batches, desensitized by ``restriction``."""
 
     @abstractmethod

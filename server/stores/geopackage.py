@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
-from server.catalog import Catalog, Collection
+from server.catalog import Catalog, Collection, VectorCollection
 from server.policy.admin import ADMIN_FILE, SqliteAdmin
 from server.policy.labels import StoreLabel, read_gpkg_label, write_gpkg_label
 from server.policy.model import Restriction
@@ -57,9 +57,9 @@ class GeoPackageStore(Store):
         """A new file, moved over this one when it finishes."""
         return GeoPackageWriter(self.path, collections)
 
-    def batches(self, view: Collection, restriction: Restriction) -> Iterator[Batch]:
+    def batches(self, view: VectorCollection, *, restriction: Restriction) -> Iterator[Batch]:
         """The rows of ``view`` as ``restriction`` lets them out."""
-        return gpkg_batches(self.path, view, restriction)
+        return gpkg_batches(self.path, view, restriction=restriction)
 
     def read_label(self) -> StoreLabel:
         """The label (a file that does not exist holds nothing)."""

@@ -17,7 +17,7 @@ import shapely
 from pyproj import CRS
 from pyproj.enums import WktVersion
 
-from server.catalog import Collection
+from server.catalog import VectorCollection
 from server.sources.gpkg_geometry import encode_gpkg_geometries, register_functions
 from server.stores.batches import Batch
 
@@ -114,7 +114,7 @@ def _srs_rows() -> list[tuple]:
 class GeoPackageWriter:
     """Streams batches into a new GeoPackage; ``finish`` indexes it and moves it into place."""
 
-    def __init__(self, path: Path, collections: list[Collection]) -> None:
+    def __init__(self, path: Path, collections: list[VectorCollection]) -> None:
         self.path = Path(path)
         self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.collections = {c.id: c for c in collections}
@@ -140,7 +140,7 @@ class GeoPackageWriter:
         for c in self.collections.values():
             self._create_table(c)
 
-    def _create_table(self, c: Collection) -> None:
+    def _create_table(self, c: VectorCollection) -> None:
         src = c.source
         cols = ", ".join(f'"{f.name}" {SQL_TYPES[f.type]}' + (" NOT NULL" if f.name == src.id_field else "")
                          for f in c.fields)

@@ -12,7 +12,7 @@ import psycopg
 import shapely
 from psycopg import sql
 
-from server.catalog import Collection
+from server.catalog import VectorCollection
 from server.stores.batches import Batch
 
 SRID = 4490
@@ -34,7 +34,7 @@ def _text(value) -> str:
 class PostGISWriter:
     """Streams batches into PostGIS tables in ``schema``; ``finish`` adds keys and indexes and commits."""
 
-    def __init__(self, url: str, collections: list[Collection], schema: str = "public") -> None:
+    def __init__(self, url: str, collections: list[VectorCollection], schema: str = "public") -> None:
         self.collections = {c.id: c for c in collections}
         self.schema = schema
         with psycopg.connect(url, autocommit=True) as conn:
@@ -44,10 +44,10 @@ class PostGISWriter:
         for c in self.collections.values():
             self._create_table(c)
 
-    def _table(self, c: Collection) -> sql.Composed:
+    def _table(self, c: VectorCollection) -> sql.Composed:
         return sql.SQL("{}.{}").format(sql.Identifier(self.schema), sql.Identifier(c.source.table))
 
-    def _create_table(self, c: Collection) -> None:
+    def _create_table(self, c: VectorCollection) -> None:
         cols = [sql.SQL("{} {}").format(sql.Identifier(f.name), sql.SQL(PG_TYPES[f.type])) for f in c.fields]
         geom = sql.SQL("{} geometry(MultiPolygon, {})").format(
             sql.Identifier(c.source.geometry_field), sql.Literal(c.source.srid)

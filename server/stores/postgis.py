@@ -8,13 +8,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from server.catalog import Catalog, Collection
+from server.catalog import Catalog, Collection, VectorCollection
 from server.policy.admin import PostgresAdmin
 from server.policy.labels import StoreLabel, read_pg_label, write_pg_label
-from server.policy.model import UNRESTRICTED, Restriction
+from server.policy.model import Restriction
 from server.settings import Settings
 from server.sources.postgis import PostGISSource, install_versioning
-from server.sources.postgis_tiles import build_overviews, fresh_collections
+from server.sources.postgis_overviews import build_overviews, fresh_collections
 from server.sources.tile_overviews import PG_SCHEMA
 from server.stores.base import Progress, Store
 from server.stores.batches import Batch, write_all
@@ -51,9 +51,9 @@ class PostGISStore(Store):
         """Tables replaced in one transaction when it finishes."""
         return PostGISWriter(self.url, collections)
 
-    def batches(self, view: Collection, restriction: Restriction) -> Iterator[Batch]:
+    def batches(self, view: VectorCollection, *, restriction: Restriction) -> Iterator[Batch]:
         """The rows of ``view`` (a server-side cursor) as ``restriction`` lets them out."""
-        return pg_batches(self.url, view, restriction)
+        return pg_batches(self.url, view, restriction=restriction)
 
     def read_label(self) -> StoreLabel:
         """The label table's rows (none: a master store)."""
@@ -84,7 +84,7 @@ class PostGISStore(Store):
         def batches() -> Iterator[Batch]:
             for v in views:
                 say(f"vector {v.id}")
-                yield from bundle.batches(v, UNRESTRICTED)  # the bundle holds what its edition may
+                yield from bundle.batches(v, restriction=Restriction.unrestricted(v))  # the bundle holds what its edition may
 
         write_all(self.writer(views), batches())
         self._drop_others(catalog, {v.id for v in views})
@@ -94,8 +94,8 @@ class PostGISStore(Store):
     def _drop_others(self, catalog: Catalog, kept: set[str]) -> None:
         """Drop the tables (and overview tables) of the catalog's vector collections not in ``kept``."""
         with psycopg.connect(self.url, autocommit=True) as conn:
-            for c in catalog:
-                if c.is_vector and c.id not in kept:
+            for c in catalog.of_kind(VectorCollection):
+                if c.id not in kept:
                     conn.execute(sql.SQL("DROP TABLE IF EXISTS {} CASCADE").format(sql.Identifier(c.source.table)))
                     stale = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s AND tablename LIKE %s",
                                          [PG_SCHEMA, f"{c.source.table}\\_z%"]).fetchall()

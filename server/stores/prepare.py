@@ -6,7 +6,7 @@ rebuild the overviews, which are swapped in atomically with the data version the
 
 from __future__ import annotations
 
-from server.catalog import Catalog, load_catalog
+from server.catalog import Catalog, VectorCollection, load_catalog
 from server.settings import Settings
 from server.sources.tile_overviews import overview_zooms
 from server.stores import open_store
@@ -22,10 +22,11 @@ def rebuild_overviews(settings: Settings, collection_ids: list[str] | None = Non
     overviews are current. Unknown or non-vector ids raise ``ValueError``. Returns the tables built.
     """
     catalog = load_catalog(settings.collections_dir)
-    wrong = [cid for cid in collection_ids or [] if catalog.get(cid) is None or not catalog.get(cid).is_vector]
+    vectors = catalog.of_kind(VectorCollection)
+    wrong = [cid for cid in collection_ids or [] if cid not in {c.id for c in vectors}]
     if wrong:
         raise ValueError(f"not vector collections of the catalog: {', '.join(wrong)}")
-    chosen = [c for c in catalog if c.is_vector and (not collection_ids or c.id in collection_ids)]
+    chosen = [c for c in vectors if not collection_ids or c.id in collection_ids]
     if stale_only:
         stale = set(stale_collections(settings))
         chosen = [c for c in chosen if c.id in stale]
@@ -39,6 +40,6 @@ def stale_collections(settings: Settings) -> list[str]:
 
     Every such collection when the store records no versions. ``onemap overviews --stale`` rebuilds these.
     """
-    ids = [c.id for c in load_catalog(settings.collections_dir) if c.is_vector and overview_zooms(c)]
+    ids = [c.id for c in load_catalog(settings.collections_dir).of_kind(VectorCollection) if overview_zooms(c)]
     fresh = open_store(settings).fresh_overviews()
     return [cid for cid in ids if fresh is None or cid not in fresh]

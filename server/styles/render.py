@@ -15,7 +15,7 @@ import copy
 import math
 from typing import Any, Iterable
 
-from server.catalog import Collection
+from server.catalog import Collection, RasterCollection
 from server.extents import Bbox, union_bbox
 from server.styles.store import PLACEHOLDER, StyleTemplate, layer_collection
 
@@ -38,7 +38,7 @@ def filter_layers(doc: dict[str, Any], visible: Iterable[str]) -> dict[str, Any]
 
 
 def _zooms(c: Collection) -> tuple[int, int]:
-    if c.raster is not None:
+    if isinstance(c, RasterCollection):
         return c.raster.minzoom, c.raster.maxzoom
     return c.tiles.minzoom, c.tiles.maxzoom
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import morecantile
 
-from server.catalog import Collection
+from server.catalog import VectorCollection
 from server.extents import union_bbox
 from server.tiling.matrix_sets import get_tms, tms_ids
 from server.tiling.zooms import matrix_range
@@ -60,7 +60,7 @@ def tms_document(tms_id: str) -> dict[str, Any]:
     return get_tms(tms_id).model_dump(mode="json", exclude_none=True, by_alias=True)
 
 
-def _limits(collection: Collection, tms_id: str) -> tuple[dict[str, Any], ...]:
+def _limits(collection: VectorCollection, tms_id: str) -> tuple[dict[str, Any], ...]:
     tms = get_tms(tms_id)
     span = matrix_range(collection, tms)
     if span is None:
@@ -82,7 +82,7 @@ def _limits(collection: Collection, tms_id: str) -> tuple[dict[str, Any], ...]:
     return tuple(out)
 
 
-def tile_matrix_limits(collections: list[Collection], tms_id: str) -> list[dict[str, Any]]:
+def tile_matrix_limits(collections: list[VectorCollection], tms_id: str) -> list[dict[str, Any]]:
     """The union of the collections' limits, per matrix, in matrix order."""
     merged: dict[str, dict[str, Any]] = {}
     for c in collections:
@@ -96,18 +96,18 @@ def tile_matrix_limits(collections: list[Collection], tms_id: str) -> list[dict[
     return sorted(merged.values(), key=lambda d: int(d["tileMatrix"]))
 
 
-def tile_fields(c: Collection) -> list:
+def tile_fields(c: VectorCollection) -> list:
     """The catalog fields a collection's tiles carry (``tiles.properties``, all when unset; the id always)."""
     wanted = c.tiles.properties
     return [f for f in c.fields if wanted is None or f.name in wanted or f.name == c.source.id_field]
 
 
-def _geometry_dimension(c: Collection) -> int:
+def _geometry_dimension(c: VectorCollection) -> int:
     kind = c.source.geometry_type
     return 2 if "Polygon" in kind else 1 if "Line" in kind else 0
 
 
-def vector_layer(c: Collection, tms_id: str, lang: str = "zh") -> dict[str, Any]:
+def vector_layer(c: VectorCollection, tms_id: str, lang: str = "zh") -> dict[str, Any]:
     """The OGC description of the collection's layer in a tileset."""
     title = c.title.en if lang == "en" else c.title.zh
     layer: dict[str, Any] = {
@@ -136,7 +136,9 @@ def _bbox(b) -> dict[str, Any]:
     return {"lowerLeft": [b[0], b[1]], "upperRight": [b[2], b[3]], "crs": CRS84}
 
 
-def tileset(collections: list[Collection], tms_id: str, url: str, base: str, title: str, lang: str = "zh") -> dict[str, Any]:
+def tileset(
+    collections: list[VectorCollection], tms_id: str, url: str, base: str, title: str, lang: str = "zh"
+) -> dict[str, Any]:
     """OGC tileset metadata for these vector collections in one grid (``url`` = the tileset's URL)."""
     tms = get_tms(tms_id)
     doc: dict[str, Any] = {
@@ -180,7 +182,9 @@ def tilesets_list(prefix: str, base: str, data_type: str, title: str) -> dict[st
     }
 
 
-def tilejson(collections: list[Collection], url: str, name: str, description: str, lang: str = "zh") -> dict[str, Any]:
+def tilejson(
+    collections: list[VectorCollection], url: str, name: str, description: str, lang: str = "zh"
+) -> dict[str, Any]:
     """TileJSON 3.0.0 for a WebMercatorQuad tileset (``url`` = the tileset's URL)."""
     wmq = get_tms("WebMercatorQuad")
     spans = [s for s in (matrix_range(c, wmq) for c in collections) if s]

@@ -24,9 +24,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from server.cache import cached
-from server.catalog import Collection
+from server.catalog import Collection, VectorCollection
 from server.errors import NotAcceptable
-from server.policy import visible_collection, visible_collections
+from server.policy import restriction_for, restrictions, visible_collection, visible_collections
 from server.tiles import metadata
 from server.tiling.handlers import handler_for
 from server.tiling.matrix_sets import check_tile, get_tms, tms_ids
@@ -59,7 +59,7 @@ def landing_links(base: str) -> list[dict[str, Any]]:
 
 def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
     """Links from a collection to its tilesets."""
-    rel = "tilesets-vector" if collection.is_vector else "tilesets-map"
+    rel = "tilesets-vector" if isinstance(collection, VectorCollection) else "tilesets-map"
     return [link(f"{base}/collections/{collection.id}/tiles", metadata.REL + rel, JSON, "Tilesets")]
 
 
@@ -68,11 +68,11 @@ def _collection(request: Request, collection_id: str) -> Collection:
     return visible_collection(request, collection_id)
 
 
-def _vector_collections(request: Request) -> list[Collection]:
-    return [c for c in visible_collections(request) if c.is_vector]
+def _vector_collections(request: Request) -> list[VectorCollection]:
+    return visible_collections(request, VectorCollection)
 
 
-def _properties(request: Request, collection: Collection) -> tuple[str, ...]:
+def _properties(request: Request, collection: VectorCollection) -> tuple[str, ...]:
     """The fields a tile carries: ``tiles.properties`` (all when unset) among those the caller may see.
 
     Base-map tiles carry what a map draws and shows on click; the full record (owners and all) stays
@@ -165,26 +165,27 @@ async def collection_tile(
 class VectorTiles:
     """The tile handler of vector collections: one MVT layer named after the collection."""
 
-    def data_type(self, collection: Collection) -> str:
+    def data_type(self, collection: VectorCollection) -> str:
         """Vector collections make vector tilesets."""
         return "vector"
 
-    def tileset(self, request: Request, collection: Collection, tms: morecantile.TileMatrixSet) -> Response:
+    def tileset(self, request: Request, collection: VectorCollection, tms: morecantile.TileMatrixSet) -> Response:
         """OGC tileset metadata, or TileJSON 3.0 (``f=tilejson``) for WebMercatorQuad."""
         url = f"{base_url(request)}/collections/{collection.id}/tiles/{tms.id}"
         return _tileset_response(request, [collection], tms, url, collection)
 
     async def tile(
-        self, request: Request, collection: Collection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile
+        self, request: Request, collection: VectorCollection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile
     ) -> Response:
         """The MVT of one tile (204 when nothing is drawn), through the response cache."""
         _check_format(request)
+        restriction = restriction_for(request, collection)
 
         async def produce() -> Response:
             if not visible(collection, tms, tile.z):
                 return _empty()
             req = tile_request(collection, tms, tile, _properties(request, collection))
-            return _mvt(await request.app.state.source.tile(collection, req))
+            return _mvt(await request.app.state.source.tile(collection, req, restriction=restriction))
 
         parts = (collection.id, tms.id, tile.z, tile.y, tile.x, "mvt")
         return await cached(request, "tile", parts, produce, collections=[collection], query=False)
@@ -230,14 +231,15 @@ async def dataset_tile(request: Request, tileMatrixSetId: str, tileMatrix: int, 
         ]
         if not layers:
             return _empty()
-        return _mvt(await request.app.state.source.tiles(layers))
+        return _mvt(await request.app.state.source.tiles(layers, restrictions=restrictions(request)))
 
     parts = (tms.id, tileMatrix, tileRow, tileCol, "mvt")
     return await cached(request, "basemap-tile", parts, produce, collections=collections, query=False)
 
 
 def _tileset_response(
-    request: Request, collections: list[Collection], tms: morecantile.TileMatrixSet, url: str, single: Collection | None
+    request: Request, collections: list[VectorCollection], tms: morecantile.TileMatrixSet, url: str,
+    single: VectorCollection | None,
 ) -> Response:
     base = base_url(request)
     lang = language(request)

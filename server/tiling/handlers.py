@@ -40,7 +40,7 @@ class TileHandler(Protocol):
 
 def collection_kind(collection: Collection) -> str:
     """The kind a collection's tiles are registered under: ``vector`` or ``raster``."""
-    return "vector" if collection.is_vector else "raster"
+    return collection.kind
 
 
 def collect_handlers(modules: Iterable[Any]) -> dict[str, TileHandler]:

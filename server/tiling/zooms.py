@@ -14,7 +14,7 @@ from functools import lru_cache
 import morecantile
 from morecantile.utils import meters_per_unit
 
-from server.catalog import Collection
+from server.catalog import VectorCollection
 from server.sources.base import TileRequest
 from server.tiling.matrix_sets import get_tms, srid
 
@@ -39,20 +39,20 @@ def wmq_level(tms: morecantile.TileMatrixSet, z: int) -> int:
     return _level(tms.id, z)
 
 
-def visible(collection: Collection, tms: morecantile.TileMatrixSet, z: int) -> bool:
+def visible(collection: VectorCollection, tms: morecantile.TileMatrixSet, z: int) -> bool:
     """Whether the collection is drawn at matrix ``z`` of ``tms``."""
     level = wmq_level(tms, z)
     return collection.tiles.minzoom <= level <= collection.tiles.maxzoom
 
 
-def matrix_range(collection: Collection, tms: morecantile.TileMatrixSet) -> tuple[int, int] | None:
+def matrix_range(collection: VectorCollection, tms: morecantile.TileMatrixSet) -> tuple[int, int] | None:
     """The first and last matrix of ``tms`` where the collection is drawn, or None."""
     levels = [z for z in range(tms.minzoom, tms.maxzoom + 1) if visible(collection, tms, z)]
     return (levels[0], levels[-1]) if levels else None
 
 
 def tile_request(
-    collection: Collection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile, properties: tuple[str, ...]
+    collection: VectorCollection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile, properties: tuple[str, ...]
 ) -> TileRequest:
     """The layer request for one collection in one tile, with its generalization in tile CRS units."""
     spec = collection.tiles

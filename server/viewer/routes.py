@@ -17,7 +17,7 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
-from server.catalog import Collection
+from server.catalog import Collection, RasterCollection, VectorCollection
 from server.errors import NotFound, Unavailable
 from server.extents import union_bbox
 from server.html import STATIC_DIR, render_page
@@ -48,9 +48,9 @@ def _title(c: Collection) -> dict[str, str]:
 
 def viewer_config(visible: list[Collection], base: str) -> dict[str, Any]:
     """What the page needs to know: style URL, collection titles, imagery layers and their times."""
-    vector = [c for c in visible if c.is_vector]
-    imagery = [c for c in visible if c.raster and c.raster.kind == "imagery"]
-    bounds = union_bbox(vector + imagery)
+    vector = [c for c in visible if isinstance(c, VectorCollection)]
+    imagery = [c for c in visible if isinstance(c, RasterCollection) and c.raster.kind == "imagery"]
+    bounds = union_bbox([*vector, *imagery])
     return {
         "base": base,
         "styleUrl": f"{base}/styles/basemap?f=mapbox",

@@ -8,7 +8,7 @@ from importlib import import_module
 
 from fastapi import FastAPI
 
-from server import cache, errors, policy
+from server import cache, credentials, errors, policy
 from server.catalog import load_catalog
 from server.settings import Settings
 from server.sources import make_source
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = catalog
     app.state.source = source
     errors.install(app)
+    credentials.redact_access_log()
     cache.install(app, settings, catalog, source)
     app.state.capabilities = [import_module(name) for name in CAPABILITIES]
     for module in app.state.capabilities:

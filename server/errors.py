@@ -14,6 +14,8 @@ import orjson
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
+
 log = logging.getLogger("onemap.errors")
 
 
@@ -48,7 +50,7 @@ class Unauthorized(OGCError):
 
     status = 401
     code = "Unauthorized"
-    headers = {"WWW-Authenticate": 'ApiKey realm="onemap", header="X-API-Key", query="api_key"'}
+    headers = {"WWW-Authenticate": f'ApiKey realm="onemap", header="{KEY_HEADER_NAME}", query="{KEY_PARAMS[0]}"'}
 
 
 class Forbidden(OGCError):

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from server.cache import cached
 from server.catalog import Collection
+from server.credentials import KEY_PARAMS, without_credentials
 from server.errors import InvalidParameter, NotFound
 from server.features.params import parse_bbox, parse_datetime, parse_limit, parse_properties
 from server.html import render_page
@@ -31,9 +32,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
 CRS84 = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
-_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", "f", "api_key"}
-_NOT_IN_LINKS = {"cursor", "api_key"}  # a credential never goes into a (cacheable) body
 _FORMATS = ("json", "html")
+_ITEM_PARAMS = {"f", *KEY_PARAMS}
+_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", *_ITEM_PARAMS}
 
 
 def collection_links(c: Collection, base: str) -> list[dict]:
@@ -61,15 +62,20 @@ def _reject_unknown(request: Request, allowed: set[str]) -> None:
         )
 
 
+def _query(request: Request, *leave_out: str) -> list[tuple[str, str]]:
+    """The request's query parameters for a link: never a credential (bodies are cached), nor ``leave_out``."""
+    return [(k, v) for k, v in without_credentials(request.query_params.multi_items()) if k not in leave_out]
+
+
 def _page_link(request: Request, url: str, rel: str, cursor: Cursor, fmt: str) -> dict:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in _NOT_IN_LINKS]
+    params = _query(request, "cursor")
     params.append(("cursor", cursor.encode()))
     media = GEOJSON if fmt == "json" else HTML
     return link(f"{url}?{urlencode(params)}", rel, media, f"{rel} page")
 
 
 def _envelope(request: Request, url: str, page: Page, fmt: str) -> bytes:
-    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in ("f", "api_key")])
+    query = urlencode(_query(request, "f"))
     here = f"{url}?{query}&" if query else f"{url}?"
     links = [
         link(f"{here}f=json", "self" if fmt == "json" else "alternate", GEOJSON, "This page as GeoJSON"),
@@ -133,7 +139,7 @@ async def items(
 async def item(request: Request, collectionId: str, featureId: str, f: str | None = Query(None)):
     """One feature by its id (for parcels, the 28-character unit code)."""
     c = vector_collection(request, collectionId)
-    _reject_unknown(request, {"f", "api_key"})
+    _reject_unknown(request, _ITEM_PARAMS)
     fmt = output_format(request, _FORMATS)
 
     async def produce() -> Response:

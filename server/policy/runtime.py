@@ -17,6 +17,7 @@ from cachetools import TTLCache
 from starlette.concurrency import run_in_threadpool
 
 from server.catalog import Catalog
+from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
 from server.policy.admin import admin_store
 from server.policy.audit import AuditWriter
@@ -33,7 +34,7 @@ log = logging.getLogger("onemap.policy")
 KEY_TTL_S = 5.0
 _UNKNOWN = object()
 RETRY_READY_S = 2.0
-KEY_HELP = "Send it in the X-API-Key header or the api_key query parameter."
+KEY_HELP = f"Send it in the {KEY_HEADER_NAME} header or the {KEY_PARAMS[0]} query parameter."
 
 
 class StoreRefused(EditionError):

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from server.cache import all_rasters, cache_response, path_collection
 from server.catalog import Collection
+from server.credentials import KEY_PARAMS, without_credentials
 from server.errors import InvalidParameter, NotFound, collection_not_found
 from server.policy import visible_ids
 from server.stac_api import search
@@ -126,8 +127,9 @@ async def collection(request: Request, collectionId: str):
 def _page(request: Request, index: StacIndex, root: str, s: search.Search, url: str, post: bool) -> Response:
     page, matched, more = search.run(index.entries, s)
     links = [link(root, "root", JSON)]
+    query = without_credentials(request.query_params.multi_items())  # never into a (cacheable) body
     if not post:
-        links.append(link(str(request.url.remove_query_params("api_key")), "self", GEOJSON))
+        links.append(link(f"{url}?{urlencode(query)}" if query else url, "self", GEOJSON))
     for rel, offset, wanted in (("next", s.offset + s.limit, more), ("prev", max(0, s.offset - s.limit), s.offset > 0)):
         if not wanted:
             continue
@@ -135,20 +137,20 @@ def _page(request: Request, index: StacIndex, root: str, s: search.Search, url: 
         if post:
             links.append(link(url, rel, GEOJSON, method="POST", body={**s.body, "token": token}, merge=False))
         else:
-            query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("token", "api_key")]
-            query.append(("token", token))  # a credential never goes into a (cacheable) body
-            links.append(link(f"{url}?{urlencode(query)}", rel, GEOJSON, method="GET"))
+            paged = [(k, v) for k, v in query if k != "token"] + [("token", token)]
+            links.append(link(f"{url}?{urlencode(paged)}", rel, GEOJSON, method="GET"))
     body = {"type": "FeatureCollection", "features": [item_json(e, root) for e in page],
             "links": links, "numberMatched": matched, "numberReturned": len(page)}
     return json_response(body, media_type=GEOJSON)
 
 
 _SEARCH_PARAMS = {"bbox", "datetime", "limit", "token", "collections", "ids", "intersects"}
+_TOLERATED = {"f", *KEY_PARAMS}  # OGC clients add f=json; a key may come as a parameter
 
 
 def _query(request: Request, allowed: set[str]) -> dict[str, Any]:
     params = dict(request.query_params)
-    unknown = sorted(set(params) - allowed - {"f", "api_key"})
+    unknown = sorted(set(params) - allowed - _TOLERATED)
     if unknown:
         raise InvalidParameter(f"Unknown parameter '{unknown[0]}'; allowed: {', '.join(sorted(allowed))}.")
     return params

@@ -17,8 +17,9 @@ from server.cache import cached
 from server.catalog import Collection
 from server.credentials import KEY_PARAMS, without_credentials
 from server.errors import InvalidParameter, NotFound
-from server.features.params import parse_bbox, parse_datetime, parse_limit, parse_properties
+from server.features.params import parse_bbox, parse_properties
 from server.html import render_page
+from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
 from server.policy import note_returned, visible_collection
 from server.sources import Cursor, ItemQuery, Page
 from server.web import GEOJSON, HTML, JSON, base_url, link, output_format
@@ -101,8 +102,8 @@ async def items(
     request: Request,
     collectionId: str,
     bbox: str | None = Query(None, description="minx,miny,maxx,maxy in CRS84"),
-    datetime: str | None = Query(None, description="RFC 3339 instant or interval (a/b, ../b, a/..)"),
-    limit: str | None = Query(None, description="Page size"),
+    datetime: str | None = Query(None, description=DATETIME_DESCRIPTION),
+    limit: str | None = Query(None, description=LIMIT_DESCRIPTION),
     properties: str | None = Query(None, description="Comma-separated property names to return"),
     cursor: str | None = Query(None, description="Opaque paging cursor from a next/prev link"),
     f: str | None = Query(None, description="json (GeoJSON) or html"),

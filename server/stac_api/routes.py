@@ -148,6 +148,11 @@ _SEARCH_PARAMS = {"bbox", "datetime", "limit", "token", "collections", "ids", "i
 _TOLERATED = {"f", *KEY_PARAMS}  # OGC clients add f=json; a key may come as a parameter
 
 
+def _parse(request: Request, params: dict[str, Any], post: bool = False) -> search.Search:
+    settings = request.app.state.settings
+    return search.parse(params, settings.default_limit, settings.max_limit, post=post)
+
+
 def _query(request: Request, allowed: set[str]) -> dict[str, Any]:
     params = dict(request.query_params)
     unknown = sorted(set(params) - allowed - _TOLERATED)
@@ -163,8 +168,7 @@ async def items(request: Request, collectionId: str):
     index, root = await _index(request)
     if collectionId not in index.collections:
         raise collection_not_found(collectionId)
-    params = _query(request, _SEARCH_PARAMS)
-    s = search.parse(params)
+    s = _parse(request, _query(request, _SEARCH_PARAMS))
     # the collection in the path narrows whatever 'collections' says (clients repeat it there)
     s = replace(s, collections=tuple(c for c in (s.collections or (collectionId,)) if c == collectionId))
     return _page(request, index, root, s, f"{root}/collections/{collectionId}/items", post=False)
@@ -188,7 +192,7 @@ async def item(request: Request, collectionId: str, itemId: str):
 async def search_get(request: Request):
     """Search items across collections with query parameters."""
     index, root = await _index(request)
-    s = search.parse(_query(request, _SEARCH_PARAMS))
+    s = _parse(request, _query(request, _SEARCH_PARAMS))
     return _page(request, index, root, s, f"{root}/search", post=False)
 
 
@@ -205,4 +209,4 @@ async def search_post(request: Request):
     unknown = sorted(set(body) - _SEARCH_PARAMS)
     if unknown:
         raise InvalidParameter(f"Unknown search field '{unknown[0]}'; allowed: {', '.join(sorted(_SEARCH_PARAMS))}.")
-    return _page(request, index, root, search.parse(body, post=True), f"{root}/search", post=True)
+    return _page(request, index, root, _parse(request, body, post=True), f"{root}/search", post=True)

@@ -1,9 +1,9 @@
 """STAC API item search: parameters from a GET query or a POST body, filtering and paging.
 
 Parameters: ``collections``, ``ids``, ``bbox`` (4 or 6 numbers, CRS84; west > east crosses the
-antimeridian), ``intersects`` (a GeoJSON geometry; not with ``bbox``), ``datetime`` (RFC 3339
-instant or ``start/end`` with ``..`` open ends), ``limit`` (1 or more; capped at ``MAX_LIMIT``)
-and ``token`` (a paging token from a ``next``/``prev`` link). Anything malformed is a 400 naming it.
+antimeridian), ``intersects`` (a GeoJSON geometry; not with ``bbox``), ``datetime`` and ``limit``
+(parsed as everywhere else: ``server.params``) and ``token`` (a paging token from a ``next``/``prev``
+link). Anything malformed is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from server.errors import InvalidParameter
-from server.raster.assets import parse_interval
+from server.params import parse_datetime, parse_limit
+from server.sources import TimeInterval
 
-DEFAULT_LIMIT = 10
-MAX_LIMIT = 10_000
 _GEOMETRIES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"}
 
 
@@ -29,11 +28,11 @@ _GEOMETRIES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon"
 class Search:
     """A validated search."""
 
+    limit: int
     collections: tuple[str, ...] | None = None
     ids: tuple[str, ...] | None = None
     area: BaseGeometry | None = None
-    interval: tuple[dt.datetime | None, dt.datetime | None] | None = None
-    limit: int = DEFAULT_LIMIT
+    interval: TimeInterval | None = None
     offset: int = 0
     body: dict[str, Any] = field(default_factory=dict)
 
@@ -83,18 +82,6 @@ def _intersects(value: Any) -> BaseGeometry | None:
     return geom
 
 
-def _limit(value: Any) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"Parameter 'limit': '{value}' is not an integer.") from None
-    if limit < 1:
-        raise InvalidParameter("Parameter 'limit' must be 1 or more.")
-    return min(limit, MAX_LIMIT)
-
-
 def encode_token(offset: int) -> str:
     """A paging token for the page starting at ``offset``."""
     return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
@@ -119,7 +106,7 @@ def _arrays_only(body: dict[str, Any]) -> None:
             raise InvalidParameter(f"Field '{name}' of a POST search must be a JSON array.")
 
 
-def parse(params: dict[str, Any], post: bool = False) -> Search:
+def parse(params: dict[str, Any], default_limit: int, max_limit: int, post: bool = False) -> Search:
     """Validate search parameters (GET query values as strings, or a POST body with ``post``)."""
     if post:
         _arrays_only(params)
@@ -134,11 +121,11 @@ def parse(params: dict[str, Any], post: bool = False) -> Search:
     if when is not None and not isinstance(when, str):
         raise InvalidParameter("Parameter 'datetime' must be a string.")
     return Search(
+        limit=parse_limit(params.get("limit"), default_limit, max_limit),
         collections=_strings(params.get("collections"), "collections"),
         ids=_strings(params.get("ids"), "ids"),
         area=area if area is not None else geom,
-        interval=parse_interval(when, strict=True) if when else None,
-        limit=_limit(params.get("limit")),
+        interval=parse_datetime(when),
         offset=_offset(params.get("token")),
         body={k: v for k, v in params.items() if k != "token"},
     )
@@ -162,7 +149,7 @@ def matches(entry: Entry, s: Search) -> bool:
     if s.ids is not None and entry.id not in s.ids:
         return False
     if s.interval is not None:
-        start, end = s.interval
+        start, end = s.interval.start, s.interval.end
         if (start and entry.datetime < start) or (end and entry.datetime > end):
             return False
     return s.area is None or s.area.intersects(entry.geometry)

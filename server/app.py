@@ -47,8 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="OneMap",
         description="The natural-resources one map (自然资源一张图) as OGC APIs.",
         version="0.1.0",
-        openapi_url="/api",
-        docs_url="/api.html",
+        openapi_url=None,  # /api (OpenAPI 3.0) and /api.html are served by server.common.openapi
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )

@@ -7,6 +7,7 @@ FeatureCollection envelope (counts, time stamp, paging links) and sends it.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 from urllib.parse import urlencode
 
 import orjson
@@ -22,7 +23,7 @@ from server.html import render_page
 from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
 from server.policy import note_returned, visible_collection
 from server.sources import Cursor, ItemQuery, Page
-from server.web import GEOJSON, HTML, JSON, base_url, link, output_format
+from server.web import GEOJSON, HTML, JSON, base_url, format_param, link, output_format
 
 router = APIRouter(tags=["Features"])
 
@@ -34,6 +35,7 @@ CONFORMANCE = [
 ]
 CRS84 = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
 _FORMATS = ("json", "html")
+Format = Annotated[str | None, format_param(*_FORMATS)]
 _ITEM_PARAMS = {"f", *KEY_PARAMS}
 _ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", *_ITEM_PARAMS}
 
@@ -101,12 +103,12 @@ def _envelope(request: Request, url: str, page: Page, fmt: str) -> bytes:
 async def items(
     request: Request,
     collectionId: str,
-    bbox: str | None = Query(None, description="minx,miny,maxx,maxy in CRS84"),
-    datetime: str | None = Query(None, description=DATETIME_DESCRIPTION),
-    limit: str | None = Query(None, description=LIMIT_DESCRIPTION),
-    properties: str | None = Query(None, description="Comma-separated property names to return"),
-    cursor: str | None = Query(None, description="Opaque paging cursor from a next/prev link"),
-    f: str | None = Query(None, description="json (GeoJSON) or html"),
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in CRS84 (or 6 numbers: a 3D bbox)")] = None,
+    datetime: Annotated[str | None, Query(description=DATETIME_DESCRIPTION)] = None,
+    limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None,
+    properties: Annotated[str | None, Query(description="Comma-separated property names to return")] = None,
+    cursor: Annotated[str | None, Query(description="Opaque paging cursor from a next/prev link")] = None,
+    f: Format = None,
 ):
     """A page of features, in id order, filtered by bbox and datetime, with next/prev links."""
     c = vector_collection(request, collectionId)
@@ -137,7 +139,7 @@ async def items(
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature")
-async def item(request: Request, collectionId: str, featureId: str, f: str | None = Query(None)):
+async def item(request: Request, collectionId: str, featureId: str, f: Format = None):
     """One feature by its id (for parcels, the 28-character unit code)."""
     c = vector_collection(request, collectionId)
     _reject_unknown(request, _ITEM_PARAMS)

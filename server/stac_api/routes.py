@@ -8,11 +8,10 @@ holdings are the catalog's raster collections (``server.stac_api.build``).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -23,7 +22,7 @@ from server.errors import InvalidParameter, NotFound, collection_not_found
 from server.policy import visible_ids
 from server.stac_api import search
 from server.stac_api.index import GEOJSON, JSON, StacIndex, build_index, collection_json, item_json, versions
-from server.web import base_url, json_response, link
+from server.web import OPENAPI, OPENAPI_VERSION, base_url, json_response, link
 
 router = APIRouter(prefix="/stac", tags=["STAC API"])
 
@@ -84,7 +83,7 @@ async def landing(request: Request):
         link(f"{root}/collections", "data", JSON, "Collections"),
         link(f"{root}/search", "search", GEOJSON, "Item search (GET)", method="GET"),
         link(f"{root}/search", "search", GEOJSON, "Item search (POST)", method="POST"),
-        link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "The API definition"),
+        link(f"{base}/api", "service-desc", OPENAPI, f"The API definition (OpenAPI {OPENAPI_VERSION})"),
         link(f"{base}/api.html", "service-doc", "text/html", "The API documentation"),
     ]
     links += [link(f"{root}/collections/{cid}", "child", JSON, doc.get("title")) for cid, doc in index.collections.items()]
@@ -148,27 +147,27 @@ _SEARCH_PARAMS = {"bbox", "datetime", "limit", "token", "collections", "ids", "i
 _TOLERATED = {"f", *KEY_PARAMS}  # OGC clients add f=json; a key may come as a parameter
 
 
-def _parse(request: Request, params: dict[str, Any], post: bool = False) -> search.Search:
+def _parse(request: Request, params: dict[str, Any]) -> search.Search:
     settings = request.app.state.settings
-    return search.parse(params, settings.default_limit, settings.max_limit, post=post)
+    return search.parse(params, settings.default_limit, settings.max_limit)
 
 
-def _query(request: Request, allowed: set[str]) -> dict[str, Any]:
-    params = dict(request.query_params)
-    unknown = sorted(set(params) - allowed - _TOLERATED)
+def _query(request: Request, query: search.SearchQuery) -> search.Search:
+    """The search a GET asks for; an undeclared parameter is a 400 naming it."""
+    unknown = sorted(set(request.query_params) - _SEARCH_PARAMS - _TOLERATED)
     if unknown:
-        raise InvalidParameter(f"Unknown parameter '{unknown[0]}'; allowed: {', '.join(sorted(allowed))}.")
-    return params
+        raise InvalidParameter(f"Unknown parameter '{unknown[0]}'; allowed: {', '.join(sorted(_SEARCH_PARAMS))}.")
+    return _parse(request, query.given())
 
 
 @router.get("/collections/{collectionId}/items", summary="Items of a STAC collection")
 @cache_response("stac-items", collections=path_collection)
-async def items(request: Request, collectionId: str):
+async def items(request: Request, collectionId: str, query: Annotated[search.SearchQuery, Depends()]):
     """The collection's items, filtered by bbox and datetime, paged by ``limit`` and ``token``."""
     index, root = await _index(request)
     if collectionId not in index.collections:
         raise collection_not_found(collectionId)
-    s = _parse(request, _query(request, _SEARCH_PARAMS))
+    s = _query(request, query)
     # the collection in the path narrows whatever 'collections' says (clients repeat it there)
     s = replace(s, collections=tuple(c for c in (s.collections or (collectionId,)) if c == collectionId))
     return _page(request, index, root, s, f"{root}/collections/{collectionId}/items", post=False)
@@ -189,24 +188,18 @@ async def item(request: Request, collectionId: str, itemId: str):
 
 @router.get("/search", summary="Item search (GET)")
 @cache_response("stac-search", collections=all_rasters)
-async def search_get(request: Request):
+async def search_get(request: Request, query: Annotated[search.SearchQuery, Depends()]):
     """Search items across collections with query parameters."""
     index, root = await _index(request)
-    s = _parse(request, _query(request, _SEARCH_PARAMS))
-    return _page(request, index, root, s, f"{root}/search", post=False)
+    return _page(request, index, root, _query(request, query), f"{root}/search", post=False)
 
 
-@router.post("/search", summary="Item search (POST)")
-async def search_post(request: Request):
-    """Search items across collections with a JSON body."""
+async def search_post(request: Request, body: Annotated[search.SearchBody | None, Body()] = None):
+    """Search items across collections with a JSON body (none: every item)."""
     index, root = await _index(request)
-    try:
-        body = orjson.loads(await request.body() or b"{}")
-    except orjson.JSONDecodeError:
-        raise InvalidParameter("The search body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidParameter("The search body must be a JSON object.")
-    unknown = sorted(set(body) - _SEARCH_PARAMS)
-    if unknown:
-        raise InvalidParameter(f"Unknown search field '{unknown[0]}'; allowed: {', '.join(sorted(_SEARCH_PARAMS))}.")
-    return _page(request, index, root, _parse(request, body, post=True), f"{root}/search", post=True)
+    s = _parse(request, body.model_dump(exclude_unset=True) if body is not None else {})
+    return _page(request, index, root, s, f"{root}/search", post=True)
+
+
+# a body sent without a Content-Type is read as JSON, like one sent as application/json
+router.add_api_route("/search", search_post, methods=["POST"], summary="Item search (POST)", strict_content_type=False)

@@ -3,25 +3,62 @@
 Parameters: ``collections``, ``ids``, ``bbox`` (4 or 6 numbers, CRS84; west > east crosses the
 antimeridian), ``intersects`` (a GeoJSON geometry; not with ``bbox``), ``datetime`` and ``limit``
 (parsed as everywhere else: ``server.params``) and ``token`` (a paging token from a ``next``/``prev``
-link). Anything malformed is a 400 naming it.
+link). ``SearchQuery`` declares them for GET, ``SearchBody`` for POST (lists as JSON arrays), so that
+``/api`` documents them; anything malformed is a 400 naming it.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any
 
 import orjson
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from server.errors import InvalidParameter
-from server.params import parse_datetime, parse_limit
+from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
 from server.sources import TimeInterval
 
+_BBOX = "CRS84 west,south,east,north (or 6 numbers: a 3D bbox); west > east crosses the antimeridian"
+_INTERSECTS = "A GeoJSON geometry the items intersect (not with bbox)"
+_TOKEN = "A paging token from a next or prev link"
 _GEOMETRIES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"}
+
+
+@dataclass
+class SearchQuery:
+    """The search parameters of a GET (``/stac/search`` and a collection's items)."""
+
+    bbox: Annotated[str | None, Query(description=_BBOX)] = None
+    intersects: Annotated[str | None, Query(description=f"{_INTERSECTS}, as JSON text")] = None
+    datetime: Annotated[str | None, Query(description=DATETIME_DESCRIPTION)] = None
+    ids: Annotated[str | None, Query(description="Comma-separated item ids")] = None
+    collections: Annotated[str | None, Query(description="Comma-separated collection ids")] = None
+    limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None
+    token: Annotated[str | None, Query(description=_TOKEN)] = None
+
+    def given(self) -> dict[str, Any]:
+        """The parameters the client sent."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class SearchBody(BaseModel):
+    """The JSON body of a POST search: the GET parameters, with lists as JSON arrays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bbox: list[float] | None = Field(None, description=_BBOX)
+    intersects: dict[str, Any] | None = Field(None, description=_INTERSECTS)
+    datetime: str | None = Field(None, description=DATETIME_DESCRIPTION)
+    ids: list[str] | None = Field(None, description="Item ids")
+    collections: list[str] | None = Field(None, description="Collection ids")
+    limit: int | None = Field(None, ge=1, description=LIMIT_DESCRIPTION)
+    token: str | None = Field(None, description=_TOKEN)
 
 
 @dataclass(frozen=True)
@@ -99,17 +136,8 @@ def _offset(token: Any) -> int:
         raise InvalidParameter("Parameter 'token' is not a paging token this server issued.") from None
 
 
-def _arrays_only(body: dict[str, Any]) -> None:
-    """A POST body gives lists as JSON arrays, not comma-separated strings."""
-    for name in ("bbox", "collections", "ids"):
-        if name in body and not isinstance(body[name], list):
-            raise InvalidParameter(f"Field '{name}' of a POST search must be a JSON array.")
-
-
-def parse(params: dict[str, Any], default_limit: int, max_limit: int, post: bool = False) -> Search:
-    """Validate search parameters (GET query values as strings, or a POST body with ``post``)."""
-    if post:
-        _arrays_only(params)
+def parse(params: dict[str, Any], default_limit: int, max_limit: int) -> Search:
+    """Validate search parameters: ``SearchQuery.given()`` or a ``SearchBody`` as a dict."""
     empty = [k for k in ("bbox", "intersects") if params.get(k) in ("", [])]
     if empty:
         raise InvalidParameter(f"Parameter '{empty[0]}' is empty.")
@@ -117,15 +145,12 @@ def parse(params: dict[str, Any], default_limit: int, max_limit: int, post: bool
     geom = _intersects(params.get("intersects"))
     if area is not None and geom is not None:
         raise InvalidParameter("Give either 'bbox' or 'intersects', not both.")
-    when = params.get("datetime")
-    if when is not None and not isinstance(when, str):
-        raise InvalidParameter("Parameter 'datetime' must be a string.")
     return Search(
         limit=parse_limit(params.get("limit"), default_limit, max_limit),
         collections=_strings(params.get("collections"), "collections"),
         ids=_strings(params.get("ids"), "ids"),
         area=area if area is not None else geom,
-        interval=parse_datetime(when),
+        interval=parse_datetime(params.get("datetime")),
         offset=_offset(params.get("token")),
         body={k: v for k, v in params.items() if k != "token"},
     )

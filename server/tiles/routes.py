@@ -9,26 +9,46 @@ Responses:
   that is not an integer: 400. All errors carry the OGC exception body.
 - tileset metadata: OGC JSON by default; TileJSON 3.0.0 with ``f=tilejson`` or
   ``Accept: application/vnd.mapbox.tile+json`` (WebMercatorQuad only; other grids answer 406).
+
+Every query parameter is declared on its route, so that ``/api`` documents it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import morecantile
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from server.cache import cached
 from server.catalog import Collection
 from server.errors import NotAcceptable, NotFound
+from server.params import DATETIME_DESCRIPTION
 from server.policy import visible_collection, visible_collections
 from server.tiles import metadata
 from server.tiles.matrix_sets import check_tile, get_tms, tms_ids
 from server.tiles.zooms import tile_request, visible
-from server.web import JSON, base_url, json_response, language, link
+from server.web import JSON, base_url, format_param, json_response, language, link
 
 router = APIRouter(tags=["Tiles"])
+
+TilesetFormat = Annotated[str | None, format_param("json", "tilejson")]
+TileFormat = Annotated[str | None, Query(
+    description="Vector collections: mvt. Imagery: jpeg (default), png or webp. Elevation: png (default) or webp",
+    json_schema_extra={"enum": ["mvt", "jpeg", "jpg", "png", "webp"]},
+)]
+Render = Annotated[str | None, Query(
+    description="Elevation collections: terrain-rgb (default), terrarium or hillshade",
+    json_schema_extra={"enum": ["terrain-rgb", "terrarium", "hillshade"]},
+)]
+Item = Annotated[str | None, Query(
+    description="Raster collections: the acquisition (item id) to draw; not with datetime",
+)]
+When = Annotated[str | None, Query(
+    description="Raster collections: the latest acquisition at or before this instant, or the latest inside this "
+                f"interval. {DATETIME_DESCRIPTION}",
+)]
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
@@ -78,8 +98,7 @@ def _properties(request: Request, collection: Collection) -> tuple[str, ...]:
     return tuple(f for f in collection.field_names if wanted is None or f in wanted or f == id_field)
 
 
-def _wants_tilejson(request: Request) -> bool:
-    f = request.query_params.get("f")
+def _wants_tilejson(request: Request, f: str | None) -> bool:
     if f is not None:
         if f not in ("json", "tilejson"):
             raise NotAcceptable(f"Parameter 'f': '{f}' is not offered here; use json or tilejson.")
@@ -87,8 +106,7 @@ def _wants_tilejson(request: Request) -> bool:
     return metadata.TILEJSON in request.headers.get("accept", "")
 
 
-def _check_format(request: Request) -> None:
-    f = request.query_params.get("f")
+def _check_format(f: str | None) -> None:
     if f is not None and f != "mvt":
         raise NotAcceptable(f"Parameter 'f': '{f}' is not offered for vector tiles; use mvt.")
 
@@ -142,14 +160,14 @@ async def collection_tilesets(request: Request, collectionId: str):
 
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="Tileset metadata of a collection")
-async def collection_tileset(request: Request, collectionId: str, tileMatrixSetId: str):
+async def collection_tileset(request: Request, collectionId: str, tileMatrixSetId: str, f: TilesetFormat = None):
     """OGC tileset metadata, or TileJSON 3.0 (``f=tilejson``) for WebMercatorQuad."""
     c = _collection(request, collectionId)
     tms = get_tms(tileMatrixSetId)
     base = base_url(request)
     if c.raster is not None:
         return json_response(_raster_module().tileset_metadata(c, tms, base))
-    return _tileset_response(request, [c], tms, f"{base}/collections/{c.id}/tiles/{tms.id}", c)
+    return _tileset_response(request, [c], tms, f"{base}/collections/{c.id}/tiles/{tms.id}", c, f)
 
 
 @router.get(
@@ -159,7 +177,8 @@ async def collection_tileset(request: Request, collectionId: str, tileMatrixSetI
     responses={200: {"content": {metadata.MVT: {}}}, 204: {"description": "Nothing to draw in this tile"}},
 )
 async def collection_tile(
-    request: Request, collectionId: str, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int
+    request: Request, collectionId: str, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int,
+    f: TileFormat = None, render: Render = None, item: Item = None, datetime: When = None,
 ):
     """One tile: MVT with a single layer named after the collection (raster collections: an image)."""
     c = _collection(request, collectionId)
@@ -167,12 +186,14 @@ async def collection_tile(
     tile = check_tile(tms, tileMatrix, tileRow, tileCol)
     if c.raster is not None:
         settings, raster = request.app.state.settings, _raster_module()
+        # every value as sent (the raster module reads them and refuses a repeated one): a hit is never
+        # answered for a request that would be refused
         options = tuple(tuple(request.query_params.getlist(k)) for k in ("f", "render", "item", "datetime"))
         return await cached(
             request, "raster-tile", (c.id, tms.id, tileMatrix, tileRow, tileCol, options),
             lambda: raster.tile_response(request, c, tms, tile, settings), collections=[c], query=False,
         )
-    _check_format(request)
+    _check_format(f)
 
     async def produce() -> Response:
         if not visible(c, tms, tile.z):
@@ -195,11 +216,11 @@ async def dataset_tilesets(request: Request):
 
 
 @router.get("/tiles/{tileMatrixSetId}", summary="Base map tileset metadata")
-async def dataset_tileset(request: Request, tileMatrixSetId: str):
+async def dataset_tileset(request: Request, tileMatrixSetId: str, f: TilesetFormat = None):
     """OGC tileset metadata with one layer per vector collection, or TileJSON 3.0 for WebMercatorQuad."""
     tms = get_tms(tileMatrixSetId)
     base = base_url(request)
-    return _tileset_response(request, _vector_collections(request), tms, f"{base}/tiles/{tms.id}", None)
+    return _tileset_response(request, _vector_collections(request), tms, f"{base}/tiles/{tms.id}", None, f)
 
 
 @router.get(
@@ -208,11 +229,14 @@ async def dataset_tileset(request: Request, tileMatrixSetId: str):
     response_class=Response,
     responses={200: {"content": {metadata.MVT: {}}}, 204: {"description": "Nothing to draw in this tile"}},
 )
-async def dataset_tile(request: Request, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int):
+async def dataset_tile(
+    request: Request, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int,
+    f: Annotated[str | None, format_param("mvt")] = None,
+):
     """One MVT with a layer per vector collection drawn at this level (one read)."""
     tms = get_tms(tileMatrixSetId)
     tile = check_tile(tms, tileMatrix, tileRow, tileCol)
-    _check_format(request)
+    _check_format(f)
     collections = _vector_collections(request)
 
     async def produce() -> Response:
@@ -228,7 +252,8 @@ async def dataset_tile(request: Request, tileMatrixSetId: str, tileMatrix: int, 
 
 
 def _tileset_response(
-    request: Request, collections: list[Collection], tms: morecantile.TileMatrixSet, url: str, single: Collection | None
+    request: Request, collections: list[Collection], tms: morecantile.TileMatrixSet, url: str,
+    single: Collection | None, f: str | None,
 ) -> Response:
     base = base_url(request)
     lang = language(request)
@@ -237,7 +262,7 @@ def _tileset_response(
         description = single.description.en if lang == "en" else single.description.zh
     else:
         title, description = "OneMap base map 一张图底图", "Every vector collection as a layer."
-    if _wants_tilejson(request):
+    if _wants_tilejson(request, f):
         if tms.id != "WebMercatorQuad":
             raise NotAcceptable(f"TileJSON is offered for WebMercatorQuad only, not for {tms.id}.")
         doc = metadata.tilejson(collections, url, title, description, lang)

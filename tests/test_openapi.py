@@ -29,7 +29,7 @@ DECLARED = {
     },
     ("get", "/tiles"): {},
     ("get", "/tiles/{tileMatrixSetId}"): {"f": "string"},
-    ("get", "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"): {"f": "string"},
+    ("get", "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"): {"f": "string", "collections": "string"},
     ("get", "/collections/{collectionId}/terrain/layer.json"): {},
     ("get", "/collections/{collectionId}/terrain/{z}/{x}/{y}.terrain"): {"item": "string"},
     ("get", "/collections/{collectionId}/elevation"): {

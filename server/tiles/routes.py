@@ -9,6 +9,8 @@ Responses:
   that is not an integer: 400. All errors carry the OGC exception body.
 - tileset metadata: OGC JSON by default; TileJSON 3.0.0 with ``f=tilejson`` or
   ``Accept: application/vnd.mapbox.tile+json`` (WebMercatorQuad only; other grids answer 406).
+- a base map tile draws every vector collection the caller may see, or those named in
+  ``collections`` (comma-separated ids; a name that is not one of them is a 400).
 
 Every query parameter is declared on its route, so that ``/api`` documents it.
 """
@@ -23,7 +25,7 @@ from fastapi.responses import Response
 
 from server.cache import cached
 from server.catalog import Collection
-from server.errors import NotAcceptable, NotFound
+from server.errors import InvalidParameter, NotAcceptable, NotFound
 from server.params import DATETIME_DESCRIPTION
 from server.policy import visible_collection, visible_collections
 from server.tiles import metadata
@@ -48,6 +50,9 @@ Item = Annotated[str | None, Query(
 When = Annotated[str | None, Query(
     description="Raster collections: the latest acquisition at or before this instant, or the latest inside this "
                 f"interval. {DATETIME_DESCRIPTION}",
+)]
+Layers = Annotated[str | None, Query(
+    description="Comma-separated ids of the collections to draw (default: every vector collection of the base map)",
 )]
 
 CONFORMANCE = [
@@ -231,24 +236,36 @@ async def dataset_tileset(request: Request, tileMatrixSetId: str, f: TilesetForm
 )
 async def dataset_tile(
     request: Request, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int,
-    f: Annotated[str | None, format_param("mvt")] = None,
+    f: Annotated[str | None, format_param("mvt")] = None, collections: Layers = None,
 ):
-    """One MVT with a layer per vector collection drawn at this level (one read)."""
+    """One MVT with a layer per vector collection drawn at this level (one read); ``collections`` picks some."""
     tms = get_tms(tileMatrixSetId)
     tile = check_tile(tms, tileMatrix, tileRow, tileCol)
     _check_format(f)
-    collections = _vector_collections(request)
+    layers = _vector_collections(request)
+    if collections is not None:
+        layers = _selected(layers, collections)
 
     async def produce() -> Response:
-        layers = [
-            (c, tile_request(c, tms, tile, _properties(request, c))) for c in collections if visible(c, tms, tile.z)
-        ]
-        if not layers:
+        drawn = [(c, tile_request(c, tms, tile, _properties(request, c))) for c in layers if visible(c, tms, tile.z)]
+        if not drawn:
             return _empty()
-        return _mvt(await request.app.state.source.tiles(layers))
+        return _mvt(await request.app.state.source.tiles(drawn))
 
-    parts = (tms.id, tileMatrix, tileRow, tileCol, "mvt")
-    return await cached(request, "basemap-tile", parts, produce, collections=collections, query=False)
+    parts = (tms.id, tileMatrix, tileRow, tileCol, "mvt", *([c.id for c in layers] if collections is not None else ()))
+    return await cached(request, "basemap-tile", parts, produce, collections=layers, query=False)
+
+
+def _selected(layers: list[Collection], raw: str) -> list[Collection]:
+    """The base map layers named in ``collections``, in base map order; a name that is not one is a 400."""
+    wanted = {name.strip() for name in raw.split(",") if name.strip()}
+    if not wanted:
+        raise InvalidParameter("Parameter 'collections' names no collection.")
+    unknown = sorted(wanted - {c.id for c in layers})
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise InvalidParameter(f"Parameter 'collections': {names} is not a layer of the base map.")
+    return [c for c in layers if c.id in wanted]
 
 
 def _tileset_response(

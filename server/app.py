@@ -8,7 +8,7 @@ from importlib import import_module
 
 from fastapi import FastAPI
 
-from server import cache, errors, policy
+from server import cache, credentials, errors, policy
 from server.catalog import load_catalog
 from server.settings import Settings
 from server.stores import open_store
@@ -50,8 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="OneMap",
         description="The natural-resources one map (自然资源一张图) as OGC APIs.",
         version="0.1.0",
-        openapi_url="/api",
-        docs_url="/api.html",
+        openapi_url=None,  # /api (OpenAPI 3.0) and /api.html are served by server.common.openapi
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = store
     app.state.source = source
     errors.install(app)
+    credentials.redact_access_log()
     cache.install(app, settings, catalog, source)
     app.state.capabilities = [import_module(name) for name in CAPABILITIES]
     app.state.tile_handlers = collect_handlers(app.state.capabilities)

@@ -14,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
+
 log = logging.getLogger("onemap.errors")
 
 
@@ -48,7 +50,7 @@ class Unauthorized(OGCError):
 
     status = 401
     code = "Unauthorized"
-    headers = {"WWW-Authenticate": 'ApiKey realm="onemap", header="X-API-Key", query="api_key"'}
+    headers = {"WWW-Authenticate": f'ApiKey realm="onemap", header="{KEY_HEADER_NAME}", query="{KEY_PARAMS[0]}"'}
 
 
 class Forbidden(OGCError):
@@ -99,11 +101,20 @@ def ogc_response(status: int, code: str, description: str, headers: dict[str, st
 
 
 def _validation_message(exc: RequestValidationError) -> str:
+    """Each problem names its parameter, the same for a query parameter and a field of a JSON body."""
     parts = []
     for err in exc.errors():
-        where = err.get("loc", ())
-        name = str(where[-1]) if where else "request"
-        parts.append(f"Parameter '{name}': {err.get('msg', 'invalid value')}.")
+        where = tuple(err.get("loc", ()))
+        names = [p for p in where[1:] if isinstance(p, str)]
+        if err.get("type") == "json_invalid":
+            parts.append("The request body is not valid JSON.")
+        elif not names:
+            subject = "The request body" if where[:1] == ("body",) else "The request"
+            parts.append(f"{subject}: {err.get('msg', 'invalid value')}.")
+        elif err.get("type") == "extra_forbidden":
+            parts.append(f"Unknown parameter '{names[0]}'.")
+        else:
+            parts.append(f"Parameter '{names[0]}': {err.get('msg', 'invalid value')}.")
     return " ".join(parts) or "Invalid request."
 
 

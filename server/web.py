@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.responses import Response
 
 from server.errors import NotAcceptable
@@ -13,6 +13,8 @@ from server.errors import NotAcceptable
 GEOJSON = "application/geo+json"
 JSON = "application/json"
 HTML = "text/html"
+OPENAPI_VERSION = "3.0.3"  # of the API definition at /api
+OPENAPI = f"application/vnd.oai.openapi+json;version={OPENAPI_VERSION.rsplit('.', 1)[0]}"
 
 
 def language(request: Request) -> str:
@@ -37,6 +39,15 @@ def output_format(request: Request, allowed: tuple[str, ...] = ("json", "html"))
     if "html" in allowed and HTML in accept and "json" not in accept:
         return "html"
     return allowed[0]
+
+
+def format_param(*allowed: str) -> Any:
+    """The declaration of an ``f`` parameter offering ``allowed``, for ``Annotated[str | None, ...]``
+    (``output_format`` reads the value)."""
+    return Query(
+        description=f"The representation: {', '.join(allowed)}; without it, from Accept ({allowed[0]} by default)",
+        json_schema_extra={"enum": list(allowed)},
+    )
 
 
 def json_response(data: Any, media_type: str = JSON, status_code: int = 200, headers: dict | None = None) -> Response:

@@ -71,7 +71,9 @@ def test_search_get_filters(raster_client):
     assert _ids(raster_client.get(f"{s}?bbox=121.65,29.76,121.68,29.78")) == ["dem_2023"]
     assert _ids(raster_client.get(f"{s}?bbox=121.52,29.85,121.53,29.86&datetime=2024-01-01T00:00:00Z/..")) == ["imagery_20240518"]
     assert _ids(raster_client.get(f"{s}?datetime=2023-11-15T02:40:00Z")) == ["imagery_20231115"]
-    assert raster_client.get(f"{s}?datetime=2023-11-15").status_code == 400, "RFC 3339 date-times only"
+    assert _ids(raster_client.get(f"{s}?datetime=2023-11-15")) == ["imagery_20231115"], "a date is that whole day"
+    readme = f"{s}?bbox=121.5,29.8,121.6,29.9&datetime=2024-01-01/.."  # the README's example
+    assert _ids(raster_client.get(readme)) == ["imagery_20240518"]
     point = json.dumps({"type": "Point", "coordinates": [121.53, 29.86]})
     assert set(_ids(raster_client.get(s, params={"intersects": point}))) == ITEMS
 

@@ -210,6 +210,17 @@ def test_dataset_tile_respects_zoom_ranges(client):
     assert {"parcels", "buildings"} <= set(at15)
 
 
+def test_dataset_tile_collections_picks_layers(client):
+    path = f"/tiles/WebMercatorQuad/{wmq_tile(*CENTER, 15)}"
+    everything = decode(client.get(path).content)
+    picked = client.get(path, params={"collections": "buildings,parcels"})
+    assert picked.status_code == 200 and set(decode(picked.content)) == {"buildings", "parcels"}
+    assert decode(picked.content)["parcels"] == everything["parcels"]
+    assert client.get(path, params={"collections": "admin_boundaries"}).status_code in (200, 204)
+    for bad in ("nowhere", "parcels,nowhere", "imagery", ","):
+        assert_ogc_error(client.get(path, params={"collections": bad}), 400, "collections")
+
+
 def test_cgcs2000_level_is_crs84_level_minus_one(client):
     t = morecantile.tms.get("WorldCRS84Quad").tile(*CENTER, 13)
     a = client.get(f"/collections/land_survey/tiles/CGCS2000Quad/{t.z + 1}/{t.y}/{t.x}")

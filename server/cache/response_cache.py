@@ -38,17 +38,11 @@ from server.cache import http
 from server.cache.breaker import CircuitBreaker
 from server.cache.entry import CorruptEntry, Entry
 from server.cache.memory import MemoryCache
-from server.cache.scope import (
-    CREDENTIAL_HEADERS,
-    CREDENTIAL_PARAMS,
-    cache_scope,
-    edition,
-    has_credentials,
-    is_public,
-)
+from server.cache.scope import cache_scope, edition, has_credentials, is_public
 from server.cache.shared import SharedCache
 from server.cache.versions import VersionMemo
 from server.catalog import Catalog, Collection, RasterCollection
+from server.credentials import CREDENTIAL_HEADERS, without_credentials
 from server.web import base_url
 
 log = logging.getLogger("onemap.cache")
@@ -174,8 +168,7 @@ class ResponseCache:
         items = [self.namespace, edition(request), cache_scope(request), kind, *map(str, parts)]
         items += [f"{cid}@{version}" for cid, version in deps]
         if query:  # credentials are not part of what is asked for (the scope stands for the caller)
-            params = [(k, v) for k, v in request.query_params.multi_items() if k not in CREDENTIAL_PARAMS]
-            items.append(urlencode(sorted(params)))
+            items.append(urlencode(sorted(without_credentials(request.query_params.multi_items()))))
         if base:
             items.append(base_url(request))
         if language:

@@ -3,15 +3,15 @@
 The access policy (``server.policy``) sets ``request.state.policy`` with a ``cache_scope`` string, a
 stable hash of the edition and of what the caller may see. Until a policy is attached, the scope is
 the edition itself. A request is anonymous when the policy says so (``policy.anonymous``) or, with
-no policy, when it carries no credential (API key header or parameter, Authorization header).
+no policy, when it carries no credential (``server.credentials``: API key header or parameter,
+Authorization header).
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
 
-CREDENTIAL_HEADERS = (b"x-api-key", b"authorization")
-CREDENTIAL_PARAMS = ("api_key", "apikey", "access_token")
+from server.credentials import CREDENTIAL_HEADERS, CREDENTIAL_PARAMS
 
 
 def _policy(request: Request):

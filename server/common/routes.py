@@ -7,17 +7,22 @@ may define ``CONFORMANCE`` (a list of URIs), ``landing_links(base)`` and
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 
 from server.cache import cached
 from server.catalog import Collection, Text, VectorCollection
+from server.common import openapi
 from server.html import render_page
 from server.policy import visible_collection, visible_collections
-from server.web import HTML, JSON, base_url, json_response, language, link, output_format, self_links
+from server.web import (
+    HTML, JSON, OPENAPI, OPENAPI_VERSION, base_url, format_param, json_response, language, link, output_format,
+    self_links,
+)
 
 router = APIRouter(tags=["Common"])
+router.include_router(openapi.router)
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [
@@ -29,6 +34,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
 ]
 _FORMATS = {"json": JSON, "html": HTML}
+Format = Annotated[str | None, format_param(*_FORMATS)]
 
 
 def _contributions(request: Request, name: str) -> list:
@@ -71,14 +77,14 @@ def collection_document(request: Request, c: Collection, lang: str) -> dict[str,
 
 
 @router.get("/", summary="Landing page")
-async def landing(request: Request):
+async def landing(request: Request, f: Format = None):
     """Links to the API definition, conformance, collections and every other resource."""
     fmt = output_format(request)
     base = base_url(request)
     links = self_links(f"{base}/", fmt, _FORMATS, "This document")
     links += [
-        link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "The API definition"),
-        link(f"{base}/api.html", "service-doc", HTML, "The API documentation"),
+        link(f"{base}{openapi.API_PATH}", "service-desc", OPENAPI, f"The API definition (OpenAPI {OPENAPI_VERSION})"),
+        link(f"{base}{openapi.API_PATH}.html", "service-doc", HTML, "The API documentation"),
         link(f"{base}/conformance", "conformance", JSON, "Conformance classes"),
         link(f"{base}/collections", "data", JSON, "Collections"),
     ]
@@ -95,7 +101,7 @@ async def landing(request: Request):
 
 
 @router.get("/conformance", summary="Conformance classes")
-async def conformance(request: Request):
+async def conformance(request: Request, f: Format = None):
     """The conformance classes every capability implements."""
     classes = [uri for group in _contributions(request, "CONFORMANCE") for uri in group]
     doc = {"conformsTo": sorted(set(classes))}
@@ -105,7 +111,7 @@ async def conformance(request: Request):
 
 
 @router.get("/collections", summary="The collections")
-async def collections(request: Request):
+async def collections(request: Request, f: Format = None):
     """Every collection this caller may see."""
     fmt = output_format(request)
     lang = language(request)
@@ -122,7 +128,7 @@ async def collections(request: Request):
 
 
 @router.get("/collections/{collectionId}", summary="One collection")
-async def collection(request: Request, collectionId: str):
+async def collection(request: Request, collectionId: str, f: Format = None):
     """The description of one collection."""
     c = visible_collection(request, collectionId)
     fmt = output_format(request)

@@ -7,6 +7,7 @@ FeatureCollection envelope (counts, time stamp, paging links) and sends it.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 from urllib.parse import urlencode
 
 import orjson
@@ -15,12 +16,14 @@ from fastapi.responses import Response
 
 from server.cache import cached
 from server.catalog import Collection, VectorCollection
+from server.credentials import KEY_PARAMS, without_credentials
 from server.errors import InvalidParameter, NotFound
-from server.features.params import parse_bbox, parse_datetime, parse_limit, parse_properties
+from server.features.params import parse_bbox, parse_properties
 from server.html import render_page
+from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
 from server.policy import note_returned, restriction_for, visible_collection
 from server.sources import Cursor, ItemQuery, Page
-from server.web import GEOJSON, HTML, JSON, base_url, link, output_format
+from server.web import GEOJSON, HTML, JSON, base_url, format_param, link, output_format
 
 router = APIRouter(tags=["Features"])
 
@@ -31,9 +34,10 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
 CRS84 = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
-_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", "f", "api_key"}
-_NOT_IN_LINKS = {"cursor", "api_key"}  # a credential never goes into a (cacheable) body
 _FORMATS = ("json", "html")
+Format = Annotated[str | None, format_param(*_FORMATS)]
+_ITEM_PARAMS = {"f", *KEY_PARAMS}
+_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", *_ITEM_PARAMS}
 
 
 def collection_links(c: Collection, base: str) -> list[dict]:
@@ -61,15 +65,20 @@ def _reject_unknown(request: Request, allowed: set[str]) -> None:
         )
 
 
+def _query(request: Request, *leave_out: str) -> list[tuple[str, str]]:
+    """The request's query parameters for a link: never a credential (bodies are cached), nor ``leave_out``."""
+    return [(k, v) for k, v in without_credentials(request.query_params.multi_items()) if k not in leave_out]
+
+
 def _page_link(request: Request, url: str, rel: str, cursor: Cursor, fmt: str) -> dict:
-    params = [(k, v) for k, v in request.query_params.multi_items() if k not in _NOT_IN_LINKS]
+    params = _query(request, "cursor")
     params.append(("cursor", cursor.encode()))
     media = GEOJSON if fmt == "json" else HTML
     return link(f"{url}?{urlencode(params)}", rel, media, f"{rel} page")
 
 
 def _envelope(request: Request, url: str, page: Page, fmt: str) -> bytes:
-    query = urlencode([(k, v) for k, v in request.query_params.multi_items() if k not in ("f", "api_key")])
+    query = urlencode(_query(request, "f"))
     here = f"{url}?{query}&" if query else f"{url}?"
     links = [
         link(f"{here}f=json", "self" if fmt == "json" else "alternate", GEOJSON, "This page as GeoJSON"),
@@ -94,12 +103,12 @@ def _envelope(request: Request, url: str, page: Page, fmt: str) -> bytes:
 async def items(
     request: Request,
     collectionId: str,
-    bbox: str | None = Query(None, description="minx,miny,maxx,maxy in CRS84"),
-    datetime: str | None = Query(None, description="RFC 3339 instant or interval (a/b, ../b, a/..)"),
-    limit: str | None = Query(None, description="Page size"),
-    properties: str | None = Query(None, description="Comma-separated property names to return"),
-    cursor: str | None = Query(None, description="Opaque paging cursor from a next/prev link"),
-    f: str | None = Query(None, description="json (GeoJSON) or html"),
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in CRS84 (or 6 numbers: a 3D bbox)")] = None,
+    datetime: Annotated[str | None, Query(description=DATETIME_DESCRIPTION)] = None,
+    limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None,
+    properties: Annotated[str | None, Query(description="Comma-separated property names to return")] = None,
+    cursor: Annotated[str | None, Query(description="Opaque paging cursor from a next/prev link")] = None,
+    f: Format = None,
 ):
     """A page of features, in id order, filtered by bbox and datetime, with next/prev links."""
     c = vector_collection(request, collectionId)
@@ -130,10 +139,10 @@ async def items(
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature")
-async def item(request: Request, collectionId: str, featureId: str, f: str | None = Query(None)):
+async def item(request: Request, collectionId: str, featureId: str, f: Format = None):
     """One feature by its id (for parcels, the 28-character unit code)."""
     c = vector_collection(request, collectionId)
-    _reject_unknown(request, {"f", "api_key"})
+    _reject_unknown(request, _ITEM_PARAMS)
     fmt = output_format(request, _FORMATS)
 
     async def produce() -> Response:

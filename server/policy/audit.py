@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import deque
-from urllib.parse import parse_qsl, urlencode
 
+from server.credentials import redacted_query
 from server.policy.admin import AdminStore, AuditRecord
 
 log = logging.getLogger("onemap.audit")
 
-SECRET_PARAMS = frozenset({"api_key", "apikey", "access_token"})
 MAX_PARAMS_CHARS = 2000
 
 
@@ -25,9 +24,7 @@ def audit_params(query_string: bytes) -> str | None:
     """The query parameters worth keeping, with any credential removed."""
     if not query_string:
         return None
-    pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
-    kept = [(k, v) for k, v in pairs if k.lower() not in SECRET_PARAMS]
-    return urlencode(kept)[:MAX_PARAMS_CHARS] or None
+    return redacted_query(query_string.decode("latin-1"))[:MAX_PARAMS_CHARS] or None
 
 
 class AuditWriter:

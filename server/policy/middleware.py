@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.credentials import KEY_HEADER, KEY_PARAMS
 from server.errors import OGCError, ogc_response
 from server.policy.admin import AuditRecord
 from server.policy.audit import audit_params
@@ -24,8 +25,6 @@ from server.policy.keys import parse_key
 from server.policy.model import Policy
 from server.policy.runtime import PolicyRuntime
 
-KEY_HEADER = b"x-api-key"
-KEY_PARAM = "api_key"
 NO_KEY_PATHS = frozenset({"/", "/conformance", "/api", "/api.html", "/docs/oauth2-redirect", "/favicon.ico"})
 LIBRARY_PREFIXES = ("/map/lib/", "/map/static/")
 TILE_ROUTE_MARK = "{tileCol}"
@@ -33,14 +32,14 @@ COLLECTION_PATH = re.compile(r"^/collections/([^/]+)")
 
 
 def presented_key(scope: Scope) -> str | None:
-    """The key from the ``X-API-Key`` header, else from the ``api_key`` query parameter."""
+    """The key from the ``X-API-Key`` header, else from a key query parameter (``api_key``)."""
     for name, value in scope.get("headers", ()):
         if name == KEY_HEADER:
             return value.decode("latin-1")
     qs = scope.get("query_string", b"")
-    if qs and KEY_PARAM.encode() in qs:
+    if qs and any(p.encode() in qs for p in KEY_PARAMS):
         for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True):
-            if k == KEY_PARAM:
+            if k in KEY_PARAMS:
                 return v
     return None
 

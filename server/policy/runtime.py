@@ -18,6 +18,7 @@ from cachetools import TTLCache
 from starlette.concurrency import run_in_threadpool
 
 from server.catalog import Catalog
+from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
 from server.policy.audit import AuditWriter
 from server.policy.editions import EditionError, check_against_catalog, load_editions
@@ -36,7 +37,7 @@ log = logging.getLogger("onemap.policy")
 KEY_TTL_S = 5.0
 _UNKNOWN = object()
 RETRY_READY_S = 2.0
-KEY_HELP = "Send it in the X-API-Key header or the api_key query parameter."
+KEY_HELP = f"Send it in the {KEY_HEADER_NAME} header or the {KEY_PARAMS[0]} query parameter."
 
 
 class StoreRefused(EditionError):

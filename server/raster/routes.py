@@ -14,7 +14,7 @@ hand them to the handler this capability registers for raster collections (``TIL
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from server.assets import asset_path
 from server.catalog import Collection, RasterCollection
 from server.errors import NotFound
+from server.params import DATETIME_DESCRIPTION
 from server.policy import Restriction, checked, restriction_for, visible_collection
 from server.policy.rasters import SLACK, ground_resolution_m, within_resolution
 from server.raster import terrain
@@ -36,6 +37,7 @@ router = APIRouter(tags=["Imagery and terrain"])
 
 GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
 TILE_HANDLERS = {"raster": RasterTiles()}
+Item = Annotated[str | None, Query(description="The acquisition (item id) to read; the latest without it")]
 
 
 def _raster(request: Request, collection_id: str, kind: str | None = None) -> RasterCollection:
@@ -76,11 +78,11 @@ async def layer_json(request: Request, collectionId: str):
     response_class=Response,
     responses={200: {"content": {terrain.MEDIA: {}}}},
 )
-async def terrain_tile(request: Request, collectionId: str, z: int, x: int, y: int):
+async def terrain_tile(request: Request, collectionId: str, z: int, x: int, y: int, item: Item = None):
     """One Cesium terrain tile (TMS numbering, geographic 2x1-root grid), gzip-compressed."""
     c = _raster(request, collectionId, "dem")
     terrain.check_tile(c, z, x, y)
-    asset = select_asset(c, request.query_params.get("item"), None)
+    asset = select_asset(c, item, None)
     path = asset_path(request.app.state.settings.data_dir, asset)
     store = get_store(request.app)
     body = await store.run(terrain.read_tile, store, path, c, z, x, y, restriction=restriction_for(request, c))
@@ -112,10 +114,13 @@ def read_elevation(store: RasterStore, path: Path, collection: RasterCollection,
 async def elevation(
     request: Request,
     collectionId: str,
-    lon: float = Query(ge=-180, le=180, description="Longitude (CRS84)"),
-    lat: float = Query(ge=-90, le=90, description="Latitude (CRS84)"),
-    item: str | None = None,
-    datetime: str | None = None,
+    lon: Annotated[float, Query(ge=-180, le=180, description="Longitude (CRS84)")],
+    lat: Annotated[float, Query(ge=-90, le=90, description="Latitude (CRS84)")],
+    item: Item = None,
+    datetime: Annotated[str | None, Query(
+        description=f"The latest acquisition at or before this instant, or inside this interval. "
+                    f"{DATETIME_DESCRIPTION}",
+    )] = None,
 ):
     """The DEM height (m) at ``lon``, ``lat`` as a GeoJSON Feature; 404 outside the DEM."""
     c = _raster(request, collectionId, "dem")

@@ -8,21 +8,21 @@ holdings are the catalog's raster collections (``server.stac_catalog.build``).
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import orjson
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from server.cache import all_rasters, cache_response, path_collection
 from server.catalog import Collection, RasterCollection
+from server.credentials import KEY_PARAMS, without_credentials
 from server.errors import InvalidParameter, NotFound, collection_not_found
 from server.policy import restrictions
 from server.stac_api import search
 from server.stac_api.index import GEOJSON, JSON, StacIndex, build_index, collection_json, item_json, versions
-from server.web import base_url, json_response, link
+from server.web import OPENAPI, OPENAPI_VERSION, base_url, json_response, link
 
 router = APIRouter(prefix="/stac", tags=["STAC API"])
 
@@ -76,7 +76,7 @@ async def landing(request: Request):
         link(f"{root}/collections", "data", JSON, "Collections"),
         link(f"{root}/search", "search", GEOJSON, "Item search (GET)", method="GET"),
         link(f"{root}/search", "search", GEOJSON, "Item search (POST)", method="POST"),
-        link(f"{base}/api", "service-desc", "application/vnd.oai.openapi+json;version=3.0", "The API definition"),
+        link(f"{base}/api", "service-desc", OPENAPI, f"The API definition (OpenAPI {OPENAPI_VERSION})"),
         link(f"{base}/api.html", "service-doc", "text/html", "The API documentation"),
     ]
     links += [link(f"{root}/collections/{cid}", "child", JSON, doc.get("title")) for cid, doc in index.collections.items()]
@@ -119,8 +119,9 @@ async def collection(request: Request, collectionId: str):
 def _page(request: Request, index: StacIndex, root: str, s: search.Search, url: str, post: bool) -> Response:
     page, matched, more = search.run(index.entries, s, restrictions=restrictions(request))
     links = [link(root, "root", JSON)]
+    query = without_credentials(request.query_params.multi_items())  # never into a (cacheable) body
     if not post:
-        links.append(link(str(request.url.remove_query_params("api_key")), "self", GEOJSON))
+        links.append(link(f"{url}?{urlencode(query)}" if query else url, "self", GEOJSON))
     for rel, offset, wanted in (("next", s.offset + s.limit, more), ("prev", max(0, s.offset - s.limit), s.offset > 0)):
         if not wanted:
             continue
@@ -128,34 +129,38 @@ def _page(request: Request, index: StacIndex, root: str, s: search.Search, url: 
         if post:
             links.append(link(url, rel, GEOJSON, method="POST", body={**s.body, "token": token}, merge=False))
         else:
-            query = [(k, v) for k, v in request.query_params.multi_items() if k not in ("token", "api_key")]
-            query.append(("token", token))  # a credential never goes into a (cacheable) body
-            links.append(link(f"{url}?{urlencode(query)}", rel, GEOJSON, method="GET"))
+            paged = [(k, v) for k, v in query if k != "token"] + [("token", token)]
+            links.append(link(f"{url}?{urlencode(paged)}", rel, GEOJSON, method="GET"))
     body = {"type": "FeatureCollection", "features": [item_json(e, root) for e in page],
             "links": links, "numberMatched": matched, "numberReturned": len(page)}
     return json_response(body, media_type=GEOJSON)
 
 
 _SEARCH_PARAMS = {"bbox", "datetime", "limit", "token", "collections", "ids", "intersects"}
+_TOLERATED = {"f", *KEY_PARAMS}  # OGC clients add f=json; a key may come as a parameter
 
 
-def _query(request: Request, allowed: set[str]) -> dict[str, Any]:
-    params = dict(request.query_params)
-    unknown = sorted(set(params) - allowed - {"f", "api_key"})
+def _parse(request: Request, params: dict[str, Any]) -> search.Search:
+    settings = request.app.state.settings
+    return search.parse(params, settings.default_limit, settings.max_limit)
+
+
+def _query(request: Request, query: search.SearchQuery) -> search.Search:
+    """The search a GET asks for; an undeclared parameter is a 400 naming it."""
+    unknown = sorted(set(request.query_params) - _SEARCH_PARAMS - _TOLERATED)
     if unknown:
-        raise InvalidParameter(f"Unknown parameter '{unknown[0]}'; allowed: {', '.join(sorted(allowed))}.")
-    return params
+        raise InvalidParameter(f"Unknown parameter '{unknown[0]}'; allowed: {', '.join(sorted(_SEARCH_PARAMS))}.")
+    return _parse(request, query.given())
 
 
 @router.get("/collections/{collectionId}/items", summary="Items of a STAC collection")
 @cache_response("stac-items", collections=path_collection)
-async def items(request: Request, collectionId: str):
+async def items(request: Request, collectionId: str, query: Annotated[search.SearchQuery, Depends()]):
     """The collection's items, filtered by bbox and datetime, paged by ``limit`` and ``token``."""
     index, root = await _index(request)
     if collectionId not in index.collections:
         raise collection_not_found(collectionId)
-    params = _query(request, _SEARCH_PARAMS)
-    s = search.parse(params)
+    s = _query(request, query)
     # the collection in the path narrows whatever 'collections' says (clients repeat it there)
     s = replace(s, collections=tuple(c for c in (s.collections or (collectionId,)) if c == collectionId))
     return _page(request, index, root, s, f"{root}/collections/{collectionId}/items", post=False)
@@ -176,24 +181,18 @@ async def item(request: Request, collectionId: str, itemId: str):
 
 @router.get("/search", summary="Item search (GET)")
 @cache_response("stac-search", collections=all_rasters)
-async def search_get(request: Request):
+async def search_get(request: Request, query: Annotated[search.SearchQuery, Depends()]):
     """Search items across collections with query parameters."""
     index, root = await _index(request)
-    s = search.parse(_query(request, _SEARCH_PARAMS))
-    return _page(request, index, root, s, f"{root}/search", post=False)
+    return _page(request, index, root, _query(request, query), f"{root}/search", post=False)
 
 
-@router.post("/search", summary="Item search (POST)")
-async def search_post(request: Request):
-    """Search items across collections with a JSON body."""
+async def search_post(request: Request, body: Annotated[search.SearchBody | None, Body()] = None):
+    """Search items across collections with a JSON body (none: every item)."""
     index, root = await _index(request)
-    try:
-        body = orjson.loads(await request.body() or b"{}")
-    except orjson.JSONDecodeError:
-        raise InvalidParameter("The search body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidParameter("The search body must be a JSON object.")
-    unknown = sorted(set(body) - _SEARCH_PARAMS)
-    if unknown:
-        raise InvalidParameter(f"Unknown search field '{unknown[0]}'; allowed: {', '.join(sorted(_SEARCH_PARAMS))}.")
-    return _page(request, index, root, search.parse(body, post=True), f"{root}/search", post=True)
+    s = _parse(request, body.model_dump(exclude_unset=True) if body is not None else {})
+    return _page(request, index, root, s, f"{root}/search", post=True)
+
+
+# a body sent without a Content-Type is read as JSON, like one sent as application/json
+router.add_api_route("/search", search_post, methods=["POST"], summary="Item search (POST)", strict_content_type=False)

@@ -1,9 +1,10 @@
 """STAC API item search: parameters from a GET query or a POST body, filtering and paging.
 
 Parameters: ``collections``, ``ids``, ``bbox`` (4 or 6 numbers, CRS84; west > east crosses the
-antimeridian), ``intersects`` (a GeoJSON geometry; not with ``bbox``), ``datetime`` (RFC 3339
-instant or ``start/end`` with ``..`` open ends), ``limit`` (1 or more; capped at ``MAX_LIMIT``)
-and ``token`` (a paging token from a ``next``/``prev`` link). Anything malformed is a 400 naming it.
+antimeridian), ``intersects`` (a GeoJSON geometry; not with ``bbox``), ``datetime`` and ``limit``
+(parsed as everywhere else: ``server.params``) and ``token`` (a paging token from a ``next``/``prev``
+link). ``SearchQuery`` declares them for GET, ``SearchBody`` for POST (lists as JSON arrays), so that
+``/api`` documents them; anything malformed is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -11,31 +12,66 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any
 
 import orjson
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from server.errors import InvalidParameter
+from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
 from server.policy.model import Restriction, restricted_ids
-from server.raster.assets import parse_interval
+from server.sources import TimeInterval
 
-DEFAULT_LIMIT = 10
-MAX_LIMIT = 10_000
+_BBOX = "CRS84 west,south,east,north (or 6 numbers: a 3D bbox); west > east crosses the antimeridian"
+_INTERSECTS = "A GeoJSON geometry the items intersect (not with bbox)"
+_TOKEN = "A paging token from a next or prev link"
 _GEOMETRIES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"}
+
+
+@dataclass
+class SearchQuery:
+    """The search parameters of a GET (``/stac/search`` and a collection's items)."""
+
+    bbox: Annotated[str | None, Query(description=_BBOX)] = None
+    intersects: Annotated[str | None, Query(description=f"{_INTERSECTS}, as JSON text")] = None
+    datetime: Annotated[str | None, Query(description=DATETIME_DESCRIPTION)] = None
+    ids: Annotated[str | None, Query(description="Comma-separated item ids")] = None
+    collections: Annotated[str | None, Query(description="Comma-separated collection ids")] = None
+    limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None
+    token: Annotated[str | None, Query(description=_TOKEN)] = None
+
+    def given(self) -> dict[str, Any]:
+        """The parameters the client sent."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+class SearchBody(BaseModel):
+    """The JSON body of a POST search: the GET parameters, with lists as JSON arrays."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bbox: list[float] | None = Field(None, description=_BBOX)
+    intersects: dict[str, Any] | None = Field(None, description=_INTERSECTS)
+    datetime: str | None = Field(None, description=DATETIME_DESCRIPTION)
+    ids: list[str] | None = Field(None, description="Item ids")
+    collections: list[str] | None = Field(None, description="Collection ids")
+    limit: int | None = Field(None, ge=1, description=LIMIT_DESCRIPTION)
+    token: str | None = Field(None, description=_TOKEN)
 
 
 @dataclass(frozen=True)
 class Search:
     """A validated search."""
 
+    limit: int
     collections: tuple[str, ...] | None = None
     ids: tuple[str, ...] | None = None
     area: BaseGeometry | None = None
-    interval: tuple[dt.datetime | None, dt.datetime | None] | None = None
-    limit: int = DEFAULT_LIMIT
+    interval: TimeInterval | None = None
     offset: int = 0
     body: dict[str, Any] = field(default_factory=dict)
 
@@ -85,18 +121,6 @@ def _intersects(value: Any) -> BaseGeometry | None:
     return geom
 
 
-def _limit(value: Any) -> int:
-    if value is None:
-        return DEFAULT_LIMIT
-    try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise InvalidParameter(f"Parameter 'limit': '{value}' is not an integer.") from None
-    if limit < 1:
-        raise InvalidParameter("Parameter 'limit' must be 1 or more.")
-    return min(limit, MAX_LIMIT)
-
-
 def encode_token(offset: int) -> str:
     """A paging token for the page starting at ``offset``."""
     return base64.urlsafe_b64encode(f"o{offset}".encode()).decode().rstrip("=")
@@ -114,17 +138,8 @@ def _offset(token: Any) -> int:
         raise InvalidParameter("Parameter 'token' is not a paging token this server issued.") from None
 
 
-def _arrays_only(body: dict[str, Any]) -> None:
-    """A POST body gives lists as JSON arrays, not comma-separated strings."""
-    for name in ("bbox", "collections", "ids"):
-        if name in body and not isinstance(body[name], list):
-            raise InvalidParameter(f"Field '{name}' of a POST search must be a JSON array.")
-
-
-def parse(params: dict[str, Any], post: bool = False) -> Search:
-    """Validate search parameters (GET query values as strings, or a POST body with ``post``)."""
-    if post:
-        _arrays_only(params)
+def parse(params: dict[str, Any], default_limit: int, max_limit: int) -> Search:
+    """Validate search parameters: ``SearchQuery.given()`` or a ``SearchBody`` as a dict."""
     empty = [k for k in ("bbox", "intersects") if params.get(k) in ("", [])]
     if empty:
         raise InvalidParameter(f"Parameter '{empty[0]}' is empty.")
@@ -132,15 +147,12 @@ def parse(params: dict[str, Any], post: bool = False) -> Search:
     geom = _intersects(params.get("intersects"))
     if area is not None and geom is not None:
         raise InvalidParameter("Give either 'bbox' or 'intersects', not both.")
-    when = params.get("datetime")
-    if when is not None and not isinstance(when, str):
-        raise InvalidParameter("Parameter 'datetime' must be a string.")
     return Search(
+        limit=parse_limit(params.get("limit"), default_limit, max_limit),
         collections=_strings(params.get("collections"), "collections"),
         ids=_strings(params.get("ids"), "ids"),
         area=area if area is not None else geom,
-        interval=parse_interval(when, strict=True) if when else None,
-        limit=_limit(params.get("limit")),
+        interval=parse_datetime(params.get("datetime")),
         offset=_offset(params.get("token")),
         body={k: v for k, v in params.items() if k != "token"},
     )
@@ -164,7 +176,7 @@ def matches(entry: Entry, s: Search) -> bool:
     if s.ids is not None and entry.id not in s.ids:
         return False
     if s.interval is not None:
-        start, end = s.interval
+        start, end = s.interval.start, s.interval.end
         if (start and entry.datetime < start) or (end and entry.datetime > end):
             return False
     return s.area is None or s.area.intersects(entry.geometry)

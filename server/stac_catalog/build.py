@@ -20,7 +20,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Stat
 
 from server.assets import asset_path
 from server.catalog import Catalog, RasterAsset, RasterCollection
-from server.raster.assets import parse_time
+from server.params import parse_instant
 from server.stac_catalog.describe import CogInfo, describe
 
 WEB_MAP_LINKS = "https://stac-extensions.github.io/web-map-links/v1.2.0/schema.json"
@@ -80,7 +80,7 @@ def _data_asset(base: str, c: RasterCollection, asset: RasterAsset, info: CogInf
 def build_item(base: str, c: RasterCollection, asset: RasterAsset, info: CogInfo) -> pystac.Item:
     """The STAC Item of one registered asset."""
     item = pystac.Item(
-        id=asset.id, geometry=info.footprint, bbox=list(info.bbox), datetime=parse_time(asset.datetime),
+        id=asset.id, geometry=info.footprint, bbox=list(info.bbox), datetime=parse_instant(asset.datetime),
         properties={"title": f"{c.title.zh} {asset.datetime[:10]}", "gsd": c.raster.resolution_m},
         collection=c.id,
     )
@@ -109,7 +109,7 @@ def build_collection(base: str, c: RasterCollection, items: list[pystac.Item]) -
     interval = c.extent.temporal.interval if c.extent.temporal else (None, None)
     extent = pystac.Extent(
         pystac.SpatialExtent([list(c.extent.spatial.bbox)]),
-        pystac.TemporalExtent([[parse_time(v) if v else None for v in interval]]),
+        pystac.TemporalExtent([[parse_instant(v) if v else None for v in interval]]),
     )
     coll = pystac.Collection(
         id=c.id, title=f"{c.title.zh} {c.title.en}", description=f"{c.description.zh}\n\n{c.description.en}",

@@ -8,7 +8,7 @@ the layers of the others; an unknown or fully hidden style answers 404 like a mi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -19,7 +19,7 @@ from server.policy import visible_collections
 from server.settings import Settings
 from server.styles.render import render_style
 from server.styles.store import StyleTemplate, load_styles
-from server.web import JSON, base_url, json_response, language, link, output_format
+from server.web import JSON, base_url, format_param, json_response, language, link, output_format
 
 router = APIRouter(tags=["Styles"])
 
@@ -32,6 +32,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-styles-1/1.0/conf/json",
 ]
 _DEFAULT_DIR: Path = Settings.model_fields["styles_dir"].default
+JsonOnly = Annotated[str | None, format_param("json")]
 
 
 def _styles(request: Request) -> dict[str, StyleTemplate]:
@@ -82,7 +83,7 @@ def _rendered(request: Request, style_id: str) -> tuple[StyleTemplate, dict[str,
 
 
 @router.get("/styles", summary="The map styles")
-async def styles_list(request: Request):
+async def styles_list(request: Request, f: JsonOnly = None):
     """Every style offered to this caller, with links to its stylesheet and metadata."""
     output_format(request, ("json",))
     base, lang = base_url(request), language(request)
@@ -102,7 +103,7 @@ async def styles_list(request: Request):
 
 
 @router.get("/styles/{styleId}", summary="A style as a MapLibre style document")
-async def style(request: Request, styleId: str):
+async def style(request: Request, styleId: str, f: Annotated[str | None, format_param("mapbox", "json")] = None):
     """The MapLibre style, with tile URLs on this server (``f=mapbox``, the default)."""
     fmt = output_format(request, ("mapbox", "json"))
     _, doc = _rendered(request, styleId)
@@ -121,7 +122,7 @@ def _layer_entries(doc: dict[str, Any], base: str) -> list[dict[str, Any]]:
 
 
 @router.get("/styles/{styleId}/metadata", summary="Metadata of a style")
-async def style_metadata(request: Request, styleId: str) -> Response:
+async def style_metadata(request: Request, styleId: str, f: JsonOnly = None) -> Response:
     """Title, description, keywords, the stylesheet and the layers of a style."""
     output_format(request, ("json",))
     template, doc = _rendered(request, styleId)

@@ -13,27 +13,52 @@ Responses:
   that is not an integer: 400. All errors carry the OGC exception body.
 - tileset metadata: OGC JSON by default; TileJSON 3.0.0 with ``f=tilejson`` or
   ``Accept: application/vnd.mapbox.tile+json`` (WebMercatorQuad only; other grids answer 406).
+- a base map tile draws every vector collection the caller may see, or those named in
+  ``collections`` (comma-separated ids; a name that is not one of them is a 400).
+
+Every query parameter is declared on its route, so that ``/api`` documents it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import morecantile
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from server.cache import cached
 from server.catalog import Collection, VectorCollection
-from server.errors import NotAcceptable
+from server.errors import InvalidParameter, NotAcceptable
+from server.params import DATETIME_DESCRIPTION
 from server.policy import restriction_for, restrictions, visible_collection, visible_collections
 from server.tiles import metadata
 from server.tiling.handlers import handler_for
 from server.tiling.matrix_sets import check_tile, get_tms, tms_ids
 from server.tiling.zooms import tile_request, visible
-from server.web import JSON, base_url, json_response, language, link
+from server.web import JSON, base_url, format_param, json_response, language, link
 
 router = APIRouter(tags=["Tiles"])
+
+TilesetFormat = Annotated[str | None, format_param("json", "tilejson")]
+TileFormat = Annotated[str | None, Query(
+    description="Vector collections: mvt. Imagery: jpeg (default), png or webp. Elevation: png (default) or webp",
+    json_schema_extra={"enum": ["mvt", "jpeg", "jpg", "png", "webp"]},
+)]
+Render = Annotated[str | None, Query(
+    description="Elevation collections: terrain-rgb (default), terrarium or hillshade",
+    json_schema_extra={"enum": ["terrain-rgb", "terrarium", "hillshade"]},
+)]
+Item = Annotated[str | None, Query(
+    description="Raster collections: the acquisition (item id) to draw; not with datetime",
+)]
+When = Annotated[str | None, Query(
+    description="Raster collections: the latest acquisition at or before this instant, or the latest inside this "
+                f"interval. {DATETIME_DESCRIPTION}",
+)]
+Layers = Annotated[str | None, Query(
+    description="Comma-separated ids of the collections to draw (default: every vector collection of the base map)",
+)]
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
@@ -83,8 +108,7 @@ def _properties(request: Request, collection: VectorCollection) -> tuple[str, ..
     return tuple(f for f in collection.field_names if wanted is None or f in wanted or f == id_field)
 
 
-def _wants_tilejson(request: Request) -> bool:
-    f = request.query_params.get("f")
+def _wants_tilejson(request: Request, f: str | None) -> bool:
     if f is not None:
         if f not in ("json", "tilejson"):
             raise NotAcceptable(f"Parameter 'f': '{f}' is not offered here; use json or tilejson.")
@@ -92,8 +116,7 @@ def _wants_tilejson(request: Request) -> bool:
     return metadata.TILEJSON in request.headers.get("accept", "")
 
 
-def _check_format(request: Request) -> None:
-    f = request.query_params.get("f")
+def _check_format(f: str | None) -> None:
     if f is not None and f != "mvt":
         raise NotAcceptable(f"Parameter 'f': '{f}' is not offered for vector tiles; use mvt.")
 
@@ -139,7 +162,7 @@ async def collection_tilesets(request: Request, collectionId: str):
 
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="Tileset metadata of a collection")
-async def collection_tileset(request: Request, collectionId: str, tileMatrixSetId: str):
+async def collection_tileset(request: Request, collectionId: str, tileMatrixSetId: str, f: TilesetFormat = None):
     """OGC tileset metadata, or TileJSON 3.0 (``f=tilejson``) for WebMercatorQuad."""
     c = _collection(request, collectionId)
     tms = get_tms(tileMatrixSetId)
@@ -153,7 +176,8 @@ async def collection_tileset(request: Request, collectionId: str, tileMatrixSetI
     responses={200: {"content": {metadata.MVT: {}}}, 204: {"description": "Nothing to draw in this tile"}},
 )
 async def collection_tile(
-    request: Request, collectionId: str, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int
+    request: Request, collectionId: str, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int,
+    f: TileFormat = None, render: Render = None, item: Item = None, datetime: When = None,
 ):
     """One tile: MVT with a single layer named after the collection (raster collections: an image)."""
     c = _collection(request, collectionId)
@@ -172,13 +196,13 @@ class VectorTiles:
     def tileset(self, request: Request, collection: VectorCollection, tms: morecantile.TileMatrixSet) -> Response:
         """OGC tileset metadata, or TileJSON 3.0 (``f=tilejson``) for WebMercatorQuad."""
         url = f"{base_url(request)}/collections/{collection.id}/tiles/{tms.id}"
-        return _tileset_response(request, [collection], tms, url, collection)
+        return _tileset_response(request, [collection], tms, url, collection, request.query_params.get("f"))
 
     async def tile(
         self, request: Request, collection: VectorCollection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile
     ) -> Response:
         """The MVT of one tile (204 when nothing is drawn), through the response cache."""
-        _check_format(request)
+        _check_format(request.query_params.get("f"))
         restriction = restriction_for(request, collection)
 
         async def produce() -> Response:
@@ -205,11 +229,11 @@ async def dataset_tilesets(request: Request):
 
 
 @router.get("/tiles/{tileMatrixSetId}", summary="Base map tileset metadata")
-async def dataset_tileset(request: Request, tileMatrixSetId: str):
+async def dataset_tileset(request: Request, tileMatrixSetId: str, f: TilesetFormat = None):
     """OGC tileset metadata with one layer per vector collection, or TileJSON 3.0 for WebMercatorQuad."""
     tms = get_tms(tileMatrixSetId)
     base = base_url(request)
-    return _tileset_response(request, _vector_collections(request), tms, f"{base}/tiles/{tms.id}", None)
+    return _tileset_response(request, _vector_collections(request), tms, f"{base}/tiles/{tms.id}", None, f)
 
 
 @router.get(
@@ -218,28 +242,43 @@ async def dataset_tileset(request: Request, tileMatrixSetId: str):
     response_class=Response,
     responses={200: {"content": {metadata.MVT: {}}}, 204: {"description": "Nothing to draw in this tile"}},
 )
-async def dataset_tile(request: Request, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int):
-    """One MVT with a layer per vector collection drawn at this level (one read)."""
+async def dataset_tile(
+    request: Request, tileMatrixSetId: str, tileMatrix: int, tileRow: int, tileCol: int,
+    f: Annotated[str | None, format_param("mvt")] = None, collections: Layers = None,
+):
+    """One MVT with a layer per vector collection drawn at this level (one read); ``collections`` picks some."""
     tms = get_tms(tileMatrixSetId)
     tile = check_tile(tms, tileMatrix, tileRow, tileCol)
-    _check_format(request)
-    collections = _vector_collections(request)
+    _check_format(f)
+    layers = _vector_collections(request)
+    if collections is not None:
+        layers = _selected(layers, collections)
 
     async def produce() -> Response:
-        layers = [
-            (c, tile_request(c, tms, tile, _properties(request, c))) for c in collections if visible(c, tms, tile.z)
-        ]
-        if not layers:
+        drawn = [(c, tile_request(c, tms, tile, _properties(request, c))) for c in layers if visible(c, tms, tile.z)]
+        if not drawn:
             return _empty()
-        return _mvt(await request.app.state.source.tiles(layers, restrictions=restrictions(request)))
+        return _mvt(await request.app.state.source.tiles(drawn, restrictions=restrictions(request)))
 
-    parts = (tms.id, tileMatrix, tileRow, tileCol, "mvt")
-    return await cached(request, "basemap-tile", parts, produce, collections=collections, query=False)
+    parts = (tms.id, tileMatrix, tileRow, tileCol, "mvt", *([c.id for c in layers] if collections is not None else ()))
+    return await cached(request, "basemap-tile", parts, produce, collections=layers, query=False)
+
+
+def _selected(layers: list[VectorCollection], raw: str) -> list[VectorCollection]:
+    """The base map layers named in ``collections``, in base map order; a name that is not one is a 400."""
+    wanted = {name.strip() for name in raw.split(",") if name.strip()}
+    if not wanted:
+        raise InvalidParameter("Parameter 'collections' names no collection.")
+    unknown = sorted(wanted - {c.id for c in layers})
+    if unknown:
+        names = ", ".join(map(repr, unknown))
+        raise InvalidParameter(f"Parameter 'collections': {names} is not a layer of the base map.")
+    return [c for c in layers if c.id in wanted]
 
 
 def _tileset_response(
     request: Request, collections: list[VectorCollection], tms: morecantile.TileMatrixSet, url: str,
-    single: VectorCollection | None,
+    single: VectorCollection | None, f: str | None,
 ) -> Response:
     base = base_url(request)
     lang = language(request)
@@ -248,7 +287,7 @@ def _tileset_response(
         description = single.description.en if lang == "en" else single.description.zh
     else:
         title, description = "OneMap base map 一张图底图", "Every vector collection as a layer."
-    if _wants_tilejson(request):
+    if _wants_tilejson(request, f):
         if tms.id != "WebMercatorQuad":
             raise NotAcceptable(f"TileJSON is offered for WebMercatorQuad only, not for {tms.id}.")
         doc = metadata.tilejson(collections, url, title, description, lang)

@@ -1,0 +1,146 @@
+"""The API definition: ``/api`` (OpenAPI 3.0) and its documentation page ``/api.html``.
+
+FastAPI writes OpenAPI 3.1 (JSON Schema 2020-12). OGC API clients and validators (and the ``oas30``
+conformance classes declared here) expect 3.0, so the document is rewritten once per app into 3.0.3:
+a nullable ``anyOf [X, null]`` becomes ``X`` with ``nullable``, ``const`` an ``enum``, numeric
+exclusive bounds booleans, schema ``examples`` one ``example``. Request validation errors are
+answered 400 with the OGC exception body (``server.errors``), so operations document that, not
+FastAPI's 422. The API key schemes come from ``server.credentials`` (optional: the internet edition
+admits anonymous callers).
+
+``/api`` answers ``application/vnd.oai.openapi+json;version=3.0`` when the Accept header asks for
+the OpenAPI media type, else ``application/json``; the document is the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import HTMLResponse, Response
+
+from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
+from server.web import JSON, OPENAPI, OPENAPI_VERSION, json_response
+
+router = APIRouter()
+
+API_PATH = "/api"
+OAUTH2_REDIRECT_PATH = "/docs/oauth2-redirect"
+_NULL = {"type": "null"}
+_ONLY_31 = ("jsonSchemaDialect", "webhooks")
+_EXCEPTION = {
+    "type": "object",
+    "required": ["code", "description"],
+    "properties": {
+        "code": {"type": "string", "example": "InvalidParameterValue"},
+        "description": {"type": "string", "description": "What was wrong, naming the parameter"},
+        "status": {"type": "integer", "example": 400},
+    },
+}
+_BAD_REQUEST = {
+    "description": "A parameter has a bad value; the description names it",
+    "content": {JSON: {"schema": {"$ref": "#/components/schemas/Exception"}}},
+}
+
+
+def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``anyOf`` with a ``null`` option -> the other option(s) with ``nullable: true``."""
+    options = [o for o in schema.pop("anyOf") if o != _NULL]
+    if len(options) == 1 and "$ref" not in options[0]:
+        schema = {**options[0], **schema}
+    elif len(options) == 1:
+        schema["allOf"] = options
+    else:
+        schema["anyOf"] = options
+    schema["nullable"] = True
+    return schema
+
+
+def as_openapi30(node: Any) -> Any:
+    """A FastAPI (OpenAPI 3.1 / JSON Schema 2020-12) document or part of one, rewritten as OpenAPI 3.0."""
+    if isinstance(node, list):
+        return [as_openapi30(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: as_openapi30(v) for k, v in node.items()}
+    if isinstance(out.get("anyOf"), list) and _NULL in out["anyOf"]:
+        out = _nullable(out)
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if isinstance(out.get("examples"), list):  # in a schema (elsewhere ``examples`` is a map)
+        examples = out.pop("examples")
+        if examples:
+            out["example"] = examples[0]
+    for bound, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        value = out.get(bound)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[inclusive], out[bound] = value, True
+    return out
+
+
+def _ogc_errors(doc: dict[str, Any]) -> None:
+    """Operations answer bad parameters 400 with the OGC exception body, never FastAPI's 422."""
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.pop("422", None) is not None:
+                responses.setdefault("400", _BAD_REQUEST)
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    schemas["Exception"] = _EXCEPTION
+
+
+def _key_schemes(doc: dict[str, Any]) -> None:
+    """The API key, in its header or a query parameter; optional as a whole (editions differ)."""
+    schemes = {"ApiKeyHeader": {"type": "apiKey", "in": "header", "name": KEY_HEADER_NAME}}
+    schemes |= {f"ApiKeyQuery_{name}": {"type": "apiKey", "in": "query", "name": name} for name in KEY_PARAMS}
+    doc["components"]["securitySchemes"] = schemes
+    doc["security"] = [{name: []} for name in schemes] + [{}]
+
+
+def api_document(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of the app's routes (built once per app)."""
+    cached = getattr(app.state, "api_document", None)
+    if cached is None:
+        doc = get_openapi(
+            title=app.title, version=app.version, openapi_version=OPENAPI_VERSION,
+            description=app.description, routes=app.routes,
+        )
+        for key in _ONLY_31:
+            doc.pop(key, None)
+        doc["info"].pop("summary", None)
+        doc["info"].get("license", {}).pop("identifier", None)
+        _ogc_errors(doc)
+        _key_schemes(doc)
+        cached = app.state.api_document = as_openapi30(doc)
+    return cached
+
+
+@router.get(API_PATH, include_in_schema=False)
+async def api(request: Request) -> Response:
+    """The API definition; ``Accept: application/vnd.oai.openapi+json`` gets that media type."""
+    doc = api_document(request.app)
+    root = request.scope.get("root_path", "").rstrip("/")
+    if root:  # mounted under a prefix: the paths are relative to it
+        doc = {**doc, "servers": [{"url": root}]}
+    wanted = OPENAPI if OPENAPI.split(";")[0] in request.headers.get("accept", "") else JSON
+    return json_response(doc, media_type=wanted, headers={"Vary": "Accept"})
+
+
+@router.get(f"{API_PATH}.html", include_in_schema=False)
+async def api_page(request: Request) -> HTMLResponse:
+    """The API documentation (Swagger UI over ``/api``)."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    return get_swagger_ui_html(
+        openapi_url=root + API_PATH, title=f"{request.app.title} - Swagger UI",
+        oauth2_redirect_url=root + OAUTH2_REDIRECT_PATH,
+    )
+
+
+@router.get(OAUTH2_REDIRECT_PATH, include_in_schema=False)
+async def oauth2_redirect() -> HTMLResponse:
+    """Swagger UI's OAuth2 redirect page."""
+    return get_swagger_ui_oauth2_redirect_html()

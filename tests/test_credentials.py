@@ -1,0 +1,43 @@
+"""Credentials (``server.credentials``) never reach what the server writes: links, the access log."""
+
+from __future__ import annotations
+
+import logging
+
+from server.credentials import ACCESS_LOGGER
+from tests.support.rasters import raster_client, raster_dir  # noqa: F401
+
+ITEMS = "/collections/parcels/items"
+SEARCH = "/stac/search"
+
+
+def test_credentials_never_reach_links(raster_client):
+    secret = "om_000000000000_not-a-real-key"
+    page = raster_client.get(ITEMS, params={"limit": 1, "api_key": secret})
+    found = raster_client.get(SEARCH, params={"limit": 1, "api_key": secret})
+    for r in (page, found):
+        assert r.status_code == 200 and secret not in r.text and "api_key" not in r.text
+        assert {link["rel"] for link in r.json()["links"]} >= {"self", "next"}
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def test_credentials_never_reach_the_access_log(raster_client):
+    logger, lines = logging.getLogger(ACCESS_LOGGER), _Lines()
+    level = logger.level
+    logger.addHandler(lines)
+    logger.setLevel(logging.INFO)
+    try:  # the line uvicorn writes for each request
+        logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET",
+                    "/collections/parcels/items?limit=1&api_key=s3cret&ACCESS_TOKEN=t0ken", "1.1", 200)
+    finally:
+        logger.removeHandler(lines)
+        logger.setLevel(level)
+    assert lines.lines == ['127.0.0.1:5000 - "GET /collections/parcels/items?limit=1 HTTP/1.1" 200']

@@ -60,7 +60,7 @@ def violations() -> list[str]:
     for path, part in _modules():
         if part in ENTRY or part == "__init__":
             continue
-        for line, module, name in _imports(path):
+        for line, module, _name in _imports(path):
             target = _part(module)
             if target == part or target in FLOOR:
                 continue

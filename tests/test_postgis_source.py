@@ -32,7 +32,7 @@ ALL_P, ALL_S = Restriction.unrestricted(PARCELS), Restriction.unrestricted(SURVE
 N = 25
 SIZE = 0.01
 FIRST_DATE = dt.date(2015, 1, 1)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def code(n: int) -> str:

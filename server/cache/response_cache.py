@@ -23,9 +23,10 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson

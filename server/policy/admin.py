@@ -73,7 +73,7 @@ class AdminStore(Protocol):
 
 def _iso(value: dt.datetime | None) -> str | None:
     """UTC, fixed width, so that text comparison is time comparison."""
-    return None if value is None else value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _time(value: Any) -> dt.datetime | None:
@@ -90,7 +90,7 @@ def _key_values(r: KeyRecord, text_times: bool) -> tuple:
 
 
 def _key_record(row: tuple) -> KeyRecord:
-    d = dict(zip(KEY_COLUMNS, row))
+    d = dict(zip(KEY_COLUMNS, row, strict=True))
     scopes = d["scopes"]
     if isinstance(scopes, str):
         scopes = orjson.loads(scopes)
@@ -106,7 +106,7 @@ def _key_record(row: tuple) -> KeyRecord:
 
 
 def _audit_record(row: tuple) -> AuditRecord:
-    d = dict(zip(AUDIT_COLUMNS, row))
+    d = dict(zip(AUDIT_COLUMNS, row, strict=True))
     d["ts"] = _time(d["ts"])
     return AuditRecord(**d)
 

@@ -31,7 +31,7 @@ class StoreLabel:
     released: str | None = None
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[str, str]]) -> "StoreLabel":
+    def from_rows(cls, rows: list[tuple[str, str]]) -> StoreLabel:
         """From (key, value) rows; no rows gives the master label."""
         d = dict(rows)
         if "edition" not in d:

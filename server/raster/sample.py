@@ -94,7 +94,8 @@ def _write_imagery(path: Path, season: int, when: str, scale: int) -> None:
             rows = min(_STRIP, height - row)
             ys = transform.f - (np.arange(row, row + rows) + 0.5) * (-transform.e)
             lat = np.degrees(np.arctan(np.sinh(ys / _MERC_R)))
-            dst.write(landscape.imagery_strip(lon, lat, season, seed=1000 * season + row), window=Window(0, row, width, rows))
+            strip = landscape.imagery_strip(lon, lat, season, seed=1000 * season + row)
+            dst.write(strip, window=Window(0, row, width, rows))
         dst.descriptions = ("red", "green", "blue")
         dst.update_tags(ACQUISITION_DATETIME=when, PRODUCT="orthophoto RGB")
 

@@ -141,7 +141,8 @@ def _grid(bounds: tuple[float, ...], width: int, height: int, buffer: int) -> di
     """Warp straight onto the output grid (plus ``buffer`` pixels around), not onto an intermediate
     grid at the source's resolution that is then resampled: one warp instead of two."""
     dx, dy = (bounds[2] - bounds[0]) / width, (bounds[3] - bounds[1]) / height
-    left, bottom, right, top = bounds[0] - buffer * dx, bounds[1] - buffer * dy, bounds[2] + buffer * dx, bounds[3] + buffer * dy
+    left, bottom = bounds[0] - buffer * dx, bounds[1] - buffer * dy
+    right, top = bounds[2] + buffer * dx, bounds[3] + buffer * dy
     w, h = width + 2 * buffer, height + 2 * buffer
     return {"transform": from_bounds(left, bottom, right, top, w, h), "width": w, "height": h}
 
@@ -221,7 +222,8 @@ def _limits(collection: RasterCollection, tms: morecantile.TileMatrixSet) -> lis
 
 def _tile_links(collection: RasterCollection, url: str) -> list[dict[str, Any]]:
     if collection.raster.kind == "imagery":
-        kinds = [("jpeg", "", "JPEG"), ("png", "?f=png", "PNG, transparent outside the data"), ("webp", "?f=webp", "WebP")]
+        kinds = [("jpeg", "", "JPEG"), ("png", "?f=png", "PNG, transparent outside the data"),
+                 ("webp", "?f=webp", "WebP")]
     else:
         kinds = [("png", "?render=terrain-rgb", "Terrain-RGB (Mapbox), PNG"),
                  ("png", "?render=terrarium", "Terrarium (Mapzen), PNG"),
@@ -274,5 +276,6 @@ class RasterTiles:
         options = tuple(tuple(request.query_params.getlist(k)) for k in ("f", "render", "item", "datetime"))
         return await cached(
             request, "raster-tile", (collection.id, tms.id, tile.z, tile.y, tile.x, options),
-            lambda: tile_response(request, collection, tms, tile, settings, restriction=restriction), collections=[collection], query=False,
+            lambda: tile_response(request, collection, tms, tile, settings, restriction=restriction),
+            collections=[collection], query=False,
         )

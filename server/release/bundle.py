@@ -40,7 +40,7 @@ Progress = Callable[[str], None]
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _write_vectors(store: Store, vectors: list[CollectionAccess], bundle: Store, label: StoreLabel,

@@ -117,7 +117,7 @@ def buildings_for(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray, rng
     floors = np.minimum(floors, hi)
     per_floor = np.array([s[7] for s in spec])
     height = np.round(floors * per_floor + rng.uniform(0.3, 1.5, n), 1)
-    uses = [s[0][i % len(s[0])] for s, i in zip(spec, rng.integers(0, 6, n).tolist())]
+    uses = [s[0][i % len(s[0])] for s, i in zip(spec, rng.integers(0, 6, n).tolist(), strict=True)]
     y0 = np.array([s[8] for s in spec])
     y1 = np.array([s[9] for s in spec])
     first = (np.array(y0 - 1980) * 365.25).astype(np.int64)

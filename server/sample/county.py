@@ -66,7 +66,7 @@ def polar_shape(cx: float, cy: float, radius: float, phases: np.ndarray, wobble=
     """A smooth irregular blob: a circle whose radius varies with a few harmonics."""
     theta = np.linspace(0, 2 * np.pi, 181)[:-1]
     r = np.ones_like(theta)
-    for k, (amp, phase) in enumerate(zip(wobble, phases)):
+    for k, (amp, phase) in enumerate(zip(wobble, phases, strict=True)):
         r += amp * np.sin((2 * k + 3) * theta + phase)
     return shapely.Polygon(np.column_stack([cx + radius * r * np.cos(theta), cy + radius * r * np.sin(theta)]))
 
@@ -114,7 +114,7 @@ class Layout:
         theta = np.linspace(0, 2 * np.pi, 721)[:-1]
         phases = self.rng.uniform(0, 2 * np.pi, 6)
         r = 1.0
-        for k, amp in zip((2, 3, 5, 7, 11, 17), (0.07, 0.06, 0.04, 0.025, 0.015, 0.008)):
+        for k, amp in zip((2, 3, 5, 7, 11, 17), (0.07, 0.06, 0.04, 0.025, 0.015, 0.008), strict=True):
             r = r + amp * np.sin(k * theta + phases[(k * 7) % 6])
         u = np.clip(0.5 + 0.44 * r * np.cos(theta), 0.005, 0.995)
         v = np.clip(0.5 + 0.44 * r * np.sin(theta), 0.005, 0.995)

@@ -73,7 +73,7 @@ class JsonBytesLoader(Loader):
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class PostGISSource:
@@ -236,7 +236,7 @@ class PostGISSource:
         props = restriction.select(collection, q.properties)
         params: dict[str, Any] = {"limit": q.limit, "probe": q.limit + 1}
         if q.bbox is not None:
-            params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox)))
+            params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox), strict=True))
         temporal = restriction.temporal_field(collection)
         if q.interval is not None and temporal:
             params.update(self._time_params(collection, temporal, q.interval))
@@ -368,19 +368,26 @@ def problems(vectors: list[VectorCollection], rows: list[tuple], versioned: set[
         if cols is None:
             issues.append(f"{c.id}: table '{src.table}' does not exist")
             continue
-        geom_type = cols.get(src.geometry_field)
-        if geom_type is None:
-            issues.append(f"{c.id}: geometry column '{src.table}.{src.geometry_field}' does not exist")
-        elif not geom_type.startswith("geometry"):
-            issues.append(f"{c.id}: column '{src.table}.{src.geometry_field}' is {geom_type}, not a geometry")
-        for f in c.fields:
-            type_ = cols.get(f.name)
-            if type_ is None:
-                issues.append(f"{c.id}: column '{src.table}.{f.name}' does not exist")
-            elif not type_.startswith(COLUMN_TYPES[f.type]):
-                issues.append(f"{c.id}: column '{src.table}.{f.name}' is {type_}, expected {f.type}")
+        issues += _column_problems(c, cols)
         if src.table not in versioned:
             issues.append(f"{c.id}: data versioning is not installed on '{src.table}' (run install_versioning)")
+    return issues
+
+
+def _column_problems(c: VectorCollection, cols: dict[str, str]) -> list[str]:
+    """What is wrong with the geometry and field columns of ``c``'s table, whose columns are ``cols``."""
+    src, issues = c.source, []
+    geom_type = cols.get(src.geometry_field)
+    if geom_type is None:
+        issues.append(f"{c.id}: geometry column '{src.table}.{src.geometry_field}' does not exist")
+    elif not geom_type.startswith("geometry"):
+        issues.append(f"{c.id}: column '{src.table}.{src.geometry_field}' is {geom_type}, not a geometry")
+    for f in c.fields:
+        type_ = cols.get(f.name)
+        if type_ is None:
+            issues.append(f"{c.id}: column '{src.table}.{f.name}' does not exist")
+        elif not type_.startswith(COLUMN_TYPES[f.type]):
+            issues.append(f"{c.id}: column '{src.table}.{f.name}' is {type_}, expected {f.type}")
     return issues
 
 

@@ -109,7 +109,8 @@ def _fill(conn: psycopg.Connection, c: VectorCollection, names: dict[int, str]) 
         sql.Identifier(c.source.table),
         sql.Identifier(c.source.geometry_field),
     )
-    columns = sql.SQL(", ").join([*(sql.Identifier(f) for f in fields), sql.Identifier("_geom"), sql.Identifier("_size")])
+    columns = sql.SQL(", ").join([*(sql.Identifier(f) for f in fields), sql.Identifier("_geom"),
+                                  sql.Identifier("_size")])
     with conn.transaction(), conn.cursor(name=f"onemap_overview_{c.id}") as source:
         if exact:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -122,7 +123,7 @@ def _fill(conn: psycopg.Connection, c: VectorCollection, names: dict[int, str]) 
                 load = sql.Identifier(PG_SCHEMA, f"{names[zoom]}_load")
                 hexes = shapely.to_wkb(shapely.set_srid(level_geoms, MERCATOR_SRID), hex=True, include_srid=True)
                 with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(load, columns)) as copy:
-                    for i, h, size in zip(rows, hexes, sizes):
+                    for i, h, size in zip(rows, hexes, sizes, strict=True):
                         copy.write_row((*batch[i][1:], h, float(size)))
     return version
 

@@ -64,7 +64,7 @@ class PostGISWriter:
         geoms = shapely.to_wkb(shapely.set_srid(batch.geoms, c.source.srid), hex=True, include_srid=True)
         lines = [
             "\t".join([*(_text(v) for v in row[:-1]), row[-1]]) + "\n"
-            for row in zip(*(batch.columns[n] for n in names), geoms.tolist())
+            for row in zip(*(batch.columns[n] for n in names), geoms.tolist(), strict=True)
         ]
         target = sql.SQL("COPY {} ({}) FROM STDIN").format(
             self._table(c), sql.SQL(", ").join(sql.Identifier(n) for n in [*names, c.source.geometry_field])

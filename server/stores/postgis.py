@@ -84,7 +84,8 @@ class PostGISStore(Store):
         def batches() -> Iterator[Batch]:
             for v in views:
                 say(f"vector {v.id}")
-                yield from bundle.batches(v, restriction=Restriction.unrestricted(v))  # the bundle holds what its edition may
+                # the bundle holds what its edition may
+                yield from bundle.batches(v, restriction=Restriction.unrestricted(v))
 
         write_all(self.writer(views), batches())
         self._drop_others(catalog, {v.id for v in views})

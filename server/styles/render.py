@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from server.catalog import Collection, RasterCollection
 from server.extents import Bbox, union_bbox

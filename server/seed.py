@@ -115,7 +115,8 @@ class Progress:
     """A one-line text progress bar on a terminal; a line every few seconds otherwise."""
 
     def __init__(self, total: int, out: IO[str]) -> None:
-        self.total, self.out, self.counts = total, out, Counter()
+        self.total, self.out = total, out
+        self.counts: Counter[str] = Counter()
         self.started = self._last = time.monotonic()
         self.tty = out.isatty()
 

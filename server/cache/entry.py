@@ -77,10 +77,10 @@ class Entry:
 
     def body(self, encoding: str | None) -> bytes:
         """The bytes for a content coding chosen by ``http.choose_encoding``."""
-        if encoding == "br":
-            return self.br  # type: ignore[return-value]
-        if encoding == "gzip":
-            return self.gzip  # type: ignore[return-value]
+        if encoding == "br" and self.br is not None:
+            return self.br
+        if encoding == "gzip" and self.gzip is not None:
+            return self.gzip
         return self.identity
 
     def pack(self) -> bytes:

@@ -8,7 +8,7 @@ simplifier and the same rounding, so both backends answer the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,9 @@ def grid_size(precision: int) -> float:
     return 10.0 ** -precision
 
 
-_MULTI = {4: (shapely.MultiPoint, 0), 5: (shapely.MultiLineString, 1), 6: (shapely.MultiPolygon, 3)}
+_MULTI: dict[int, tuple[Callable[[list[Any]], shapely.Geometry], int]] = {
+    4: (shapely.MultiPoint, 0), 5: (shapely.MultiLineString, 1), 6: (shapely.MultiPolygon, 3),
+}
 
 
 def keep_multi(geoms: np.ndarray, types_before: np.ndarray) -> np.ndarray:

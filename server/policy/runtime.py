@@ -118,7 +118,7 @@ class PolicyRuntime:
 
     async def _record(self, key_id: str) -> KeyRecord | None:
         cached = self._keys.get(key_id, _UNKNOWN)  # one lookup: the entry may expire between two
-        if cached is not _UNKNOWN:
+        if cached is None or isinstance(cached, KeyRecord):
             return cached
         try:
             record = await run_in_threadpool(self.admin.get_key, key_id)
@@ -149,7 +149,7 @@ class PolicyRuntime:
             return policy
         parsed = parse_key(raw_key)
         record = await self._record(parsed[0]) if parsed else None
-        if record is None or record.revoked is not None or not record.matches(parsed[1]):
+        if parsed is None or record is None or record.revoked is not None or not record.matches(parsed[1]):
             raise Unauthorized(f"The API key is not valid. {KEY_HELP}")
         if not record.allows_ip(client_ip):
             raise Forbidden(f"The API key may not be used from address {client_ip}.")

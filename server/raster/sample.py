@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import morecantile
@@ -149,7 +150,7 @@ def write_sample_rasters(
     written = []
     for asset_id, rel, when, season in IMAGERY_ASSETS:
         say(f"raster {asset_id}")
-        written.append(_atomic(Path(data_dir) / rel, lambda p, s=season, w=when: _write_imagery(p, s, w, scale)))
+        written.append(_atomic(Path(data_dir) / rel, partial(_write_imagery, season=season, when=when, scale=scale)))
     asset_id, rel, when = DEM_ASSET
     say(f"raster {asset_id}")
     written.append(_atomic(Path(data_dir) / rel, lambda p: _write_dem(p, when, scale)))

@@ -34,6 +34,7 @@ from server.assets import asset_path
 from server.cache import cached
 from server.catalog import RasterCollection
 from server.errors import InvalidParameter
+from server.extents import as_bbox
 from server.policy import restriction_for
 from server.policy.model import Restriction
 from server.raster.assets import readable, select_asset
@@ -53,7 +54,7 @@ _TERRAIN = {"terrain-rgb": TerrainRGB(nodata_height=0.0), "terrarium": Terrarium
 _HILLSHADE = HillShade(azimuth=315, angle_altitude=45.0, buffer=3)
 # encoder options: PNG at zlib level 1 (a fraction of the CPU of the default level 6 for ~10-20 %
 # more bytes), JPEG at GDAL's default quality 75, WebP lossless for terrain and quality 80 otherwise
-_PNG = {"zlevel": 1}
+_PNG: dict[str, Any] = {"zlevel": 1}
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def overview_for(opened: Opened, bounds: tuple[float, ...], crs, size: int) -> i
     picks the overview itself.
     """
     ds = opened.reader.dataset
-    if ds.crs == crs or not opened.overviews:
+    if ds is None or ds.crs == crs or not opened.overviews:
         return None
     left, bottom, right, top = bounds
     xs, ys = _transformer(crs.to_wkt(), ds.crs.to_wkt()).transform(
@@ -154,12 +155,12 @@ def _read(store: RasterStore, path, tms: morecantile.TileMatrixSet, tile: moreca
         return None
     matrix = tms.matrix(tile.z)
     crs = fast_equivalent(tms.rasterio_crs)
-    bounds = tuple(tms.xy_bounds(tile))
+    bounds = as_bbox(tms.xy_bounds(tile))
     options: dict[str, Any] = {}
     if render == "hillshade":
         options = {"buffer": _HILLSHADE.buffer, "reproject_method": "bilinear", "resampling_method": "bilinear"}
     level = overview_for(opened, bounds, crs, matrix.tileWidth)
-    if opened.reader.dataset.crs != crs:
+    if opened.reader.crs != crs:
         options["vrt_options"] = _grid(bounds, matrix.tileWidth, matrix.tileHeight, options.get("buffer", 0))
         if level is not None:
             opened = store.open(path, level)
@@ -173,7 +174,7 @@ def encode(img: ImageData, fmt: str, render: str | None) -> bytes:
     """Apply the DEM render (if any) and encode the image."""
     if render in _TERRAIN:
         img = _TERRAIN[render](img)
-        extra = {"lossless": True} if fmt == "webp" else _PNG
+        extra: dict[str, Any] = {"lossless": True} if fmt == "webp" else _PNG
         return img.render(add_mask=False, img_format=fmt.upper(), **extra)
     if render == "hillshade":
         img = _HILLSHADE(img)

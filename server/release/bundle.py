@@ -26,7 +26,7 @@ import pystac
 from server.catalog import Catalog, Collection, RasterCollection, VectorCollection, load_catalog
 from server.policy.editions import check_against_catalog, load_editions
 from server.policy.labels import StoreLabel
-from server.policy.model import CollectionAccess, Restriction, checked
+from server.policy.model import Restriction, checked
 from server.policy.rasters import coarsen_cog, ground_resolution_m, within_resolution
 from server.policy.resolve import PolicyResolver
 from server.release.manifest import BundleError, write_manifest
@@ -43,17 +43,18 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_vectors(store: Store, vectors: list[CollectionAccess], bundle: Store, label: StoreLabel,
-                   say: Progress, overviews: bool) -> dict[str, int]:
+def _write_vectors(store: Store, vectors: list[tuple[VectorCollection, Restriction]], bundle: Store,
+                   label: StoreLabel, say: Progress, overviews: bool) -> dict[str, int]:
     """Copy the visible rows of ``vectors`` from ``store`` into the bundle's store, prepared and labelled."""
     def batches():
-        for a in vectors:
-            say(f"vector {a.id}")
-            yield from store.batches(a.view, restriction=a.restriction)
+        for view, restriction in vectors:
+            say(f"vector {view.id}")
+            yield from store.batches(view, restriction=restriction)
 
-    counts = {a.id: 0 for a in vectors} | write_all(bundle.writer([a.view for a in vectors]), batches())
+    views = [view for view, _ in vectors]
+    counts = {v.id: 0 for v in views} | write_all(bundle.writer(views), batches())
     say("data versions and tile overviews" if overviews else "data versions")
-    bundle.prepare(Catalog([a.view for a in vectors]), overviews=overviews)
+    bundle.prepare(Catalog(views), overviews=overviews)
     bundle.write_label(label)
     return counts
 
@@ -129,7 +130,7 @@ def build_release(settings: Settings, edition: str, out_dir: Path, base_url: str
     label = StoreLabel(edition, tuple(resolver.spec.levels), editions.rules_version, editions.digest, _now())
     access = list(resolver.policy().collections.values())
     try:
-        vectors = [a for a in access if isinstance(a.view, VectorCollection)]
+        vectors = [(a.view, a.restriction) for a in access if isinstance(a.view, VectorCollection)]
         counts = _write_vectors(store, vectors, GeoPackageStore(out / GPKG_NAME), label, say, overviews)
         rasters = [(a.view, a.restriction) for a in access if isinstance(a.view, RasterCollection)]
         raster_docs, shipped = _write_rasters(settings, rasters, out, say)

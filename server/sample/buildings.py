@@ -98,11 +98,11 @@ def footprints(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray) -> tup
         geoms.append(rects[ok])
         which.append(missing[ok])
         missing = missing[~ok]
-    geoms, which = np.concatenate(geoms), np.concatenate(which)
-    order = np.argsort(which, kind="stable")
-    geoms, which = geoms[order], which[order]
-    keep = rank_within(which) < MAX_PER_PARCEL
-    return geoms[keep], which[keep]
+    built, owner = np.concatenate(geoms), np.concatenate(which)
+    order = np.argsort(owner, kind="stable")
+    built, owner = built[order], owner[order]
+    keep = rank_within(owner) < MAX_PER_PARCEL
+    return built[keep], owner[keep]
 
 
 def buildings_for(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray, rng: np.random.Generator) -> Buildings:

@@ -44,7 +44,7 @@ def _outside_udb(layout: Layout, patches: Patches, mask: np.ndarray) -> np.ndarr
 
 
 def _merge(geoms: np.ndarray, groups: np.ndarray) -> list[tuple[int, shapely.Geometry]]:
-    out = []
+    out: list[tuple[int, shapely.Geometry]] = []
     for g in np.unique(groups):
         merged = shapely.union_all(geoms[groups == g])
         if not merged.is_empty and merged.area > 0:

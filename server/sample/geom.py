@@ -99,7 +99,7 @@ def rectangles(cx, cy, half_w, half_h, angles) -> np.ndarray:
     c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
     x = np.asarray(cx)[:, None] + c * lx - s * ly
     y = np.asarray(cy)[:, None] + s * lx + c * ly
-    return shapely.polygons(np.stack([x, y], axis=-1))
+    return np.asarray(shapely.polygons(np.stack([x, y], axis=-1)))
 
 
 def group_starts(sorted_keys: np.ndarray) -> np.ndarray:

@@ -125,7 +125,8 @@ class GeoPackageSource:
         src = collection.source
         props = restriction.select(collection, q.properties)
         temporal = restriction.temporal_field(collection)
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if q.bbox:
             where.append(
                 f'fid IN (SELECT id FROM "rtree_{src.table}_{src.geometry_field}" '

@@ -62,7 +62,7 @@ def load_sql(name: str) -> str:
 
 def template(name: str) -> sql.SQL:
     """``sql/<name>.sql`` as a ``psycopg.sql`` template (placeholders in braces)."""
-    return sql.SQL(load_sql(name))  # type: ignore[arg-type]  # trusted file shipped with the package
+    return sql.SQL(load_sql(name))  # trusted file shipped with the package
 
 
 class JsonBytesLoader(Loader):
@@ -121,7 +121,7 @@ class PostGISSource:
 
     # -- running statements -------------------------------------------------------------------
 
-    async def _fetch(self, query: sql.Composable, params: Any = None, *, many: bool = False) -> Any:
+    async def _fetch(self, query: str | sql.SQL | sql.Composed, params: Any = None, *, many: bool = False) -> Any:
         """Run one read; retry on another connection if this one was dead; map retryable failures."""
         for _ in range(self._attempts):
             conn: psycopg.AsyncConnection | None = None
@@ -401,7 +401,7 @@ def install_versioning(conn: psycopg.Connection, catalog: Catalog) -> list[str]:
     """
     done: list[str] = []
     with conn.transaction():
-        conn.execute(load_sql("versioning"))  # type: ignore[arg-type]
+        conn.execute(load_sql("versioning"))
         for c in catalog.of_kind(VectorCollection):
             exists = conn.execute("SELECT to_regclass(quote_ident(%s)) IS NOT NULL", [c.source.table]).fetchone()
             if not exists or not exists[0]:
@@ -409,7 +409,7 @@ def install_versioning(conn: psycopg.Connection, catalog: Catalog) -> list[str]:
             had = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'onemap_version'"
                 " AND tgrelid = to_regclass(quote_ident(%s)))", [c.source.table]
-            ).fetchone()[0]
+            ).fetchone() == (True,)
             conflict = sql.SQL("NOTHING" if had else "UPDATE SET version = v.version + 1")
             conn.execute(
                 template("version_trigger").format(

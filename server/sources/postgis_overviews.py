@@ -28,7 +28,7 @@ def fresh_collections(conn: psycopg.Connection) -> frozenset[str] | None:
     """Collections whose overviews were built from their current data version (None: not recorded)."""
     record = f"{PG_SCHEMA}.{OVERVIEW_VERSIONS}"
     found = conn.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-                         [record, DATA_VERSIONS]).fetchone()[0]
+                         [record, DATA_VERSIONS]).fetchone() == (True,)
     if not found:
         return None
     rows = conn.execute(
@@ -87,7 +87,7 @@ def _create_loading_table(conn: psycopg.Connection, c: VectorCollection, name: s
 
 def _data_version(conn: psycopg.Connection, c: VectorCollection) -> int | None:
     """The collection's current data version, or None without data versioning."""
-    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", [DATA_VERSIONS]).fetchone()[0]:
+    if conn.execute("SELECT to_regclass(%s) IS NOT NULL", [DATA_VERSIONS]).fetchone() != (True,):
         return None
     row = conn.execute(
         sql.SQL("SELECT version FROM {} WHERE collection = %s").format(sql.Identifier(DATA_VERSIONS)), [c.id]

@@ -142,7 +142,7 @@ def _layer_sql(c: VectorCollection, req: TileRequest, overview: str | None, simp
     fast = _fast(c, req, overview, restriction)
     inside = sql.SQL("c._g @ ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(p["fx0"], p["fy0"], p["fx1"], p["fy1"])
     affine = {k: sql.Placeholder(f"{prefix}{k}") if fast else sql.Literal(0) for k in ("sx", "sy", "ox", "oy")}
-    return sql.SQL(_template("tile_layer")).format(  # type: ignore[arg-type]  # trusted template
+    return sql.SQL(_template("tile_layer")).format(  # trusted template
         inside=inside if fast else sql.SQL("false"),
         **affine,
         layer=sql.Literal(c.id),

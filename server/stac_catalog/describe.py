@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.warp import transform_geom
-from shapely.geometry import box, mapping, shape
+from shapely.geometry import Polygon, box, mapping
+
+from server.extents import as_bbox
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def _describe(path: Path, _key: tuple) -> CogInfo:
     with rasterio.open(path) as src:
         native = box(*src.bounds)
         footprint = transform_geom(src.crs, "EPSG:4326", mapping(native))
-        geo = shape(footprint)
+        geo = Polygon(footprint["coordinates"][0])  # the transformed box: one ring
         rounded = {"type": "Polygon", "coordinates": [[[round(x, 7), round(y, 7)] for x, y in geo.exterior.coords]]}
         return CogInfo(
             epsg=src.crs.to_epsg(),
@@ -56,7 +58,7 @@ def _describe(path: Path, _key: tuple) -> CogInfo:
             transform=tuple(src.transform)[:6],
             native_bbox=tuple(src.bounds),
             footprint=rounded,
-            bbox=tuple(round(v, 7) for v in geo.bounds),
+            bbox=as_bbox(round(v, 7) for v in geo.bounds),
             dtype=src.dtypes[0],
             nodata=src.nodata,
             count=src.count,

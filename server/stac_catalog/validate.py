@@ -35,8 +35,9 @@ def _check_projection(fields: dict[str, Any]) -> list[str]:
     code = fields.get("proj:code")
     if code is not None and not (isinstance(code, str) and ":" in code):
         errors.append("projection: proj:code must be 'AUTHORITY:CODE'")
-    shape = fields.get("proj:shape")
-    if "proj:shape" in fields and not (_numbers(shape, (2,)) and all(isinstance(v, int) for v in shape)):
+    if "proj:shape" in fields and not (
+        _numbers(fields["proj:shape"], (2,)) and all(isinstance(v, int) for v in fields["proj:shape"])
+    ):
         errors.append("projection: proj:shape must be two integers")
     if "proj:transform" in fields and not _numbers(fields["proj:transform"], (6, 9)):
         errors.append("projection: proj:transform must be 6 or 9 numbers")
@@ -84,6 +85,8 @@ def check_extensions(d: dict[str, Any]) -> list[str]:
 def validate_dict(d: dict[str, Any]) -> list[str]:
     """Validate one STAC object given as JSON: core schema (pystac, local copies) and extensions."""
     kind = pystac.serialization.identify_stac_object_type(d)
+    if kind is None:
+        return ["core: not a STAC Catalog, Collection or Item"]
     try:
         JsonSchemaSTACValidator().validate_core(d, kind, d["stac_version"])
     except pystac.STACValidationError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from server.catalog import Catalog, Collection, VectorCollection
+from server.catalog import Catalog, VectorCollection
 from server.policy.admin import PostgresAdmin
 from server.policy.labels import StoreLabel, read_pg_label, write_pg_label
 from server.policy.model import Restriction
@@ -47,7 +47,7 @@ class PostGISStore(Store):
         """The admin tables, on a connection of their own."""
         return PostgresAdmin(self.url)
 
-    def writer(self, collections: list[Collection]) -> PostGISWriter:
+    def writer(self, collections: list[VectorCollection]) -> PostGISWriter:
         """Tables replaced in one transaction when it finishes."""
         return PostGISWriter(self.url, collections)
 
@@ -75,7 +75,7 @@ class PostGISStore(Store):
         with psycopg.connect(self.url) as conn:
             return fresh_collections(conn)
 
-    def load_bundle(self, gpkg: Path, catalog: Catalog, views: list[Collection], label: StoreLabel,
+    def load_bundle(self, gpkg: Path, catalog: Catalog, views: list[VectorCollection], label: StoreLabel,
                     say: Progress) -> None:
         """The tables are reloaded through the writer (typed tables, COPY, keys, GiST indexes), tables of
         collections not in the bundle are dropped, then data versioning, overviews and the label."""

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 QUOTA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
-REJECTED_STATUSES = (401, 403, 429)
 
 
 def quota_day(now: dt.datetime) -> tuple[str, dt.datetime, int]:

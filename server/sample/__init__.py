@@ -15,7 +15,6 @@ from server.settings import packaged
 from server.stores import Store
 from server.stores.batches import Batch, write_all
 
-DEFAULT_SCALE = 20_000
 COLLECTIONS = ("admin_boundaries", "land_survey", "planning_zones", "control_lines", "parcels", "buildings")
 
 

@@ -66,7 +66,7 @@ def _lattice_spots(parcels, codes, angle, cx, cy):
     c, s = np.cos(angle[owner]), np.sin(angle[owner])
     dx, dy = lx - cx[owner], ly - cy[owner]
     x, y = cx[owner] + c * dx - s * dy, cy[owner] + s * dx + c * dy
-    return owner, x, y, hw[owner], hh[owner], np.minimum(w, h)
+    return owner, x, y, hw[owner], hh[owner]
 
 
 def footprints(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +76,7 @@ def footprints(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray) -> tup
     shapely.prepare(parcels)
     cen = shapely.centroid(parcels)
     cx, cy = shapely.get_x(cen), shapely.get_y(cen)
-    owner, x, y, hw, hh, short = _lattice_spots(parcels, codes, angle, cx, cy)
+    owner, x, y, hw, hh = _lattice_spots(parcels, codes, angle, cx, cy)
     rects = rectangles(x, y, hw, hh, angle[owner])
     ok = shapely.contains_properly(parcels[owner], rectangles(x, y, hw + CLEARANCE, hh + CLEARANCE, angle[owner]))
     geoms, which = [rects[ok]], [owner[ok]]
@@ -98,11 +98,11 @@ def footprints(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray) -> tup
         geoms.append(rects[ok])
         which.append(missing[ok])
         missing = missing[~ok]
-    built, owner = np.concatenate(geoms), np.concatenate(which)
-    order = np.argsort(owner, kind="stable")
-    built, owner = built[order], owner[order]
-    keep = rank_within(owner) < MAX_PER_PARCEL
-    return built[keep], owner[keep]
+    built, parcel_of = np.concatenate(geoms), np.concatenate(which)
+    order = np.argsort(parcel_of, kind="stable")
+    built, parcel_of = built[order], parcel_of[order]
+    keep = rank_within(parcel_of) < MAX_PER_PARCEL
+    return built[keep], parcel_of[keep]
 
 
 def buildings_for(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray, rng: np.random.Generator) -> Buildings:

@@ -82,7 +82,6 @@ class PostGISSource:
     def __init__(self, settings: Settings, catalog: Catalog, acquire_timeout: float = ACQUIRE_TIMEOUT_S) -> None:
         self._catalog = catalog
         self._timeout_ms = settings.statement_timeout_ms
-        self._acquire_timeout = acquire_timeout
         self._attempts = settings.pool_max_size + 1
         self._statements: LRUCache[tuple, sql.Composed] = LRUCache(maxsize=1024)
         self._extents: dict[tuple[str, Restriction], tuple[str, Extent]] = {}

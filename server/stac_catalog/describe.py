@@ -28,12 +28,7 @@ class CogInfo:
     dtype: str
     nodata: float | None
     count: int
-    resolution: float
-    overviews: tuple[int, ...]
-    blocksize: tuple[int, int]
     stats: tuple[tuple[float, float, float], ...]  # (min, max, mean) per band, from the smallest overview
-    units: tuple[str | None, ...]
-    descriptions: tuple[str | None, ...]
     size: int
 
 
@@ -62,12 +57,7 @@ def _describe(path: Path, _key: tuple) -> CogInfo:
             dtype=src.dtypes[0],
             nodata=src.nodata,
             count=src.count,
-            resolution=abs(src.transform.a),
-            overviews=tuple(src.overviews(1)),
-            blocksize=src.block_shapes[0],
             stats=_stats(src),
-            units=tuple(src.units),
-            descriptions=tuple(src.descriptions),
             size=path.stat().st_size,
         )
 

@@ -15,7 +15,6 @@ from psycopg import sql
 from server.catalog import VectorCollection
 from server.stores.batches import Batch
 
-SRID = 4490
 PG_TYPES = {"string": "text", "integer": "bigint", "number": "double precision", "date": "date",
             "boolean": "boolean", "datetime": "timestamptz"}
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})

@@ -22,7 +22,7 @@ from server.app import create_app
 from server.catalog import load_catalog
 from server.settings import Settings
 from server.sources.gpkg_geometry import register_functions
-from server.sources.postgis import install_versioning
+from server.sources.postgis_schema import install_versioning
 from tests.support import ROOT
 from tests.support.api_keys import issue_key
 

@@ -20,7 +20,8 @@ from server.errors import InvalidParameter, Unavailable
 from server.policy.model import Restriction
 from server.settings import Settings
 from server.sources.base import Cursor, ItemQuery, TimeInterval
-from server.sources.postgis import PostGISSource, install_versioning
+from server.sources.postgis import PostGISSource
+from server.sources.postgis_schema import install_versioning
 from tests.support import ROOT
 from tests.support.pg import PgCluster, start_cluster
 

@@ -13,8 +13,9 @@ from server.policy.admin import PostgresAdmin
 from server.policy.labels import StoreLabel, read_pg_label, write_pg_label
 from server.policy.model import Restriction
 from server.settings import Settings
-from server.sources.postgis import PostGISSource, install_versioning
+from server.sources.postgis import PostGISSource
 from server.sources.postgis_overviews import build_overviews, fresh_collections
+from server.sources.postgis_schema import install_versioning
 from server.sources.tile_overviews import PG_SCHEMA
 from server.stores.base import Progress, Store
 from server.stores.batches import Batch, write_all

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.support import ROOT
 
 PACKAGE = ROOT / "server"
-ENTRY = {"app", "cli", "seed"}
+ENTRY = {"app", "cli", "commands"}
 FLOOR = {
     "assets", "cache", "catalog", "codes", "credentials", "errors", "extents", "html", "params", "policy",
     "settings", "sources",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cachetools import TTLCache
 from starlette.concurrency import run_in_threadpool
@@ -20,17 +20,15 @@ from starlette.concurrency import run_in_threadpool
 from server.catalog import Catalog
 from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
+from server.policy.admin import AdminStore
 from server.policy.audit import AuditWriter
 from server.policy.editions import EditionError, check_against_catalog, load_editions
 from server.policy.keys import KeyRecord, parse_key
-from server.policy.labels import label_problem
+from server.policy.labels import StoreLabel, label_problem
 from server.policy.limits import QuotaCounter, RateLimiter
 from server.policy.model import Policy
 from server.policy.resolve import PolicyResolver
 from server.settings import Settings
-
-if TYPE_CHECKING:
-    from server.stores import Store
 
 log = logging.getLogger("onemap.policy")
 
@@ -40,6 +38,18 @@ RETRY_READY_S = 2.0
 KEY_HELP = f"Send it in the {KEY_HEADER_NAME} header or the {KEY_PARAMS[0]} query parameter."
 
 
+class PolicyStore(Protocol):
+    """The part of a store (``server.stores.Store``) the policy uses: its admin tables and its label."""
+
+    def admin(self) -> AdminStore:
+        """Keys and audit."""
+        ...
+
+    def read_label(self) -> StoreLabel:
+        """The edition and rules the store's data was released for."""
+        ...
+
+
 class StoreRefused(EditionError):
     """The store holds data above the edition; the server must not serve it."""
 
@@ -47,7 +57,7 @@ class StoreRefused(EditionError):
 class PolicyRuntime:
     """Everything the policy middleware needs, built once per app (keys and audit in ``store``)."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, store: Store) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, store: PolicyStore) -> None:
         self.store = store
         self.editions = load_editions(settings.config_dir)
         problems = check_against_catalog(self.editions, catalog)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from server.credentials import ACCESS_LOGGER
 from tests.support.rasters import raster_client, raster_dir  # noqa: F401
+
+ACCESS_LOGGER = "uvicorn.access"
 
 ITEMS = "/collections/parcels/items"
 SEARCH = "/stac/search"

@@ -195,6 +195,30 @@ def test_zoom_cap_stops_finer_tiles(anon, facts):
     assert survey["maxzoom"] <= 16
 
 
+def test_stac_describes_rasters_at_the_resolution_served(anon, leak_settings):
+    """The master DEM (10 m) served under the internet cap (30 m): its STAC item is the grid tiles are read from."""
+    for cid, cap in (("dem", 30.0), ("imagery", 0.5)):
+        items = anon.get(f"/stac/collections/{cid}/items").json()["features"]
+        assert items
+        for item in items:
+            props = item["properties"]
+            assert props["gsd"] >= cap * 0.99
+            assert all(b["spatial_resolution"] == props["gsd"] for b in item["assets"]["data"]["raster:bands"])
+            (rows, cols), (a, _, x0, _, e, y0) = props["proj:shape"], props["proj:transform"]
+            minx, miny, maxx, maxy = props["proj:bbox"]
+            assert x0 + a * cols == pytest.approx(maxx) and y0 + e * rows == pytest.approx(miny)
+    classified = leak_settings("classified")
+    with TestClient(create_app(classified), headers={"X-API-Key": issue_key(classified)}) as full:
+        for cid, cap in (("dem", 30.0), ("imagery", 0.5)):
+            native = {i["id"]: i["properties"] for i in full.get(f"/stac/collections/{cid}/items").json()["features"]}
+            for item in anon.get(f"/stac/collections/{cid}/items").json()["features"]:
+                served, file = item["properties"], native[item["id"]]
+                if file["gsd"] >= cap * 0.99:  # the file itself is served
+                    assert (served["gsd"], served["proj:shape"]) == (file["gsd"], file["proj:shape"])
+                else:  # an overview no finer than the cap is served
+                    assert served["gsd"] > file["gsd"] and served["proj:shape"][0] < file["proj:shape"][0]
+
+
 def test_anonymous_cached_responses_stay_anonymous(anon, facts):
     first = anon.get(tile_path("/tiles", facts["point"], 14))
     again = anon.get(tile_path("/tiles", facts["point"], 14), headers={"If-None-Match": first.headers.get("etag", "")})

@@ -411,3 +411,12 @@ def test_no_header_tells_a_cache_hit_from_a_miss(anon, facts):
         assert r.status_code in (200, 204) and not any(h.lower().startswith("x-cache") for h in r.headers)
     assert {k: v for k, v in first.headers.items() if k != "date"} == {k: v for k, v in second.headers.items()
                                                                       if k != "date"}
+
+
+def test_head_is_audited_as_head(audited):
+    settings, app = audited
+    key = issue_key(settings, "heading")
+    c = TestClient(app, headers={"X-API-Key": key})
+    assert c.head("/collections/land_survey/items?limit=2").status_code == 200
+    [row] = audit_rows(settings, parse_key(key)[0], "/collections/land_survey/items")
+    assert (row.method, row.status, row.returned, row.params) == ("HEAD", 200, 2, "limit=2")

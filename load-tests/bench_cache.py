@@ -114,7 +114,8 @@ def prepare(args: argparse.Namespace) -> tuple[Path, str, str, dict]:
     start_redis(redis_port)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEMAP_")}
-    env.update(ONEMAP_DATA_DIR=str(data_dir), ONEMAP_REDIS_URL=redis_url, ONEMAP_CACHE_SECRET=SECRET)
+    env.update(ONEMAP_DATA_DIR=str(data_dir), ONEMAP_REDIS_URL=redis_url, ONEMAP_CACHE_SECRET=SECRET,
+               ONEMAP_CACHE_DEBUG_HEADER="true")  # X-Cache tells the figures which level answered
     if database_url:
         env["ONEMAP_DATABASE_URL"] = database_url
     return data_dir, redis_url, api_key(database_url, data_dir, name="bench-cache"), env

@@ -29,7 +29,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
-UNCACHED = {"ONEMAP_CACHE_MEMORY_BYTES": "0", "ONEMAP_CACHE_FAST_PATH": "false"}  # every request does the work
+# every request does the work; X-Cache (a debug header) lets the scripts check that it did
+UNCACHED = {"ONEMAP_CACHE_MEMORY_BYTES": "0", "ONEMAP_CACHE_FAST_PATH": "false", "ONEMAP_CACHE_DEBUG_HEADER": "true"}
 _LUA = """
 local urls = {}
 local i = 0

@@ -3,7 +3,8 @@
 Each user holds a 1280 x 800 px viewport over the county's built-up centre, and every 0.5-2 s pans
 it (by up to half a screen) or zooms in or out one level (12-16). After each move it fetches the
 viewport's tiles the way MapLibre does, six at a time: the base map vector tiles (one MVT with every
-layer) and, where the imagery footprint is, the imagery tiles. Tiles carry ``X-Cache``; the share
+layer) and, where the imagery footprint is, the imagery tiles. Tiles carry ``X-Cache`` (on a server
+run with ``ONEMAP_CACHE_DEBUG_HEADER=true``); the share
 answered from a cache (``hit``/``hit-shared``) after the warm-up is printed at the end.
 
 ``python load-tests/bench_cache.py --map-pan`` runs it against 2 workers sharing a seeded Redis and

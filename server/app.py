@@ -6,7 +6,7 @@ import gc
 from contextlib import asynccontextmanager
 from importlib import import_module
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from server import cache, credentials, errors, policy
 from server.catalog import load_catalog
@@ -54,13 +54,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        dependencies=[Depends(policy.refuse_repeated)],  # what a route reads is what the audit records
     )
     app.state.settings = settings
     app.state.catalog = catalog
     app.state.store = store
     app.state.source = source
     errors.install(app)
-    credentials.redact_access_log()
+    credentials.redact_logs()
     cache.install(app, settings, catalog, source)
     app.state.capabilities = [import_module(name) for name in CAPABILITIES]
     app.state.tile_handlers = collect_handlers(app.state.capabilities)

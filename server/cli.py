@@ -23,10 +23,26 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the server with uvicorn (the app is built in each worker from the environment)."""
+    """Run the server with uvicorn (the app is built in each worker from the environment).
+
+    uvicorn's own forwarded-header handling is off (by default it believes ``X-Forwarded-For`` from
+    127.0.0.1): the app alone decides, from ``ONEMAP_TRUSTED_PROXIES`` (``--trusted-proxies``), who
+    the client is, so key ranges, limits, the audit and the access log agree.
+    """
+    import os
+
     import uvicorn
 
-    problem = open_store(_settings(args)).missing()
+    if args.trusted_proxies is not None:
+        os.environ["ONEMAP_TRUSTED_PROXIES"] = args.trusted_proxies
+    if args.forwarded_header is not None:
+        os.environ["ONEMAP_FORWARDED_HEADER"] = args.forwarded_header
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    problem = open_store(settings).missing()
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -38,6 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=args.log_level,
         access_log=args.access_log,
+        proxy_headers=False,
     )
     return 0
 
@@ -146,7 +163,12 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="run the HTTP server")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    s.add_argument("--trusted-proxies", metavar="ADDRESSES",
+                   help="comma-separated addresses or CIDR ranges of the proxies in front "
+                        "(ONEMAP_TRUSTED_PROXIES; default: none, forwarded headers are ignored)")
+    s.add_argument("--forwarded-header", choices=("x-forwarded-for", "forwarded", "x-real-ip"),
+                   help="the header those proxies set (ONEMAP_FORWARDED_HEADER; default x-forwarded-for)")
     s.add_argument("--log-level", default="info")
     s.add_argument("--no-access-log", dest="access_log", action="store_false")
     s.set_defaults(func=cmd_serve)

@@ -3,13 +3,14 @@
 The policy middleware reads an API key from the ``X-API-Key`` header or a ``KEY_PARAMS`` query
 parameter. Every name in ``CREDENTIAL_PARAMS`` (the key parameters and the names clients commonly
 put other secrets under) is stripped, whatever its case, from the links the server writes, from
-cache keys, from the access log and from the audit; a request carrying one is not anonymous.
+cache keys, from every log line and from the audit; a request carrying one is not anonymous.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 KEY_HEADER_NAME = "X-API-Key"
@@ -17,7 +18,6 @@ KEY_HEADER = KEY_HEADER_NAME.lower().encode()
 CREDENTIAL_HEADERS = (KEY_HEADER, b"authorization")
 KEY_PARAMS = ("api_key",)
 CREDENTIAL_PARAMS = frozenset({*KEY_PARAMS, "apikey", "access_token"})
-ACCESS_LOGGER = "uvicorn.access"
 
 
 def is_credential(name: str) -> bool:
@@ -44,17 +44,44 @@ def redacted_target(target: str) -> str:
     return f"{path}?{query}" if query else path
 
 
-class _AccessLogRedaction(logging.Filter):
-    """Takes credentials out of the request target of each access log line (uvicorn's format)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redacted_target(a) if isinstance(a, str) and "?" in a else a for a in record.args)
-        return True
+# Control characters (C0, DEL, C1, the Unicode line and paragraph separators) and the backslash that
+# introduces their escapes: what a client put in a path or parameter can never start a new log line.
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES |= {0x2028: "\\u2028", 0x2029: "\\u2029", ord("\\"): "\\\\"}
 
 
-def redact_access_log() -> None:
-    """Keep credentials out of the server's access log (once per process; repeated calls do nothing)."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(f, _AccessLogRedaction) for f in logger.filters):
-        logger.addFilter(_AccessLogRedaction())
+def printable(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\x0a``), on one line."""
+    return text.translate(_ESCAPES)
+
+
+def _safe(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    lowered = value.lower()
+    if "?" in value and any(name in lowered for name in CREDENTIAL_PARAMS):
+        value = redacted_target(value)
+    return printable(value)
+
+
+def redact_logs() -> None:
+    """Keep credentials and control characters out of every log line the process writes, whatever the logger.
+
+    Log records are made with their string arguments cleaned: a request target loses its credential
+    parameters, and control characters are escaped, so a ``%0A`` in a path cannot forge a line. Once
+    per process; repeated calls do nothing.
+    """
+    make = logging.getLogRecordFactory()
+    if getattr(make, "onemap_redacting", False):
+        return
+
+    def record(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        made = make(*args, **kwargs)
+        if isinstance(made.args, tuple):
+            made.args = tuple(_safe(a) for a in made.args)
+        elif isinstance(made.args, Mapping):
+            made.args = {k: _safe(v) for k, v in made.args.items()}
+        return made
+
+    record.onemap_redacting = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(record)

@@ -7,12 +7,14 @@ and never a path, SQL text or traceback.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 
@@ -89,6 +91,21 @@ class Unavailable(OGCError):
         self.headers = {"Retry-After": str(retry_after)}
 
 
+class PayloadTooLarge(StarletteHTTPException):
+    """A request body above the configured limit (413), raised while the body is read.
+
+    An HTTP exception rather than an ``OGCError`` so that it passes the framework's body parsing
+    unchanged (other exceptions raised there become a generic 400).
+    """
+
+    status = 413
+    code = "PayloadTooLarge"
+
+    def __init__(self, limit: int) -> None:
+        self.description = f"The request body is larger than the limit of {limit} bytes."
+        super().__init__(self.status, self.description)
+
+
 def collection_not_found(collection_id: str) -> NotFound:
     """The one answer for a missing (or hidden) collection."""
     return NotFound(f"Collection '{collection_id}' does not exist.")
@@ -118,6 +135,29 @@ def _validation_message(exc: RequestValidationError) -> str:
     return " ".join(parts) or "Invalid request."
 
 
+def _flat_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """Every route, those of included routers too (FastAPI keeps them behind ``original_router``)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _flat_routes(inner.routes)
+        else:
+            yield route
+
+
+def allowed_methods(request: Request) -> str:
+    """The ``Allow`` value for the request's path: the methods of every route at that path (HEAD with GET)."""
+    methods: set[str] = set()
+    path = request.scope["path"]
+    for route in _flat_routes(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers so that every error leaves as an OGC exception body."""
 
@@ -130,11 +170,15 @@ def install(app: FastAPI) -> None:
         return ogc_response(400, InvalidParameter.code, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException):
+    async def _http(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 404:
             return ogc_response(404, NotFound.code, "No resource at this path.")
         if exc.status_code == 405:
-            return ogc_response(405, "MethodNotAllowed", "This method is not allowed here.")
+            allow = allowed_methods(request)
+            return ogc_response(405, "MethodNotAllowed", f"This method is not allowed here; allowed: {allow}.",
+                                {"Allow": allow})
+        if exc.status_code == 413:
+            return ogc_response(413, PayloadTooLarge.code, str(exc.detail))
         return ogc_response(exc.status_code, "HTTPError", str(exc.detail))
 
     @app.exception_handler(Exception)

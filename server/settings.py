@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -42,6 +44,13 @@ class Settings(BaseSettings):
     base_url: str | None = Field(
         default=None, description="Public base URL for links; taken from the request when unset"
     )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Addresses or CIDR ranges (comma-separated) of the proxies whose header is believed"
+    )
+    forwarded_header: Literal["x-forwarded-for", "forwarded", "x-real-ip"] = Field(
+        default="x-forwarded-for", description="The one header the trusted proxies set to name the client"
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=0, description="Larger request bodies are refused (413)")
     default_limit: int = Field(default=10, ge=1)
     max_limit: int = Field(default=10_000, ge=1)
     # PostGIS connections per worker. More concurrent queries than the database has cores only
@@ -62,6 +71,23 @@ class Settings(BaseSettings):
     cache_secret: str | None = Field(default=None, description="ETag key; random per process when unset")
     cache_namespace: str = Field(default="1", description="Change to drop every shared entry (upgrades)")
     cache_fast_path: bool = Field(default=True, description="Serve anonymous hits before routing")
+    cache_debug_header: bool = Field(
+        default=False, description="Send X-Cache (hit, hit-shared, miss): it tells a caller what others asked for"
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> tuple[str, ...]:
+        """``10.0.0.1, 10.8.0.0/16`` (or a sequence): each an address or range, normalized."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ValueError("expected addresses or CIDR ranges separated by commas")
+        return tuple(str(ipaddress.ip_network(str(i).strip(), strict=False)) for i in items if str(i).strip())
+
+    @field_validator("forwarded_header", mode="before")
+    @classmethod
+    def _header_name(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def gpkg_path(self) -> Path:

@@ -57,8 +57,14 @@ def test_every_access_is_recorded(settings, recorded):
     tile = found["/collections/land_survey/tiles/WebMercatorQuad/8/107/213"]
     assert tile.returned == (1 if tile.status == 200 else 0)
     assert found["/collections/no_such/items"].status == 404
-    refused = found["/collections"]  # a wrong secret for a real key id: audited under that id, 401
-    assert refused.status == 401 and refused.collection is None
+    assert "/collections" not in found  # a wrong secret for a real key id is never put on that key
+
+
+def test_a_key_that_failed_to_authenticate_is_blamed_on_no_one(settings, recorded):
+    key_id, key = recorded
+    with open_store(settings).opened_admin() as store:
+        refused = [r for r in store.query_audit(None, None, None, 1000) if r.path == "/collections" and r.status == 401]
+    assert refused and all(r.key_id is None and r.client_ip == "10.9.8.7" for r in refused)
 
 
 def test_audit_command_filters(capsys, settings, recorded):
@@ -93,7 +99,7 @@ def test_audit_log_is_append_only(settings, recorded):
                          "DELETE FROM onemap_audit WHERE key_id = ?"):
                 with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                     conn.execute(stmt, [key_id])
-    assert len(rows(settings, key_id)) == 4
+    assert len(rows(settings, key_id)) == 3  # the refused request with a wrong secret is on no key
 
 
 def test_writes_are_batched_off_the_request_path(settings):

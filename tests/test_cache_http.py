@@ -35,6 +35,7 @@ def make_client(data_dir: Path, keyed: bool = True, **overrides) -> TestClient:
     for key in [k for k in os.environ if k.startswith("ONEMAP_")]:
         os.environ.pop(key)
     overrides.setdefault("cache_secret", SECRET)
+    overrides.setdefault("cache_debug_header", True)  # X-Cache, off by default, says which level answered
     settings = Settings(data_dir=data_dir, **overrides)
     headers = {"X-API-Key": issue_key(settings)} if keyed else {}
     return TestClient(create_app(settings), headers=headers)

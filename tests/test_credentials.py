@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from server.credentials import ACCESS_LOGGER
+ACCESS_LOGGER = "uvicorn.access"
 
 ITEMS = "/collections/parcels/items"
 SEARCH = "/stac/search"

@@ -105,7 +105,7 @@ class Store:
 def _settings(data_dir: Path, database_url: str | None = None) -> Settings:
     for key in [k for k in os.environ if k.startswith("ONEMAP_")]:
         os.environ.pop(key)
-    return Settings(data_dir=data_dir, database_url=database_url, cache_version_ttl_s=0)
+    return Settings(data_dir=data_dir, database_url=database_url, cache_version_ttl_s=0, cache_debug_header=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,10 @@ route (features, tiles, dataset tiles, rasters, STAC, styles, HTML pages, errors
 definition) is checked for hidden collections, fields and rows in bodies, headers, counts and
 decoded tiles. A hidden collection answers byte for byte like a missing one. The same store served
 as the government edition shows masked names, no ID numbers and no secret rows, and responses
-cached for a caller with a wide key never reach a caller whose key is narrower.
+cached for a caller with a wide key never reach a caller whose key is narrower. The audit records a
+request as what it was or refuses it (a hidden second bbox, another key's id, control characters),
+and no header tells a cache hit from a miss. Attacks on the client address and the access log run
+against a real server in ``test_leaks_http.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import time
+from urllib.parse import quote
 
 import mapbox_vector_tile
 import morecantile
@@ -22,8 +27,10 @@ import shapely
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.policy.keys import parse_key
 from server.settings import Settings
 from server.sources.gpkg_geometry import decode_gpkg_geometry
+from server.stores import open_store
 from tests.support.api_keys import issue_key
 from tests.support.mislabelled import mislabelled_gpkg_dir, mislabelled_pg_url
 
@@ -191,6 +198,30 @@ def test_zoom_cap_stops_finer_tiles(anon, facts):
     assert survey["maxzoom"] <= 16
 
 
+def test_stac_describes_rasters_at_the_resolution_served(anon, leak_settings):
+    """The master DEM (10 m) served under the internet cap (30 m): its STAC item is the grid tiles are read from."""
+    for cid, cap in (("dem", 30.0), ("imagery", 0.5)):
+        items = anon.get(f"/stac/collections/{cid}/items").json()["features"]
+        assert items
+        for item in items:
+            props = item["properties"]
+            assert props["gsd"] >= cap * 0.99
+            assert all(b["spatial_resolution"] == props["gsd"] for b in item["assets"]["data"]["raster:bands"])
+            (rows, cols), (a, _, x0, _, e, y0) = props["proj:shape"], props["proj:transform"]
+            minx, miny, maxx, maxy = props["proj:bbox"]
+            assert x0 + a * cols == pytest.approx(maxx) and y0 + e * rows == pytest.approx(miny)
+    classified = leak_settings("classified")
+    with TestClient(create_app(classified), headers={"X-API-Key": issue_key(classified)}) as full:
+        for cid, cap in (("dem", 30.0), ("imagery", 0.5)):
+            native = {i["id"]: i["properties"] for i in full.get(f"/stac/collections/{cid}/items").json()["features"]}
+            for item in anon.get(f"/stac/collections/{cid}/items").json()["features"]:
+                served, file = item["properties"], native[item["id"]]
+                if file["gsd"] >= cap * 0.99:  # the file itself is served
+                    assert (served["gsd"], served["proj:shape"]) == (file["gsd"], file["proj:shape"])
+                else:  # an overview no finer than the cap is served
+                    assert served["gsd"] > file["gsd"] and served["proj:shape"][0] < file["proj:shape"][0]
+
+
 def test_anonymous_cached_responses_stay_anonymous(anon, facts):
     first = anon.get(tile_path("/tiles", facts["point"], 14))
     again = anon.get(tile_path("/tiles", facts["point"], 14), headers={"If-None-Match": first.headers.get("etag", "")})
@@ -298,3 +329,98 @@ def test_cached_privileged_responses_never_reach_a_narrower_key(gov, facts):
     assert narrow.get(urls[4]).status_code == 404
     for u in urls:
         assert_clean(narrow.get(u), facts, hidden_ids=("parcels", "control_lines", "buildings"))
+
+
+# -- the audit: a request is recorded as what it was, or refused -------------------------------------
+
+BBOX_A, BBOX_B = "121.40,29.75,121.41,29.76", "121.4,29.75,121.7,29.95"
+
+
+@pytest.fixture(scope="module")
+def audited(leak_settings):
+    """(government settings, app); each test issues its own keys and reads the rows they left."""
+    settings = leak_settings("government")
+    app = create_app(settings)
+    with TestClient(app):
+        yield settings, app
+
+
+def audit_rows(settings: Settings, key_id: str | None, path: str, count: int = 1) -> list:
+    """The audit rows of ``path`` (under ``key_id``; every key when ``None``), once the writer wrote them."""
+    deadline = time.monotonic() + 15
+    while True:
+        with open_store(settings).opened_admin() as store:
+            rows = [r for r in store.query_audit(None, key_id, None, 5000) if r.path == path]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("query", [f"bbox={BBOX_A}&bbox={BBOX_B}", f"bb%6Fx={BBOX_A}&bbox={BBOX_B}",
+                                   f"bbox={BBOX_A}&b%62ox={BBOX_B}&limit=5"])
+def test_a_request_hiding_its_bbox_is_refused_and_recorded_as_sent(audited, query):
+    settings, app = audited
+    key = issue_key(settings, "hiding")
+    r = TestClient(app, headers={"X-API-Key": key}).get(f"/collections/land_survey/items?{query}")
+    assert r.status_code == 400 and "'bbox'" in r.json()["description"]
+    [row] = audit_rows(settings, parse_key(key)[0], "/collections/land_survey/items")
+    assert row.status == 400 and row.returned is None
+    assert row.params.count("bbox=") == 2
+    assert quote(BBOX_A, safe="") in row.params and quote(BBOX_B, safe="") in row.params
+
+
+def test_a_request_cannot_blame_another_key(audited):
+    settings, app = audited
+    mine, theirs = issue_key(settings, "attacker"), issue_key(settings, "victim")
+    mine_id, their_id = parse_key(mine)[0], parse_key(theirs)[0]
+    c = TestClient(app, client=("10.1.2.3", 4000))
+    forged = f"om_{their_id}_{'x' * len(parse_key(theirs)[1])}"
+    assert c.get("/collections/land_survey/items/1", headers={"X-API-Key": forged}).status_code == 401
+    both = c.get("/collections/land_survey/items/2", params={"api_key": theirs}, headers={"X-API-Key": mine})
+    claimed = c.get("/collections/land_survey/items/3", params={"key_id": their_id}, headers={"X-API-Key": mine})
+    assert both.status_code == 200 and claimed.status_code in (200, 400)
+    assert audit_rows(settings, their_id, "/collections/land_survey/items/1", 0) == []
+    [refused] = audit_rows(settings, None, "/collections/land_survey/items/1")
+    assert refused.key_id is None and refused.status == 401 and refused.client_ip == "10.1.2.3"
+    [header_wins] = audit_rows(settings, mine_id, "/collections/land_survey/items/2")
+    assert header_wins.status == 200 and theirs not in (header_wins.params or "")
+    assert "api_key" not in (header_wins.params or "")
+    [param] = audit_rows(settings, mine_id, "/collections/land_survey/items/3")
+    assert param.key_id == mine_id
+    with open_store(settings).opened_admin() as store:
+        assert store.query_audit(None, their_id, None, 100) == []
+
+
+def test_control_characters_never_make_a_second_row(audited):
+    settings, app = audited
+    key = issue_key(settings, "injecting")
+    c = TestClient(app, headers={"X-API-Key": key})
+    assert c.get("/collections/land%0D%0Asurvey%E2%80%A8x/items?limit=1&x=%0A").status_code in (400, 404)
+    rows = audit_rows(settings, parse_key(key)[0], "/collections/land\\x0d\\x0asurvey\\u2028x/items")
+    assert len(rows) == 1 and rows[0].collection == "land\\x0d\\x0asurvey\\u2028x" and "\n" not in rows[0].params
+
+
+def test_library_files_are_audited_for_anonymous_callers(audited):
+    settings, app = audited
+    TestClient(app, client=("10.4.4.4", 1)).get("/map/lib/maplibre-gl.css")
+    rows = [r for r in audit_rows(settings, None, "/map/lib/maplibre-gl.css") if r.client_ip == "10.4.4.4"]
+    assert len(rows) == 1 and rows[0].key_id is None
+
+
+def test_no_header_tells_a_cache_hit_from_a_miss(anon, facts):
+    path = tile_path("/collections/land_survey/tiles", facts["point"], 15)
+    first, second = anon.get(path), anon.get(path)
+    items = [anon.get("/collections/land_survey/items?limit=3") for _ in range(2)]
+    for r in (first, second, *items):
+        assert r.status_code in (200, 204) and not any(h.lower().startswith("x-cache") for h in r.headers)
+    assert {k: v for k, v in first.headers.items() if k != "date"} == {k: v for k, v in second.headers.items()
+                                                                      if k != "date"}
+
+
+def test_head_is_audited_as_head(audited):
+    settings, app = audited
+    key = issue_key(settings, "heading")
+    c = TestClient(app, headers={"X-API-Key": key})
+    assert c.head("/collections/land_survey/items?limit=2").status_code == 200
+    [row] = audit_rows(settings, parse_key(key)[0], "/collections/land_survey/items")
+    assert (row.method, row.status, row.returned, row.params) == ("HEAD", 200, 2, "limit=2")

@@ -62,13 +62,18 @@ def cache_control(public: bool, max_age: int) -> str:
     return f"{'public' if public else 'private'}, max-age={max_age}"
 
 
-def raw_headers(entry: Entry, encoding: str | None, control: str, status: int, x_cache: str) -> list:
-    """The response headers as ASGI byte pairs, memoized on the entry per variant."""
+def raw_headers(entry: Entry, encoding: str | None, control: str, status: int, x_cache: str | None) -> list:
+    """The response headers as ASGI byte pairs, memoized on the entry per variant.
+
+    ``x_cache`` (the cache level that answered) is sent only when given: the cache debug setting.
+    """
     memo_key = (encoding, control, status, x_cache)
     found = entry._raw.get(memo_key)
     if found is not None:
         return found
-    out = [(b"etag", entry.etag.encode()), (b"cache-control", control.encode()), (b"x-cache", x_cache.encode())]
+    out = [(b"etag", entry.etag.encode()), (b"cache-control", control.encode())]
+    if x_cache is not None:
+        out.append((b"x-cache", x_cache.encode()))
     out += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in entry.headers]
     if status == 200:
         body = entry.body(encoding)

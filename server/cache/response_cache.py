@@ -136,6 +136,7 @@ class ResponseCache:
         self.catalog = catalog
         self.max_age = settings.cache_max_age_s
         self.fast_path = settings.cache_fast_path
+        self.debug_header = settings.cache_debug_header
         self.max_entry = settings.cache_max_entry_bytes
         self.memory = MemoryCache(settings.cache_memory_bytes, settings.cache_max_entry_bytes)
         self.versions = VersionMemo(source, settings.cache_version_ttl_s, settings.data_dir)
@@ -285,7 +286,8 @@ class ResponseCache:
         encoding = http.choose_encoding(info.accept_encoding, entry)
         status, body = http.status_and_body(entry, info.if_none_match, encoding)
         control = http.cache_control(public, self.max_age)
-        return status, list(http.raw_headers(entry, encoding, control, status, level)), body
+        x_cache = level if self.debug_header else None
+        return status, list(http.raw_headers(entry, encoding, control, status, x_cache)), body
 
     async def serve(
         self, request: Request, kind: str, parts: Sequence[Any], produce: Produce, *,

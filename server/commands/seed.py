@@ -163,7 +163,10 @@ async def seed(settings: Settings, plan: SeedPlan, concurrency: int, api_key: st
     if not settings.redis_url:
         raise SeedError("seeding fills the shared cache: set ONEMAP_REDIS_URL or pass --redis-url "
                         "(an in-process cache would vanish with this command)")
-    settings = settings.model_copy(update={"cache_memory_bytes": 0, "cache_fast_path": False})
+    # X-Cache (the debug header) tells a tile already in Redis from one rendered now
+    settings = settings.model_copy(
+        update={"cache_memory_bytes": 0, "cache_fast_path": False, "cache_debug_header": True}
+    )
     app = create_app(settings)
     total = sum(1 for _ in tile_paths(plan, app.state.catalog))
     progress = Progress(total, out)

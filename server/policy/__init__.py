@@ -20,11 +20,12 @@ from server.catalog import Collection, CollectionBase
 from server.errors import collection_not_found
 from server.policy.middleware import PolicyMiddleware
 from server.policy.model import CollectionAccess, Policy, Restriction, RestrictionError, RowCondition, checked
+from server.policy.repeats import refuse_repeated
 from server.policy.runtime import PolicyRuntime
 
 __all__ = [
     "CollectionAccess", "Policy", "PolicyRuntime", "Restriction", "RestrictionError", "RowCondition",
-    "access", "checked", "install", "note_returned", "policy_of", "restriction_for", "restrictions",
+    "access", "checked", "install", "note_returned", "policy_of", "refuse_repeated", "restriction_for", "restrictions",
     "visible_collection", "visible_collections",
 ]
 
@@ -39,7 +40,7 @@ def install(app: FastAPI) -> PolicyRuntime:
     """
     runtime = PolicyRuntime(app.state.settings, app.state.catalog, app.state.store)
     app.state.policy = runtime
-    app.add_middleware(PolicyMiddleware, runtime=runtime)
+    app.add_middleware(PolicyMiddleware, runtime=runtime, settings=app.state.settings)
     inner = app.router.lifespan_context
 
     @asynccontextmanager

@@ -1,11 +1,15 @@
-"""The policy middleware (pure ASGI): authenticate, attach ``request.state.policy``, audit.
+"""The policy middleware (pure ASGI): who the client is, authenticate, attach ``request.state.policy``, audit.
 
-Runs once per HTTP request, before routing. Library files of the viewer pass straight through; the
-landing page, conformance and the API definition need no key (they carry no data); everything else
-is authenticated by ``PolicyRuntime.authenticate``. Refusals (401/403/429, and 503 while the store
-is unchecked) are answered here with the OGC exception body. Every request except library files is
-audited after its response: time, edition, key id, client address, route, collection, parameters
-(credentials removed), what was returned and the status.
+Runs once per request, before routing, outermost. The client's address is resolved first (the
+direct peer, or what a trusted proxy forwarded: ``proxies.py``) and written back to the scope, so
+key ranges, rate limits, the audit and the access log all see the same address. Library files of
+the viewer need no key; the landing page, conformance and the API definition need none either
+(they carry no data); everything else is authenticated by ``PolicyRuntime.authenticate``.
+Refusals (401/403/429, 413 for a body above ``max_body_bytes``, 503 while the store is unchecked)
+are answered here with the OGC exception body. WebSocket upgrades are refused before the app.
+``HEAD`` is served as ``GET`` without the body. Every request is audited after its response: time,
+edition, key id, client address, method, route, path, collection, parameters as parsed (credentials
+removed), what was returned and the status, with control characters escaped.
 """
 
 from __future__ import annotations
@@ -13,22 +17,26 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.credentials import KEY_HEADER, KEY_PARAMS
-from server.errors import OGCError, ogc_response
+from server.credentials import KEY_HEADER, KEY_PARAMS, printable
+from server.errors import OGCError, PayloadTooLarge, ogc_response
 from server.policy.admin import AuditRecord
 from server.policy.audit import audit_params
 from server.policy.keys import parse_key
 from server.policy.model import Policy
+from server.policy.proxies import ClientResolver
 from server.policy.runtime import PolicyRuntime
+from server.settings import Settings
 
 NO_KEY_PATHS = frozenset({"/", "/conformance", "/api", "/api.html", "/docs/oauth2-redirect", "/favicon.ico"})
 LIBRARY_PREFIXES = ("/map/lib/", "/map/static/")
 TILE_ROUTE_MARK = "{tileCol}"
 COLLECTION_PATH = re.compile(r"^/collections/([^/]+)")
+WEBSOCKET_POLICY_VIOLATION = 1008
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -54,72 +62,130 @@ def _returned(scope: Scope, status: int) -> int | None:
     return None
 
 
-class PolicyMiddleware:
-    """Resolves the policy of each request; see the module docstring."""
+def _declared_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length`` (``None`` when absent or not a number)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
-    def __init__(self, app: ASGIApp, runtime: PolicyRuntime) -> None:
+
+@dataclass
+class _Exchange:
+    """One request on its way through: when it started, from where, as whom, and how it ended."""
+
+    now: dt.datetime
+    started: float
+    client_ip: str | None
+    method: str
+    policy: Policy | None = None
+    key_id: str | None = None
+    status: int = 500
+
+
+class PolicyMiddleware:
+    """Resolves the client and the policy of each request; see the module docstring."""
+
+    def __init__(self, app: ASGIApp, runtime: PolicyRuntime, settings: Settings) -> None:
         self.app = app
         self.runtime = runtime
+        self.clients = ClientResolver(settings.trusted_proxies, settings.forwarded_header)
+        self.max_body = settings.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
+            return
+        peer = scope.get("client")
+        client_ip = self.clients.client(peer[0] if peer else None, scope.get("headers", ()))
+        if peer is None or client_ip != peer[0]:
+            scope["client"] = (client_ip, peer[1] if peer else 0) if client_ip else None
+        method = scope.get("method", "WEBSOCKET") if scope["type"] == "http" else "WEBSOCKET"
+        exchange = _Exchange(dt.datetime.now(dt.UTC), time.perf_counter(), client_ip, method)
+        if scope["type"] == "websocket":  # no route takes one: refused before the app (403 to the client)
+            await receive()
+            await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
+            exchange.status = 403
+            self._audit(scope, exchange)
             return
         state = scope.setdefault("state", {})
+        try:
+            exchange.policy = await self._admit(scope, exchange)
+        except (OGCError, PayloadTooLarge) as exc:
+            headers = dict(exc.headers) if exc.headers else None
+            await ogc_response(exc.status, exc.code, exc.description, headers)(scope, receive, send)
+            exchange.status = exc.status
+            self._audit(scope, exchange)
+            return
+        state["policy"] = exchange.policy
+        state["audit"] = {}
+        await self._serve(scope, receive, send, exchange)
+
+    async def _admit(self, scope: Scope, exchange: _Exchange) -> Policy:
+        """The caller's policy, or the ``OGCError`` refusing the request."""
         runtime = self.runtime
         if scope["path"].startswith(LIBRARY_PREFIXES):
-            state["policy"] = runtime.anonymous() or runtime.public_only()
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        now = dt.datetime.now(dt.UTC)
-        client = scope.get("client")
-        client_ip = client[0] if client else None
-        policy: Policy | None = None
-        try:
-            await runtime.ensure_ready()
-            raw_key = presented_key(scope)
-            if raw_key is None and scope["path"] in NO_KEY_PATHS and not runtime.spec.anonymous:
-                policy = runtime.public_only()
-            else:
-                policy = await runtime.authenticate(raw_key, client_ip, now)
-        except OGCError as exc:
-            await ogc_response(exc.status, exc.code, exc.description, exc.headers or None)(scope, receive, send)
-            self._audit(scope, now, None, client_ip, exc.status, started)
-            return
-        state["policy"] = policy
-        state["audit"] = {}
-        status = [500]
+            return runtime.anonymous() or runtime.public_only()
+        await runtime.ensure_ready()
+        raw_key = presented_key(scope)
+        if raw_key is None and scope["path"] in NO_KEY_PATHS and not runtime.spec.anonymous:
+            policy = runtime.public_only()
+        else:
+            try:
+                policy = await runtime.authenticate(raw_key, exchange.client_ip, exchange.now)
+            except OGCError as exc:
+                if exc.status in (403, 429):  # the key itself was genuine: the refusal is its own
+                    exchange.key_id = _key_id(raw_key)
+                raise
+        length = _declared_length(scope)
+        if length is not None and length > self.max_body:
+            raise PayloadTooLarge(self.max_body)
+        return policy
 
-        async def send_status(message: Message) -> None:
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
+        """Run the app (``HEAD`` as ``GET`` without the body; the body read no further than the limit)."""
+        head = scope["method"] == "HEAD"
+        inner = {**scope, "method": "GET"} if head else scope  # the shared state dict travels along
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_body:
+                    raise PayloadTooLarge(self.max_body)
+            return message
+
+        async def recorded(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
+                exchange.status = message["status"]
+            elif head and message["type"] == "http.response.body" and message.get("body"):
+                message = {**message, "body": b""}
             await send(message)
 
         try:
-            await self.app(scope, receive, send_status)
+            await self.app(inner, limited, recorded)
         finally:
-            self._audit(scope, now, policy, client_ip, status[0], started)
+            self._audit(inner, exchange)
 
-    def _audit(self, scope: Scope, now: dt.datetime, policy: Policy | None, client_ip: str | None,
-               status: int, started: float) -> None:
-        key_id = policy.key_id if policy is not None else None
-        if key_id is None and policy is None:
-            key_id = _claimed_key_id(scope)
+    def _audit(self, scope: Scope, exchange: _Exchange) -> None:
+        policy = exchange.policy
         route = scope.get("route")
+        route_path = getattr(route, "path", None)
         self.runtime.audit.submit(AuditRecord(
-            ts=now,
+            ts=exchange.now,
             edition=self.runtime.edition,
-            key_id=key_id,
-            client_ip=client_ip,
-            method=scope.get("method", "GET"),
-            route=getattr(route, "path", None),
-            path=scope["path"][:500],
+            key_id=policy.key_id if policy is not None else exchange.key_id,
+            client_ip=exchange.client_ip,
+            method=exchange.method,
+            route=printable(route_path) if route_path else None,
+            path=printable(scope["path"])[:500],
             collection=_collection(scope),
             params=audit_params(scope.get("query_string", b"")),
-            returned=_returned(scope, status),
-            status=status,
-            duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            returned=_returned(scope, exchange.status),
+            status=exchange.status,
+            duration_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
         ))
 
 
@@ -128,11 +194,10 @@ def _collection(scope: Scope) -> str | None:
     found = (scope.get("path_params") or {}).get("collectionId")
     if found is None and (m := COLLECTION_PATH.match(scope["path"])):
         found = m.group(1)
-    return found[:200] if found else None
+    return printable(found)[:200] if found else None
 
 
-def _claimed_key_id(scope: Scope) -> str | None:
-    """For a refused request: the id part of a well-formed key (never the secret), for the audit."""
-    raw = presented_key(scope)
+def _key_id(raw: str | None) -> str | None:
+    """The id part of a well-formed key (never the secret)."""
     parsed = parse_key(raw) if raw else None
     return parsed[0] if parsed else None

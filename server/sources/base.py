@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
@@ -45,6 +46,24 @@ class TimeInterval:
 
     start: dt.datetime | None
     end: dt.datetime | None
+
+
+INTEGER = re.compile(r"[+-]?[0-9]+")
+INT64_LIMIT = 2**63
+
+
+def integer_id(text: str, what: str) -> int | None:
+    """``text`` as a 64-bit integer key; ``None`` when it is no integer; ``InvalidParameter`` beyond 64 bits.
+
+    Every backend stores integer ids in 64 bits, so a larger number names nothing on any of them
+    and is a client error, the same everywhere (never the driver's overflow).
+    """
+    if not INTEGER.fullmatch(text):
+        return None
+    digits = text.lstrip("+-").lstrip("0")
+    if len(digits) > 19 or not -INT64_LIMIT <= int(text) < INT64_LIMIT:
+        raise InvalidParameter(f"{what} is beyond the range of a 64-bit integer.")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -66,7 +85,10 @@ class Cursor:
             direction, kind, key = raw[0], raw[1], raw[2:]
             if direction not in "np" or kind not in "is":
                 raise ValueError
-            return cls(int(key) if kind == "i" else key, direction == "n")
+            number = integer_id(key, "Parameter 'cursor'") if kind == "i" else None
+            if kind == "i" and number is None:
+                raise ValueError
+            return cls(number if number is not None else key, direction == "n")
         except (ValueError, IndexError, UnicodeDecodeError):
             raise InvalidParameter("Parameter 'cursor' is not a cursor this server issued.") from None
 

@@ -21,7 +21,16 @@ from server.errors import Unavailable
 from server.policy.desensitize import mask_rows, reduce_geometries
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import sqlite_exclusion
-from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, TimeInterval, restricted_layers
+from server.sources.base import (
+    Extent,
+    ItemQuery,
+    Layers,
+    Page,
+    TileRequest,
+    TimeInterval,
+    integer_id,
+    restricted_layers,
+)
 from server.sources.gpkg_geometry import decode_gpkg_geometry
 from server.sources.gpkg_versions import data_version
 
@@ -188,10 +197,10 @@ class GeoPackageSource:
         key: str | int = feature_id
         id_field = collection.field(src.id_field)
         if id_field is not None and id_field.type == "integer":
-            try:
-                key = int(feature_id)
-            except ValueError:
+            number = integer_id(feature_id, "The feature id")
+            if number is None:
                 return None
+            key = number
         props = restriction.select(collection, properties)
         kept, kept_params = sqlite_exclusion(restriction)
         sql = f'SELECT {self._columns(collection, props)} FROM "{src.table}" WHERE "{src.id_field}" = ?'

@@ -33,7 +33,16 @@ from server.policy.desensitize import output_digits
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
 from server.settings import Settings
-from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, TimeInterval, restricted_layers
+from server.sources.base import (
+    Extent,
+    ItemQuery,
+    Layers,
+    Page,
+    TileRequest,
+    TimeInterval,
+    integer_id,
+    restricted_layers,
+)
 from server.sources.postgis_schema import load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
 
@@ -248,7 +257,7 @@ class PostGISSource:
         id_field = collection.field(src.id_field)
         key: str | int = feature_id
         if id_field is not None and id_field.type == "integer":
-            if not INTEGER_ID.fullmatch(feature_id) or abs(int(feature_id)) >= 2**63:
+            if integer_id(feature_id, "The feature id") is None or not INTEGER_ID.fullmatch(feature_id):
                 return None
             key = int(feature_id)
         props = restriction.select(collection, properties)

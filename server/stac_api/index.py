@@ -21,8 +21,7 @@ from server.assets import asset_path
 from server.catalog import Catalog
 from server.policy.model import Restriction, restricted_ids
 from server.stac_api.search import Entry
-from server.stac_catalog.build import build_collection, build_item, raster_collections
-from server.stac_catalog.describe import describe
+from server.stac_catalog.build import build_collection, raster_collections, served_item
 
 log = logging.getLogger("onemap.stac")
 GEOJSON = "application/geo+json"
@@ -62,17 +61,27 @@ def versions(catalog: Catalog, data_dir: Path) -> tuple:
     return tuple(out)
 
 
-def build_index(catalog: Catalog, data_dir: Path, base: str) -> StacIndex:
-    """Read every COG's header and build the index (blocking: run it in a thread)."""
+def resolution_caps(restrictions: Mapping[str, Restriction]) -> tuple[tuple[str, float], ...]:
+    """The caller's resolution caps, by collection id (a key for the index as that caller sees it)."""
+    return tuple(sorted((cid, r.max_resolution_m) for cid, r in restrictions.items() if r.max_resolution_m))
+
+
+def build_index(catalog: Catalog, data_dir: Path, base: str, caps: Mapping[str, float]) -> StacIndex:
+    """Read every COG's header and build the index, each asset described at the grid served under the
+    resolution ``caps`` (by collection id): gsd, ``raster:bands`` resolution, ``proj:shape``/``proj:transform``
+    (blocking: run it in a thread)."""
     collections: dict[str, dict[str, Any]] = {}
     entries: list[Entry] = []
     for c in raster_collections(catalog):
         items = []
         for a in c.raster.assets:
             try:
-                items.append(build_item(base, c, a, describe(asset_path(data_dir, a))))
+                item = served_item(base, c, a, data_dir, caps.get(c.id))
             except (OSError, RasterioError) as exc:
                 log.error("STAC item %s left out: %s", a.id, exc)
+                continue
+            if item is not None:
+                items.append(item)
         coll = build_collection(base, c, items)
         doc = coll.to_dict(include_self_link=False, transform_hrefs=False)
         doc["links"] = _extra_links(doc)

@@ -21,7 +21,16 @@ from server.credentials import KEY_PARAMS, without_credentials
 from server.errors import InvalidParameter, NotFound, collection_not_found
 from server.policy import restrictions
 from server.stac_api import search
-from server.stac_api.index import GEOJSON, JSON, StacIndex, build_index, collection_json, item_json, versions
+from server.stac_api.index import (
+    GEOJSON,
+    JSON,
+    StacIndex,
+    build_index,
+    collection_json,
+    item_json,
+    resolution_caps,
+    versions,
+)
 from server.web import OPENAPI, OPENAPI_VERSION, base_url, json_response, link
 
 router = APIRouter(prefix="/stac", tags=["STAC API"])
@@ -54,13 +63,19 @@ async def _index(request: Request) -> tuple[StacIndex, str]:
     """The index for this base URL (rebuilt when a raster file changed), as the caller may see it."""
     state = request.app.state
     base = base_url(request)
+    seen = restrictions(request)
+    caps = resolution_caps(seen)  # rasters are described at the resolution this caller is served
     key = (base, versions(state.catalog, state.settings.data_dir))
     cached = getattr(state, "stac_index", None)
     if cached is None or cached[0] != key:
-        index = await run_in_threadpool(build_index, state.catalog, state.settings.data_dir, base)
-        cached = (key, index)
+        cached = (key, {})  # an index per set of resolution caps (one or two per edition)
         state.stac_index = cached
-    return cached[1].visible(restrictions=restrictions(request)), f"{base}/stac"
+    indexes: dict[tuple[tuple[str, float], ...], StacIndex] = cached[1]
+    index = indexes.get(caps)
+    if index is None:
+        index = await run_in_threadpool(build_index, state.catalog, state.settings.data_dir, base, dict(caps))
+        indexes[caps] = index
+    return index.visible(restrictions=seen), f"{base}/stac"
 
 
 @router.get("", summary="STAC API landing page")

@@ -11,6 +11,7 @@ their common names). Links point at this server: the COG by asset id, the map ti
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pystac
@@ -21,6 +22,7 @@ from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Stat
 from server.assets import asset_path
 from server.catalog import Catalog, RasterAsset, RasterCollection
 from server.params import parse_instant
+from server.policy.rasters import SLACK, ground_resolution_m
 from server.stac_catalog.describe import CogInfo, describe
 
 WEB_MAP_LINKS = "https://stac-extensions.github.io/web-map-links/v1.2.0/schema.json"
@@ -30,6 +32,30 @@ PROVIDER = pystac.Provider(
     roles=[pystac.ProviderRole.PRODUCER, pystac.ProviderRole.LICENSOR, pystac.ProviderRole.HOST],
 )
 _RGB = (("red", "red", 0.66), ("green", "green", 0.56), ("blue", "blue", 0.49))
+
+
+@dataclass(frozen=True)
+class Served:
+    """The grid a caller is served from: ground resolution (m), shape (rows, columns), affine transform."""
+
+    gsd: float
+    shape: tuple[int, int]
+    transform: tuple[float, ...]
+
+
+def served_grid(info: CogInfo, ground_m: float, cap_m: float | None) -> Served | None:
+    """The file's grid, or, under a resolution cap finer than the file, its finest overview no finer than
+    the cap (as tiles, terrain and elevation read it); ``None`` when no overview is coarse enough."""
+    factor = 1
+    if cap_m is not None and ground_m < cap_m * SLACK:
+        factor = next((f for f in info.overviews if ground_m * f >= cap_m * SLACK), 0)
+        if not factor:
+            return None
+    rows, cols = info.shape
+    out_rows, out_cols = -(-rows // factor), -(-cols // factor)
+    sx, sy = cols / out_cols, rows / out_rows
+    a, b, c, d, e, f = info.transform[:6]
+    return Served(round(ground_m * sx, 2), (out_rows, out_cols), (a * sx, b * sy, c, d * sx, e * sy, f))
 
 
 def raster_collections(catalog: Catalog) -> list[RasterCollection]:
@@ -60,12 +86,12 @@ def _service_links(base: str, c: RasterCollection) -> list[pystac.Link]:
     return links
 
 
-def _raster_bands(c: RasterCollection, info: CogInfo) -> list[RasterBand]:
+def _raster_bands(c: RasterCollection, info: CogInfo, served: Served) -> list[RasterBand]:
     bands = []
     for i in range(info.count):
         lo, hi, mean = info.stats[i]
         bands.append(RasterBand.create(
-            data_type=DataType(info.dtype), nodata=info.nodata, spatial_resolution=c.raster.resolution_m,
+            data_type=DataType(info.dtype), nodata=info.nodata, spatial_resolution=served.gsd,
             unit="m" if c.raster.kind == "dem" else None,
             statistics=Statistics.create(minimum=lo, maximum=hi, mean=mean),
         ))
@@ -78,11 +104,11 @@ def _data_asset(base: str, c: RasterCollection, asset: RasterAsset, info: CogInf
     return pystac.Asset(f"{base}/collections/{c.id}/assets/{asset.id}", title=title, media_type=COG, roles=roles)
 
 
-def build_item(base: str, c: RasterCollection, asset: RasterAsset, info: CogInfo) -> pystac.Item:
-    """The STAC Item of one registered asset."""
+def build_item(base: str, c: RasterCollection, asset: RasterAsset, info: CogInfo, served: Served) -> pystac.Item:
+    """The STAC Item of one registered asset, described at the grid it is ``served`` from."""
     item = pystac.Item(
         id=asset.id, geometry=info.footprint, bbox=list(info.bbox), datetime=parse_instant(asset.datetime),
-        properties={"title": f"{c.title.zh} {asset.datetime[:10]}", "gsd": c.raster.resolution_m},
+        properties={"title": f"{c.title.zh} {asset.datetime[:10]}", "gsd": served.gsd},
         collection=c.id,
     )
     data = _data_asset(base, c, asset, info)
@@ -91,10 +117,10 @@ def build_item(base: str, c: RasterCollection, asset: RasterAsset, info: CogInfo
     proj.code = f"EPSG:{info.epsg}" if info.epsg else None
     if info.epsg is None:
         proj.wkt2 = info.crs_wkt
-    proj.shape = list(info.shape)
-    proj.transform = list(info.transform)
+    proj.shape = list(served.shape)
+    proj.transform = list(served.transform)
     proj.bbox = list(info.native_bbox)
-    RasterExtension.ext(data, add_if_missing=True).bands = _raster_bands(c, info)
+    RasterExtension.ext(data, add_if_missing=True).bands = _raster_bands(c, info, served)
     if c.raster.kind == "imagery":
         EOExtension.ext(data, add_if_missing=True).bands = [
             Band.create(name=name, common_name=common, center_wavelength=wl) for name, common, wl in _RGB
@@ -103,6 +129,11 @@ def build_item(base: str, c: RasterCollection, asset: RasterAsset, info: CogInfo
     item.stac_extensions.append(WEB_MAP_LINKS)
     item.add_link(_tile_link(base, c, asset))
     return item
+
+
+def _gsds(c: RasterCollection, items: list[pystac.Item]) -> list[float]:
+    """The ground resolutions the items are served at (the declared one when there is no item)."""
+    return sorted({i.properties["gsd"] for i in items}) or [c.raster.resolution_m]
 
 
 def build_collection(base: str, c: RasterCollection, items: list[pystac.Item]) -> pystac.Collection:
@@ -115,7 +146,7 @@ def build_collection(base: str, c: RasterCollection, items: list[pystac.Item]) -
     coll = pystac.Collection(
         id=c.id, title=f"{c.title.zh} {c.title.en}", description=f"{c.description.zh}\n\n{c.description.en}",
         extent=extent, license="other", keywords=list(c.keywords), providers=[PROVIDER],
-        summaries=pystac.Summaries({"gsd": [c.raster.resolution_m]}),
+        summaries=pystac.Summaries({"gsd": _gsds(c, items)}),
         stac_extensions=[WEB_MAP_LINKS],
     )
     coll.add_link(_tile_link(base, c, None))
@@ -126,13 +157,23 @@ def build_collection(base: str, c: RasterCollection, items: list[pystac.Item]) -
     return coll
 
 
+def served_item(base: str, c: RasterCollection, asset: RasterAsset, data_dir: Path,
+                cap_m: float | None) -> pystac.Item | None:
+    """The item of an asset as served under the resolution cap ``cap_m`` (reads the COG's header);
+    ``None`` when no grid of the file is coarse enough for the cap (it is not served, so not listed)."""
+    path = asset_path(data_dir, asset)
+    info = describe(path)
+    served = served_grid(info, ground_resolution_m(path), cap_m)
+    return build_item(base, c, asset, info, served) if served is not None else None
+
+
 def build_catalog(catalog: Catalog, data_dir: Path, base: str) -> pystac.Catalog:
-    """The root catalog with every raster collection and its items (reads each COG's header)."""
+    """The root catalog with every raster collection and its items as the files hold them."""
     root = pystac.Catalog(
         id="onemap", title="OneMap 自然资源一张图 data catalog",
         description="Imagery and elevation holdings of the natural-resources one map, as COGs served by OneMap.",
     )
     for c in raster_collections(catalog):
-        items = [build_item(base, c, a, describe(asset_path(data_dir, a))) for a in c.raster.assets]
+        items = [i for a in c.raster.assets if (i := served_item(base, c, a, data_dir, None)) is not None]
         root.add_child(build_collection(base, c, items))
     return root

@@ -28,6 +28,7 @@ class CogInfo:
     dtype: str
     nodata: float | None
     count: int
+    overviews: tuple[int, ...]  # decimation factors of the internal overviews, finest first
     stats: tuple[tuple[float, float, float], ...]  # (min, max, mean) per band, from the smallest overview
     size: int
 
@@ -57,6 +58,7 @@ def _describe(path: Path, _key: tuple) -> CogInfo:
             dtype=src.dtypes[0],
             nodata=src.nodata,
             count=src.count,
+            overviews=tuple(src.overviews(1)),
             stats=_stats(src),
             size=path.stat().st_size,
         )

@@ -22,6 +22,7 @@ from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
 from server.policy.audit import AuditWriter
 from server.policy.editions import EditionError, check_against_catalog, load_editions
+from server.policy.fingerprint import rules_problem
 from server.policy.keys import KeyRecord, parse_key
 from server.policy.labels import label_problem
 from server.policy.limits import QuotaCounter, RateLimiter
@@ -37,11 +38,12 @@ log = logging.getLogger("onemap.policy")
 KEY_TTL_S = 5.0
 _UNKNOWN = object()
 RETRY_READY_S = 2.0
+LABEL_RECHECK_S = 10.0
 KEY_HELP = f"Send it in the {KEY_HEADER_NAME} header or the {KEY_PARAMS[0]} query parameter."
 
 
 class StoreRefused(EditionError):
-    """The store holds data above the edition; the server must not serve it."""
+    """The store holds data above the edition or was prepared under other rules; the server must not serve it."""
 
 
 class PolicyRuntime:
@@ -64,16 +66,34 @@ class PolicyRuntime:
         self.ready = False
         self.problem: str | None = None
         self._next_try = 0.0
+        self._label_due = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    def _store_problem(self) -> str | None:
+        label = self.store.read_label()
+        self._label_due = time.monotonic() + LABEL_RECHECK_S
+        return label_problem(label, self.edition, self.spec) or rules_problem(
+            label, self.resolver.catalog, self.editions, self.edition, self.resolver.base)
+
     def _prepare(self) -> None:
         self.admin.setup()
-        problem = label_problem(self.store.read_label(), self.edition, self.spec)
+        problem = self._store_problem()
         if problem:
             self.problem = problem
             raise StoreRefused(problem)
         self.ready = True
+
+    async def _recheck(self) -> None:
+        """Read the store's label again (the store may have been replaced); stop serving on a problem."""
+        try:
+            problem = await run_in_threadpool(self._store_problem)
+        except Exception as exc:  # an unreachable store shows on the reads themselves
+            log.warning("store label not readable: %s", exc)
+            return
+        if problem:
+            log.error("refusing to serve: %s", problem)
+            self.ready, self.problem = False, problem
 
     async def start(self) -> None:
         """Create the admin tables and check the store's label; a store above the edition stops start-up."""
@@ -92,7 +112,10 @@ class PolicyRuntime:
         self.admin.close()
 
     async def ensure_ready(self) -> None:
-        """Raise ``Unavailable`` until the store has been checked (retried at most every 2 s)."""
+        """Raise ``Unavailable`` until the store has been checked (retried at most every 2 s); the
+        store's label is read again every ``LABEL_RECHECK_S`` seconds."""
+        if self.ready and time.monotonic() >= self._label_due:
+            await self._recheck()
         if self.ready:
             return
         if self.problem is None and time.monotonic() >= self._next_try:

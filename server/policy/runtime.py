@@ -3,7 +3,8 @@
 Authentication of one request (``authenticate``): no key -> the anonymous policy when the edition
 allows it, else 401; a malformed, unknown, revoked or wrong key -> 401; a client address outside
 the key's ranges or a time outside its validity window -> 403; over the per-key rate or the daily
-quota -> 429 with Retry-After. Key records are cached for ``KEY_TTL_S`` seconds, so a revocation
+quota -> 429 with Retry-After (shared by every worker through Redis when configured, see
+``shared_limits.py``). Key records are cached for ``KEY_TTL_S`` seconds, so a revocation
 takes effect on every replica within that time.
 """
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from cachetools import TTLCache
 from starlette.concurrency import run_in_threadpool
 
+from server.cache.breaker import CircuitBreaker
 from server.catalog import Catalog
 from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
@@ -25,9 +27,9 @@ from server.policy.editions import EditionError, check_against_catalog, load_edi
 from server.policy.fingerprint import rules_problem
 from server.policy.keys import KeyRecord, parse_key
 from server.policy.labels import label_problem
-from server.policy.limits import QuotaCounter, RateLimiter
 from server.policy.model import Policy
 from server.policy.resolve import PolicyResolver
+from server.policy.shared_limits import Limits
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -60,8 +62,10 @@ class PolicyRuntime:
         self.spec = self.resolver.spec
         self.admin = store.admin()
         self.audit = AuditWriter(self.admin)
-        self.rates = RateLimiter()
-        self.quotas = QuotaCounter(self._seed_quota)
+        breaker = CircuitBreaker("redis limits", settings.redis_breaker_failures, settings.redis_breaker_cooldown_s,
+                                 log=log)
+        self.limits = Limits(settings.redis_url, settings.redis_timeout_s, breaker, self.spec.limits_without_redis,
+                             self._seed_quota)
         self._keys: TTLCache[str, KeyRecord | None] = TTLCache(maxsize=10_000, ttl=KEY_TTL_S)
         self.ready = False
         self.problem: str | None = None
@@ -104,11 +108,13 @@ class PolicyRuntime:
         except Exception as exc:  # store unreachable: requests answer 503 until it is back
             log.warning("store not ready at start-up, will retry: %s", exc)
             self._next_try = time.monotonic() + RETRY_READY_S
+        self.limits.open()
         self.audit.start()
 
     async def stop(self) -> None:
         """Write the pending audit records and close the admin connection."""
         await run_in_threadpool(self.audit.stop)
+        await self.limits.close()
         self.admin.close()
 
     async def ensure_ready(self) -> None:
@@ -178,8 +184,8 @@ class PolicyRuntime:
             raise Forbidden(f"The API key may not be used from address {client_ip}.")
         if (problem := record.window_problem(now)) is not None:
             raise Forbidden(problem)
-        if record.rate is not None and (wait := self.rates.check(record.id, record.rate)):
+        if record.rate is not None and (wait := await self.limits.rate(record.id, record.rate)):
             raise TooManyRequests(f"Rate limit of {record.rate:g} requests per second exceeded.", wait)
-        if record.daily_quota is not None and (wait := await self.quotas.take(record.id, record.daily_quota, now)):
+        if record.daily_quota is not None and (wait := await self.limits.quota(record.id, record.daily_quota, now)):
             raise TooManyRequests(f"Daily quota of {record.daily_quota} requests used up.", wait)
         return self.resolver.policy(record.id, record.scopes)

@@ -49,10 +49,12 @@ server:
   map: {{url: "http://127.0.0.1/none", attribution: x}}
 logging: {{level: ERROR}}
 metadata:
-  identification: {{title: bench, description: bench, keywords: [bench], keywords_type: theme, terms_of_service: x, url: x}}
+  identification: {{title: bench, description: bench, keywords: [bench], keywords_type: theme,
+                   terms_of_service: x, url: x}}
   license: {{name: x, url: x}}
   provider: {{name: x, url: x}}
-  contact: {{name: x, position: x, address: x, city: x, stateorprovince: x, postalcode: x, country: x, phone: x, email: x@x.x, url: x, role: pointOfContact}}
+  contact: {{name: x, position: x, address: x, city: x, stateorprovince: x, postalcode: x, country: x, phone: x,
+            email: x@x.x, url: x, role: pointOfContact}}
 resources:
   parcels:
     type: collection

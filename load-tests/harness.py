@@ -290,7 +290,9 @@ def _run(target: Target, clients: int, seconds: float) -> Result:
     return result
 
 
-def measure(targets: dict[str, Target], clients: int, seconds: float, runs: int, warmup: float = 3) -> dict[str, Result]:
+def measure(
+    targets: dict[str, Target], clients: int, seconds: float, runs: int, warmup: float = 3,
+) -> dict[str, Result]:
     """Warm each target up for ``warmup`` s, then ``runs`` runs of ``seconds`` s each, the targets taking
     turns run by run (fair on a shared machine); the median per target."""
     for target in targets.values():

@@ -91,8 +91,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
-    """Pre-render tiles into the shared cache (see ``server/seed.py``)."""
-    from server import seed
+    """Pre-render tiles into the shared cache (see ``server/commands/seed.py``)."""
+    from server.commands import seed
 
     return seed.run(args, _settings(args))
 
@@ -112,15 +112,15 @@ def cmd_overviews(args: argparse.Namespace) -> int:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    """Create, list or revoke API keys (see ``server/policy/commands.py``)."""
-    from server.policy import commands
+    """Create, list or revoke API keys (see ``server/commands/access.py``)."""
+    from server.commands import access as commands
 
     return commands.run_keys(args, _settings(args))
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    """Query the audit log (see ``server/policy/commands.py``)."""
-    from server.policy import commands
+    """Query the audit log (see ``server/commands/access.py``)."""
+    from server.commands import access as commands
 
     return commands.run_audit(args, _settings(args))
 
@@ -170,11 +170,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir")
     s.set_defaults(func=cmd_overviews)
 
-    from server.seed import add_parser as add_seed_parser
+    from server.commands.seed import add_parser as add_seed_parser
 
     add_seed_parser(sub).set_defaults(func=cmd_seed)
 
-    from server.policy.commands import add_parsers as add_policy_parsers
+    from server.commands.access import add_parsers as add_policy_parsers
     from server.release.commands import add_parsers as add_release_parsers
 
     add_policy_parsers(sub, keys=cmd_keys, audit=cmd_audit)

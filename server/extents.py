@@ -9,6 +9,12 @@ from server.catalog import Collection
 Bbox = tuple[float, float, float, float]
 
 
+def as_bbox(values: Iterable[float]) -> Bbox:
+    """Four numbers (minx, miny, maxx, maxy) as a box; any other count is a ValueError."""
+    minx, miny, maxx, maxy = values
+    return minx, miny, maxx, maxy
+
+
 def union_bbox(collections: Iterable[Collection]) -> Bbox | None:
     """The smallest CRS84 box around the collections' extents, or None for no collection."""
     boxes = [c.extent.spatial.bbox for c in collections]

@@ -18,6 +18,9 @@ from server.stores import GPKG_NAME
 from server.stores.geopackage import GeoPackageStore
 from server.stores.postgis import PostGISStore
 
+# the raster fixtures (raster_dir, raster_client) for any test module that takes them
+pytest_plugins = ["tests.support.rasters"]
+
 SAMPLE_SCALE = 3000
 BACKENDS = ("geopackage", "postgis")
 

@@ -53,7 +53,7 @@ def test_every_access_is_recorded(settings, recorded):
     assert items.route == "/collections/{collectionId}/items"
     assert "bbox=121.4%2C29.75%2C121.7%2C29.95" in items.params and "limit=7" in items.params
     assert key not in (items.params or "") and "api_key" not in (items.params or "")
-    assert items.ts > dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5) and items.duration_ms > 0
+    assert items.ts > dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5) and items.duration_ms > 0
     tile = found["/collections/land_survey/tiles/WebMercatorQuad/8/107/213"]
     assert tile.returned == (1 if tile.status == 200 else 0)
     assert found["/collections/no_such/items"].status == 404
@@ -63,7 +63,8 @@ def test_every_access_is_recorded(settings, recorded):
 
 def test_audit_command_filters(capsys, settings, recorded):
     key_id, _ = recorded
-    args = ["--database-url", settings.database_url] if settings.database_url else ["--data-dir", str(settings.data_dir)]
+    args = (["--database-url", settings.database_url] if settings.database_url
+            else ["--data-dir", str(settings.data_dir)])
     assert cli_main(["audit", *args, "--key", key_id, "--collection", "land_survey", "--since", "1h", "--json"]) == 0
     docs = json.loads(capsys.readouterr().out)
     assert {d["path"] for d in docs} == {"/collections/land_survey/items",
@@ -88,7 +89,8 @@ def test_audit_log_is_append_only(settings, recorded):
                 conn.execute("TRUNCATE onemap_audit")
     else:
         with sqlite3.connect(settings.data_dir / "onemap_admin.sqlite") as conn:
-            for stmt in ("UPDATE onemap_audit SET status = 200 WHERE key_id = ?", "DELETE FROM onemap_audit WHERE key_id = ?"):
+            for stmt in ("UPDATE onemap_audit SET status = 200 WHERE key_id = ?",
+                         "DELETE FROM onemap_audit WHERE key_id = ?"):
                 with pytest.raises(sqlite3.IntegrityError, match="append-only"):
                     conn.execute(stmt, [key_id])
     assert len(rows(settings, key_id)) == 4

@@ -31,7 +31,7 @@ def test_same_features(clients, url):
     a, b = (c.get(url).json() for c in clients)
     assert [f["id"] for f in a["features"]] == [f["id"] for f in b["features"]]
     assert a["numberReturned"] == b["numberReturned"]
-    for fa, fb in zip(a["features"], b["features"]):
+    for fa, fb in zip(a["features"], b["features"], strict=True):
         assert fa["properties"].keys() == fb["properties"].keys()
         for k, va in fa["properties"].items():
             vb = fb["properties"][k]

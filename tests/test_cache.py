@@ -139,7 +139,7 @@ def test_scope_and_publicness_follow_the_policy():
 
 def test_seed_plan_enumerates_tiles_within_extent_and_bbox():
     from server.catalog import load_catalog
-    from server.seed import SeedError, SeedPlan, parse_bbox, parse_zooms, tile_paths
+    from server.commands.seed import SeedError, SeedPlan, parse_bbox, parse_zooms, tile_paths
     from tests.support import ROOT
 
     catalog = load_catalog(ROOT / "collections")

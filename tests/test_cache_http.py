@@ -22,10 +22,9 @@ from server.app import create_app
 from server.catalog import load_catalog
 from server.settings import Settings
 from server.sources.gpkg_geometry import register_functions
-from server.sources.postgis import install_versioning
+from server.sources.postgis_schema import install_versioning
 from tests.support import ROOT
 from tests.support.api_keys import issue_key
-from tests.support.rasters import raster_dir  # noqa: F401 (fixture)
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 SECRET = "test-secret"
@@ -180,7 +179,7 @@ def test_fast_path_answers_repeated_requests_before_routing(client):
     before = dict(cache.stats)
     r = client.get(path)
     assert r.headers["x-cache"] == "hit" and cache.stats["hit"] == before["hit"] + 1
-    assert any(fp[4] == path.split("?")[0] for fp in cache.aliases.keys())
+    assert any(fp[4] == path.split("?")[0] for fp in cache.aliases)
 
 
 def test_hits_are_audited_with_what_they_carry(store_copy):

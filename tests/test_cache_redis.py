@@ -15,7 +15,7 @@ import redis
 
 from server.cache.entry import Entry
 from server.cli import main
-from server.seed import SeedPlan, seed
+from server.commands.seed import SeedPlan, seed
 from server.settings import Settings
 from tests.support.api_keys import issue_key
 from tests.support.redis_server import RedisServer

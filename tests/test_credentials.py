@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from server.credentials import ACCESS_LOGGER
-from tests.support.rasters import raster_client, raster_dir  # noqa: F401
 
 ITEMS = "/collections/parcels/items"
 SEARCH = "/stac/search"

@@ -26,7 +26,9 @@ KEY = re.compile(r"api key \(shown once, store it now\): (om_[0-9a-f]{12}_[A-Za-
 
 
 def store_args(settings) -> list[str]:
-    return ["--database-url", settings.database_url] if settings.database_url else ["--data-dir", str(settings.data_dir)]
+    if settings.database_url:
+        return ["--database-url", settings.database_url]
+    return ["--data-dir", str(settings.data_dir)]
 
 
 def create(capsys, settings, *options: str) -> str:
@@ -106,7 +108,7 @@ def test_ip_ranges_bind_a_key(capsys, settings, app):
 
 
 def test_validity_window(capsys, settings, app):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     later = create(capsys, settings, "--name", "later", "--not-before", (now + dt.timedelta(days=1)).isoformat())
     gone = create(capsys, settings, "--name", "gone", "--not-after", (now - dt.timedelta(minutes=1)).isoformat())
     ok = create(capsys, settings, "--name", "now", "--not-before", (now - dt.timedelta(hours=1)).isoformat(),
@@ -132,11 +134,12 @@ def test_daily_quota_survives_a_restart(capsys, settings):
     key = create(capsys, settings, "--name", "quota", "--daily-quota", "3")
     with TestClient(create_app(settings), headers={"X-API-Key": key}) as c:
         assert [c.get("/collections").status_code for _ in range(2)] == [200, 200]
-    with TestClient(create_app(settings), headers={"X-API-Key": key}) as c:  # a new app: the count is read back from the audit log
+    # a new app: the count is read back from the audit log
+    with TestClient(create_app(settings), headers={"X-API-Key": key}) as c:
         assert c.get("/collections").status_code == 200
         r = c.get("/collections")
         assert r.status_code == 429 and "quota" in r.json()["description"]
-        until_midnight = quota_day(dt.datetime.now(dt.timezone.utc))[2]
+        until_midnight = quota_day(dt.datetime.now(dt.UTC))[2]
         assert abs(int(r.headers["retry-after"]) - until_midnight) <= 5
 
 

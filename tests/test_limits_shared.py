@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.policy.commands import build_key
+from server.commands.access import build_key
 from server.settings import Settings
 from server.stores import open_store
 from tests.support import ROOT

@@ -20,7 +20,8 @@ from server.errors import InvalidParameter, Unavailable
 from server.policy.model import Restriction
 from server.settings import Settings
 from server.sources.base import Cursor, ItemQuery, TimeInterval
-from server.sources.postgis import PostGISSource, install_versioning
+from server.sources.postgis import PostGISSource
+from server.sources.postgis_schema import install_versioning
 from tests.support import ROOT
 from tests.support.pg import PgCluster, start_cluster
 
@@ -32,7 +33,7 @@ ALL_P, ALL_S = Restriction.unrestricted(PARCELS), Restriction.unrestricted(SURVE
 N = 25
 SIZE = 0.01
 FIRST_DATE = dt.date(2015, 1, 1)
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def code(n: int) -> str:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.raster.store import RasterStore
 from tests.support.api_keys import issue_key
-from tests.support.rasters import decode_image, make_data_dir, raster_client, raster_dir, raster_settings  # noqa: F401
+from tests.support.rasters import decode_image, make_data_dir, raster_settings
 
 IMAGERY = "/collections/imagery/tiles"
 Z14 = "WebMercatorQuad/14/6767/13723"  # inside the imagery footprint (the town and fields)
@@ -20,7 +20,8 @@ EDGE_Z12 = "WebMercatorQuad/12/1691/3430"  # the footprint covers a quarter of t
 
 
 def test_jpeg_png_webp_decode_to_256px_images(raster_client):
-    for fmt, media, bands in (("jpeg", "image/jpeg", {3}), ("png", "image/png", {3, 4}), ("webp", "image/webp", {3, 4})):
+    kinds = (("jpeg", "image/jpeg", {3}), ("png", "image/png", {3, 4}), ("webp", "image/webp", {3, 4}))
+    for fmt, media, bands in kinds:
         r = raster_client.get(f"{IMAGERY}/{Z14}?f={fmt}")
         assert r.status_code == 200, r.text
         assert r.headers["content-type"] == media

@@ -126,7 +126,8 @@ def test_government_release_masks_drops_and_excludes(master, tmp_path):
     assert doc["collections"]["parcels"]["restriction"]["masked"] == ["owner_name"]
     assert "owner_id_number" not in doc["collections"]["parcels"]["fields"]
     gpkg = master / "onemap.gpkg"
-    secret = secrets_of(gpkg, "SELECT owner_id_number FROM parcels") | secrets_of(gpkg, "SELECT owner_name FROM parcels")
+    secret = (secrets_of(gpkg, "SELECT owner_id_number FROM parcels")
+              | secrets_of(gpkg, "SELECT owner_name FROM parcels"))
     secret |= secrets_of(gpkg, "SELECT unit_code FROM parcels WHERE land_use = '09'")
     secret |= secrets_of(gpkg, "SELECT unit_code FROM buildings WHERE building_use = '特殊用途'")
     import_release(settings(data_dir=store, edition="government"), bundle)
@@ -141,9 +142,10 @@ def test_government_release_masks_drops_and_excludes(master, tmp_path):
 
 
 def test_master_store_refused_by_a_lower_edition(master):
-    with pytest.raises(StoreRefused, match="'internet' edition, which may hold only public data.*unlabelled master"):
-        with TestClient(create_app(settings(data_dir=master, edition="internet"))):
-            pass
+    refusal = "'internet' edition, which may hold only public data.*unlabelled master"
+    internet = settings(data_dir=master, edition="internet")
+    with pytest.raises(StoreRefused, match=refusal), TestClient(create_app(internet)):
+        pass
 
 
 def test_bundle_checks(internet_bundle, tmp_path, master):
@@ -155,7 +157,8 @@ def test_bundle_checks(internet_bundle, tmp_path, master):
     data[-10] ^= 0xFF
     cog.write_bytes(bytes(data))
     (tampered / "rasters" / "extra.tif").write_bytes(b"x")
-    with pytest.raises(BundleError, match="unlisted file rasters/extra.tif.*checksum mismatch for rasters/dem_2023.tif"):
+    problems = "unlisted file rasters/extra.tif.*checksum mismatch for rasters/dem_2023.tif"
+    with pytest.raises(BundleError, match=problems):
         import_release(s, tampered)
     assert not (tmp_path / "target" / "onemap.gpkg").exists()
     gov = tmp_path / "gov"

@@ -120,7 +120,7 @@ def test_rtree_matches_every_row(db):
             assert gpkg_srs_id(blob) == 4490
             # the R-tree keeps 32-bit floats, rounded outwards
             assert box[0] <= env[0] and box[1] >= env[1] and box[2] <= env[2] and box[3] >= env[3]
-            assert all(abs(a - b) < 3e-5 for a, b in zip(env, box))
+            assert all(abs(a - b) < 3e-5 for a, b in zip(env, box, strict=True))
 
 
 def test_geometries_decode_valid_multipolygons_in_the_box(db):
@@ -245,14 +245,14 @@ def test_parcels_lie_on_survey_patches_of_their_use(db):
     points = shapely.point_on_surface(parcels)
     pidx, sidx = tree.query(points, predicate="within")
     assert len(np.unique(pidx)) == len(parcels)
-    assert all(attrs[p][0] == survey[s][0] for p, s in zip(pidx, sidx))
+    assert all(attrs[p][0] == survey[s][0] for p, s in zip(pidx, sidx, strict=True))
     assert shapely.area(parcels).sum() < shapely.area(patches).sum()
 
 
 def test_buildings_stand_inside_their_parcels(db):
     attrs, buildings = rows(db, "buildings", "unit_code, parcel_code, height_m, floors, building_use, completed_date")
     parcel_attrs, parcel_geoms = rows(db, "parcels", "parcel_code")
-    parcels = {a[0]: g for a, g in zip(parcel_attrs, parcel_geoms)}
+    parcels = {a[0]: g for a, g in zip(parcel_attrs, parcel_geoms, strict=True)}
     uses = dict(db.execute("SELECT parcel_code, land_use FROM parcels").fetchall())
     assert len(attrs) > 100
     codes = [a[0] for a in attrs]

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from tests.support.api_keys import issue_key
-from tests.support.rasters import raster_client, raster_dir, raster_settings  # noqa: F401
+from tests.support.rasters import raster_settings
 
 IMAGERY_TILE = "/collections/imagery/tiles/WebMercatorQuad/14/6767/13723"
 ELEVATION = "/collections/dem/elevation"

@@ -9,7 +9,7 @@ import pytest
 
 from server.stac_api.static import write_static_catalog
 from server.stac_catalog.validate import validate_dict
-from tests.support.rasters import raster_client, raster_dir, raster_settings  # noqa: F401
+from tests.support.rasters import raster_settings
 
 ITEMS = {"imagery_20231115", "imagery_20240518", "dem_2023"}
 
@@ -69,7 +69,8 @@ def test_search_get_filters(raster_client):
     assert _ids(raster_client.get(f"{s}?ids=imagery_20240518,nope")) == ["imagery_20240518"]
     # the DEM covers the whole county, the imagery only the town: a bbox in the hills finds the DEM only
     assert _ids(raster_client.get(f"{s}?bbox=121.65,29.76,121.68,29.78")) == ["dem_2023"]
-    assert _ids(raster_client.get(f"{s}?bbox=121.52,29.85,121.53,29.86&datetime=2024-01-01T00:00:00Z/..")) == ["imagery_20240518"]
+    since_2024 = raster_client.get(f"{s}?bbox=121.52,29.85,121.53,29.86&datetime=2024-01-01T00:00:00Z/..")
+    assert _ids(since_2024) == ["imagery_20240518"]
     assert _ids(raster_client.get(f"{s}?datetime=2023-11-15T02:40:00Z")) == ["imagery_20231115"]
     assert _ids(raster_client.get(f"{s}?datetime=2023-11-15")) == ["imagery_20231115"], "a date is that whole day"
     readme = f"{s}?bbox=121.5,29.8,121.6,29.9&datetime=2024-01-01/.."  # the README's example

@@ -7,7 +7,7 @@ import pytest
 
 from tests.support.api_keys import issue_key
 from tests.support.live import live_server
-from tests.support.rasters import raster_dir, raster_settings  # noqa: F401
+from tests.support.rasters import raster_settings
 
 
 @pytest.fixture(scope="module")

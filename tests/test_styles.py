@@ -55,7 +55,7 @@ def test_every_style_file_loads_and_the_base_map_draws_every_collection():
         assert styles[cid].title["zh"] and styles[cid].title["en"]
     assert styles["basemap"].collections == set(VECTOR)
     # The base map reuses each collection style's layers, re-pointed at the dataset tileset.
-    base_layers = {l["id"]: l for l in styles["basemap"].doc["layers"]}
+    base_layers = {lyr["id"]: lyr for lyr in styles["basemap"].doc["layers"]}
     for cid in VECTOR:
         for layer in styles[cid].doc["layers"]:
             assert base_layers[layer["id"]]["source"] == "onemap"
@@ -68,7 +68,7 @@ def test_styles_list_links_each_style(client):
     assert set(ids) == set(VECTOR) | {"basemap"}
     assert doc["default"] == "basemap"
     for entry in doc["styles"]:
-        rels = {l["rel"]: l for l in entry["links"]}
+        rels = {ln["rel"]: ln for ln in entry["links"]}
         assert rels["stylesheet"]["type"] == MAPBOX_STYLE
         assert rels["stylesheet"]["href"] == f"{BASE}/styles/{entry['id']}?f=mapbox"
         assert rels["describedby"]["href"] == f"{BASE}/styles/{entry['id']}/metadata"
@@ -86,8 +86,8 @@ def test_collection_style_points_at_the_collection_tiles(client, collection_id):
     c = load_catalog(ROOT / "collections").get(collection_id)
     assert (source["minzoom"], source["maxzoom"]) == (c.tiles.minzoom, c.tiles.maxzoom)
     assert source["bounds"] == list(c.extent.spatial.bbox)
-    assert {l["source-layer"] for l in doc["layers"]} == {collection_id}
-    assert all(l.get("minzoom", 0) >= c.tiles.minzoom for l in doc["layers"])
+    assert {lyr["source-layer"] for lyr in doc["layers"]} == {collection_id}
+    assert all(lyr.get("minzoom", 0) >= c.tiles.minzoom for lyr in doc["layers"])
 
 
 def test_base_map_uses_the_dataset_tileset(client):
@@ -96,7 +96,7 @@ def test_base_map_uses_the_dataset_tileset(client):
     assert doc["sources"]["onemap"]["tiles"] == [f"{BASE}/tiles/WebMercatorQuad/{{z}}/{{y}}/{{x}}"]
     assert doc["layers"][0]["type"] == "background"
     assert collections_of(doc) == set(VECTOR)
-    hidden = {l["source-layer"] for l in doc["layers"] if l.get("layout", {}).get("visibility") == "none"}
+    hidden = {lyr["source-layer"] for lyr in doc["layers"] if lyr.get("layout", {}).get("visibility") == "none"}
     assert hidden == {"planning_zones"}
     assert 121.4 < doc["center"][0] < 121.7 and 29.75 < doc["center"][1] < 29.95 and 8 <= doc["zoom"] <= 14
 
@@ -131,7 +131,7 @@ def test_style_metadata(client):
     assert meta["id"] == "control_lines" and meta["scope"] == "style"
     assert "control lines" in meta["title"].lower() and meta["description"]
     assert meta["stylesheets"][0]["link"]["href"] == f"{BASE}/styles/control_lines?f=mapbox"
-    layers = {l["id"]: l for l in meta["layers"]}
+    layers = {lyr["id"]: lyr for lyr in meta["layers"]}
     assert layers["control_lines-urban-line"]["type"] == "line"
     assert layers["control_lines-urban-line"]["sampleData"]["href"] == f"{BASE}/collections/control_lines/items"
 
@@ -139,11 +139,11 @@ def test_style_metadata(client):
 def _match_colors(expression: list) -> dict[str, str]:
     assert expression[0] == "match"
     pairs = expression[2:-1]
-    return dict(zip(pairs[0::2], pairs[1::2]))
+    return dict(zip(pairs[0::2], pairs[1::2], strict=True))
 
 
 def test_land_survey_palette_covers_every_first_level_class(client):
-    fill = next(l for l in served(client, "land_survey")["layers"] if l["type"] == "fill")
+    fill = next(lyr for lyr in served(client, "land_survey")["layers"] if lyr["type"] == "fill")
     colors = _match_colors(fill["paint"]["fill-color"])
     assert set(colors) == {f"{i:02d}" for i in range(13)}
     assert len(set(colors.values())) == 13
@@ -151,13 +151,13 @@ def test_land_survey_palette_covers_every_first_level_class(client):
 
 
 def test_planning_palette_covers_every_first_level_use(client):
-    fill = next(l for l in served(client, "planning_zones")["layers"] if l["type"] == "fill")
+    fill = next(lyr for lyr in served(client, "planning_zones")["layers"] if lyr["type"] == "fill")
     assert set(_match_colors(fill["paint"]["fill-color"])) == {f"{i:02d}" for i in range(1, 25)}
 
 
 def test_control_lines_are_distinct_outlines(client):
-    lines = [l for l in served(client, "control_lines")["layers"] if l["type"] == "line"]
-    by_type = {l["filter"][2]: l["paint"] for l in lines}
+    lines = [lyr for lyr in served(client, "control_lines")["layers"] if lyr["type"] == "line"]
+    by_type = {lyr["filter"][2]: lyr["paint"] for lyr in lines}
     assert set(by_type) == {"ecological_red_line", "permanent_basic_farmland", "urban_development_boundary"}
     assert len({p["line-color"] for p in by_type.values()}) == 3
     dashes = [json.dumps(p.get("line-dasharray")) for p in by_type.values()]
@@ -174,7 +174,7 @@ def test_styles_need_nothing_from_another_host(client):
     for style_id in (*VECTOR, "basemap"):
         doc = served(client, style_id)
         assert "glyphs" not in doc and "sprite" not in doc
-        assert all(l["type"] != "symbol" for l in doc["layers"])
+        assert all(lyr["type"] != "symbol" for lyr in doc["layers"])
 
 
 def test_every_served_style_passes_the_maplibre_validator(client, tmp_path):
@@ -199,13 +199,13 @@ def test_every_served_style_passes_the_maplibre_validator(client, tmp_path):
 
 def test_collections_link_to_their_styles(client):
     links = style_links("land_survey", "http://h/")
-    assert [l["href"] for l in links] == ["http://h/styles/land_survey?f=mapbox", "http://h/styles/basemap?f=mapbox"]
-    assert all(l["rel"] == "stylesheet" and l["type"] == MAPBOX_STYLE for l in links)
+    assert [ln["href"] for ln in links] == ["http://h/styles/land_survey?f=mapbox", "http://h/styles/basemap?f=mapbox"]
+    assert all(ln["rel"] == "stylesheet" and ln["type"] == MAPBOX_STYLE for ln in links)
     doc = client.get("/collections/parcels").json()
-    hrefs = {l["href"] for l in doc["links"] if l["rel"] == "stylesheet"}
+    hrefs = {ln["href"] for ln in doc["links"] if ln["rel"] == "stylesheet"}
     assert hrefs == {f"{BASE}/styles/parcels?f=mapbox", f"{BASE}/styles/basemap?f=mapbox"}
     landing = client.get("/").json()
-    assert any(l["href"] == f"{BASE}/styles" for l in landing["links"])
+    assert any(ln["href"] == f"{BASE}/styles" for ln in landing["links"])
 
 
 def test_styles_follow_what_the_caller_may_see(sample_dir):
@@ -231,4 +231,4 @@ def test_render_filters_by_visible_collections():
     only = render_style(styles["basemap"], BASE, visible)
     assert collections_of(only) == {"land_survey", "buildings"}
     assert only["sources"]["onemap"]["minzoom"] == 8 and only["sources"]["onemap"]["maxzoom"] == 22
-    assert [l["id"] for l in only["layers"]][0] == "background"
+    assert [lyr["id"] for lyr in only["layers"]][0] == "background"

@@ -91,7 +91,8 @@ def test_bad_tile_addresses(client, path, words):
 
 
 def test_unknown_tile_format(client):
-    assert_ogc_error(client.get(f"/collections/parcels/tiles/WebMercatorQuad/{wmq_tile(*CENTER, 14)}?f=png"), 406, "png")
+    png = client.get(f"/collections/parcels/tiles/WebMercatorQuad/{wmq_tile(*CENTER, 14)}?f=png")
+    assert_ogc_error(png, 406, "png")
 
 
 # -- tilesets ---------------------------------------------------------------------------------------
@@ -99,8 +100,9 @@ def test_unknown_tile_format(client):
 
 def test_collection_links_and_conformance(client):
     doc = client.get("/collections/parcels").json()
-    assert any(l["rel"] == REL + "tilesets-vector" and l["href"].endswith("/collections/parcels/tiles") for l in doc["links"])
-    landing = {l["rel"] for l in client.get("/").json()["links"]}
+    assert any(ln["rel"] == REL + "tilesets-vector" and ln["href"].endswith("/collections/parcels/tiles")
+               for ln in doc["links"])
+    landing = {ln["rel"] for ln in client.get("/").json()["links"]}
     assert {REL + "tiling-schemes", REL + "tilesets-vector"} <= landing
     classes = client.get("/conformance").json()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt" in classes
@@ -111,18 +113,19 @@ def test_collection_tilesets(client):
     assert len(doc["tilesets"]) == 3
     for ts in doc["tilesets"]:
         assert ts["dataType"] == "vector"
-        rels = {l["rel"] for l in ts["links"]}
+        rels = {ln["rel"] for ln in ts["links"]}
         assert {"self", REL + "tiling-scheme"} <= rels
 
 
 def test_collection_tileset_metadata(client):
     doc = client.get("/collections/parcels/tiles/WebMercatorQuad").json()
     assert doc["dataType"] == "vector" and doc["crs"].endswith("/EPSG/0/3857")
-    item = next(l for l in doc["links"] if l["rel"] == "item")
-    assert item["type"] == MVT and item["href"].endswith("/collections/parcels/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}")
+    item = next(ln for ln in doc["links"] if ln["rel"] == "item")
+    assert item["type"] == MVT
+    assert item["href"].endswith("/collections/parcels/tiles/WebMercatorQuad/{tileMatrix}/{tileRow}/{tileCol}")
     limits = doc["tileMatrixSetLimits"]
     assert limits[0]["tileMatrix"] == "10" and limits[-1]["tileMatrix"] == "22"  # parcels: minzoom 10, maxzoom 22
-    z14 = next(l for l in limits if l["tileMatrix"] == "14")
+    z14 = next(lim for lim in limits if lim["tileMatrix"] == "14")
     row, col = map(int, wmq_tile(*CENTER, 14).split("/")[1:])
     assert z14["minTileRow"] <= row <= z14["maxTileRow"] and z14["minTileCol"] <= col <= z14["maxTileCol"]
     (layer,) = doc["layers"]
@@ -150,14 +153,14 @@ def test_tilejson(client):
     assert layer["id"] == "land_survey" and (layer["minzoom"], layer["maxzoom"]) == (8, 22)
     assert layer["fields"]["land_code"] == "String" and layer["fields"]["area_m2"] == "Number"
     by_accept = client.get("/tiles/WebMercatorQuad", headers={"Accept": "application/vnd.mapbox.tile+json"}).json()
-    assert {l["id"] for l in by_accept["vector_layers"]} == set(VECTOR)
+    assert {lyr["id"] for lyr in by_accept["vector_layers"]} == set(VECTOR)
     assert_ogc_error(client.get("/collections/parcels/tiles/CGCS2000Quad?f=tilejson"), 406, "WebMercatorQuad")
 
 
 def test_dataset_tileset(client):
     assert len(client.get("/tiles").json()["tilesets"]) == 3
     doc = client.get("/tiles/CGCS2000Quad").json()
-    assert {l["id"] for l in doc["layers"]} == set(VECTOR)
+    assert {lyr["id"] for lyr in doc["layers"]} == set(VECTOR)
     assert doc["tileMatrixSetLimits"][0]["tileMatrix"] == "1"  # admin boundaries from level 0 of WMQ
 
 
@@ -176,7 +179,7 @@ def test_collection_tile(client):
         assert "unit_code" in f["properties"] and set(f["properties"]) <= fields
         assert f["geometry"]["type"] in ("Polygon", "MultiPolygon")
         minx, miny, maxx, maxy = shape(f["geometry"]).bounds
-        assert -64 <= minx and maxx <= 4096 + 64 and -64 <= miny and maxy <= 4096 + 64
+        assert minx >= -64 and maxx <= 4096 + 64 and miny >= -64 and maxy <= 4096 + 64
 
 
 def test_features_in_tile_are_the_ones_there(client):

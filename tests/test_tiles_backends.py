@@ -54,7 +54,8 @@ def compare_tiles(body_a: bytes, body_b: bytes, stats: dict) -> None:
             feat, other = fa[key], fb[key]
             assert feat["properties"].keys() == other["properties"].keys()
             for k, v in feat["properties"].items():
-                assert v == pytest.approx(other["properties"][k]) if isinstance(v, float) else v == other["properties"][k]
+                expected = other["properties"][k]
+                assert v == pytest.approx(expected) if isinstance(v, float) else v == expected
             ga, gb = shape(feat["geometry"]), shape(other["geometry"])
             assert ga.geom_type.removeprefix("Multi") == gb.geom_type.removeprefix("Multi")
             if ga.area:  # quantization moves each vertex by half a unit at most

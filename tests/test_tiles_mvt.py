@@ -24,7 +24,8 @@ def layer(geoms, sizes=None, ids=None) -> mvt.LayerData:
     geoms = np.array(geoms, dtype=object)
     ids = ids or [f"{i:028d}" for i in range(len(geoms))]
     sizes = np.asarray(sizes if sizes is not None else sizes_of(geoms, "MultiPolygon"), dtype=float)
-    return mvt.LayerData(geoms, sizes, ids, [{"unit_code": i, "area_m2": 1, "registration_date": "2020-01-02"} for i in ids])
+    props = [{"unit_code": i, "area_m2": 1, "registration_date": "2020-01-02"} for i in ids]
+    return mvt.LayerData(geoms, sizes, ids, props)
 
 
 def test_tile_space_clip_snap_and_encode():

@@ -88,7 +88,8 @@ def test_library_and_viewer_files(client):
     js = client.get("/map/static/viewer.js")
     assert js.status_code == 200 and "__mapReady" in js.text
     assert "https://" not in js.text and "http://" not in js.text  # no absolute URL to any host
-    bad = ("/map/lib/package.json", "/map/lib/..%2F..%2Fpackage.json", "/map/static/nope.js", "/map/static/..%2Fviewer.py")
+    bad = ("/map/lib/package.json", "/map/lib/..%2F..%2Fpackage.json", "/map/static/nope.js",
+           "/map/static/..%2Fviewer.py")
     for path in bad:
         r = client.get(path)
         assert r.status_code == 404 and r.json()["code"] == "NotFound", path

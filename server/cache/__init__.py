@@ -1,6 +1,6 @@
 """Caching: in-process (bounded in bytes) and shared (Redis, fail-open) response caches, HTTP
 validators (ETag/304, Cache-Control, Vary) and invalidation by data version (seeding the shared
-cache is the ``onemap seed`` command, ``server/seed.py``).
+cache is the ``onemap seed`` command, ``server/commands/seed.py``).
 
 Routes call ``cached(request, kind, parts, produce, collections=...)`` (or decorate themselves with
 ``cache_response``); ``install`` attaches the cache to an app (``app.state.cache``) and the fast

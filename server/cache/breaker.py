@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 

@@ -63,7 +63,7 @@ class Entry:
     def build(
         cls, status: int, media_type: str | None, etag: str, body: bytes,
         headers: tuple[tuple[str, str], ...] = (), pack: bool = True,
-    ) -> "Entry":
+    ) -> Entry:
         """An entry for ``body``; compressed copies are made here, once, when ``pack`` is set."""
         gz = br = None
         if pack and status == 200 and compressible(media_type, len(body)):
@@ -77,10 +77,10 @@ class Entry:
 
     def body(self, encoding: str | None) -> bytes:
         """The bytes for a content coding chosen by ``http.choose_encoding``."""
-        if encoding == "br":
-            return self.br  # type: ignore[return-value]
-        if encoding == "gzip":
-            return self.gzip  # type: ignore[return-value]
+        if encoding == "br" and self.br is not None:
+            return self.br
+        if encoding == "gzip" and self.gzip is not None:
+            return self.gzip
         return self.identity
 
     def pack(self) -> bytes:
@@ -98,7 +98,7 @@ class Entry:
         return b"".join(parts)
 
     @classmethod
-    def unpack(cls, data: bytes) -> "Entry":
+    def unpack(cls, data: bytes) -> Entry:
         """The entry packed by ``pack``; the identity body is inflated here when only copies were stored."""
         try:
             if data[:4] != MAGIC:

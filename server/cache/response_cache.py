@@ -23,9 +23,10 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any
 from urllib.parse import urlencode
 
 import orjson
@@ -33,6 +34,7 @@ from cachetools import LRUCache
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from server.cache import http
 from server.cache.breaker import CircuitBreaker
@@ -78,7 +80,7 @@ class Alias:
     path_params: dict | None = None
 
 
-def scan(scope: dict) -> RequestInfo:
+def scan(scope: Scope) -> RequestInfo:
     """Read what matters for caching from an ASGI scope (headers, query, attached policy)."""
     host = accept = language = encoding = b""
     inm = None
@@ -269,7 +271,7 @@ class ResponseCache:
     # -- answering ------------------------------------------------------------------------------
 
     def variant(
-        self, scope: dict, entry: Entry, info: RequestInfo, public: bool, level: str
+        self, scope: Scope, entry: Entry, info: RequestInfo, public: bool, level: str
     ) -> tuple[int, list, bytes]:
         """Status, raw headers and body for this client (304 when its copy is current).
 
@@ -302,7 +304,8 @@ class ResponseCache:
             entry, response = await self.fill(request, digest, produce, http.VARY_LANGUAGE if language else http.VARY)
             if entry is None:
                 self.stats["pass"] += 1
-                return response  # type: ignore[return-value]
+                assert response is not None  # _produce returns the response whenever it stores no entry
+                return response
         public = is_public(request)
         if self.fast_path and info.eligible:
             scope = request.scope

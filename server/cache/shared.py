@@ -9,8 +9,10 @@ After the cool-down one trial call goes through; when Redis answers again the ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -48,10 +50,8 @@ class SharedCache:
     async def close(self) -> None:
         """Drop the client and its connections."""
         if self._redis is not None:
-            try:
+            with contextlib.suppress(RedisError, OSError):
                 await self._redis.aclose()
-            except (RedisError, OSError):
-                pass
             self._redis = None
 
     async def _call(self, op: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
@@ -60,7 +60,7 @@ class SharedCache:
             return None
         try:
             result = await asyncio.wait_for(op(*args, **kwargs), timeout=self.timeout_s * 2 + 0.05)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             self.errors += 1
             self.breaker.failure(type(exc).__name__)
             log.debug("redis call failed: %s", exc)

@@ -3,8 +3,9 @@
 Vector collections ask their source (``Source.version``); raster collections are versioned by the
 size and modification time of their registered files. A version is trusted for ``ttl_s`` seconds
 (``cache_version_ttl_s``, default 1 s): an edit is seen by every worker at most that long after it
-commits, after which the keys holding the old version are never looked up again. When the store cannot be asked (database down), the last known version
-is kept for another period and logged, so cached responses are still served during the outage.
+commits, after which the keys holding the old version are never looked up again. When the store
+cannot be asked (database down), the last known version is kept for another period and logged, so
+cached responses are still served during the outage.
 """
 
 from __future__ import annotations

@@ -17,7 +17,16 @@ from server.common import openapi
 from server.html import render_page
 from server.policy import visible_collection, visible_collections
 from server.web import (
-    HTML, JSON, OPENAPI, OPENAPI_VERSION, base_url, format_param, json_response, language, link, output_format,
+    HTML,
+    JSON,
+    OPENAPI,
+    OPENAPI_VERSION,
+    base_url,
+    format_param,
+    json_response,
+    language,
+    link,
+    output_format,
     self_links,
 )
 

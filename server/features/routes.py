@@ -91,7 +91,7 @@ def _envelope(request: Request, url: str, page: Page, fmt: str) -> bytes:
         links.append(_page_link(request, url, "prev", Cursor(page.prev_key, False), fmt))
     tail = {
         "numberReturned": page.number_returned,
-        "timeStamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "timeStamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "links": links,
     }
     if page.number_matched is not None:
@@ -154,7 +154,8 @@ async def item(request: Request, collectionId: str, featureId: str, f: Format = 
         base = base_url(request)
         url = f"{base}/collections/{c.id}/items/{featureId}"
         links = [
-            link(url if fmt == "json" else f"{url}?f=json", "self" if fmt == "json" else "alternate", GEOJSON, "This feature"),
+            link(url if fmt == "json" else f"{url}?f=json", "self" if fmt == "json" else "alternate", GEOJSON,
+                 "This feature"),
             link(f"{url}?f=html", "self" if fmt == "html" else "alternate", HTML, "This feature as HTML"),
             link(f"{base}/collections/{c.id}", "collection", JSON, "The collection"),
         ]

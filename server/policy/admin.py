@@ -73,11 +73,16 @@ class AdminStore(Protocol):
 
 def _iso(value: dt.datetime | None) -> str | None:
     """UTC, fixed width, so that text comparison is time comparison."""
-    return None if value is None else value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if value is None else value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _time(value: Any) -> dt.datetime | None:
-    if value is None or isinstance(value, dt.datetime):
+    return None if value is None else _instant(value)
+
+
+def _instant(value: Any) -> dt.datetime:
+    """A stored timestamp (a datetime, or ISO 8601 text in the embedded store)."""
+    if isinstance(value, dt.datetime):
         return value
     return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
@@ -90,7 +95,7 @@ def _key_values(r: KeyRecord, text_times: bool) -> tuple:
 
 
 def _key_record(row: tuple) -> KeyRecord:
-    d = dict(zip(KEY_COLUMNS, row))
+    d = dict(zip(KEY_COLUMNS, row, strict=True))
     scopes = d["scopes"]
     if isinstance(scopes, str):
         scopes = orjson.loads(scopes)
@@ -101,12 +106,12 @@ def _key_record(row: tuple) -> KeyRecord:
         id=d["id"], name=d["name"], secret_hash=d["secret_hash"],
         scopes=None if scopes is None else frozenset(scopes), networks=tuple(networks or ()),
         not_before=_time(d["not_before"]), not_after=_time(d["not_after"]),
-        daily_quota=d["daily_quota"], rate=d["rate"], created=_time(d["created"]), revoked=_time(d["revoked"]),
+        daily_quota=d["daily_quota"], rate=d["rate"], created=_instant(d["created"]), revoked=_time(d["revoked"]),
     )
 
 
 def _audit_record(row: tuple) -> AuditRecord:
-    d = dict(zip(AUDIT_COLUMNS, row))
+    d = dict(zip(AUDIT_COLUMNS, row, strict=True))
     d["ts"] = _time(d["ts"])
     return AuditRecord(**d)
 
@@ -224,7 +229,7 @@ class PostgresAdmin:
         ddl = (SQL_DIR / "admin_pg.sql").read_text(encoding="utf-8")
         with psycopg.connect(self.url, connect_timeout=10) as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('onemap_admin_setup'))")
-            conn.execute(ddl)  # type: ignore[arg-type]  # trusted file shipped with the package
+            conn.execute(ddl)  # trusted file shipped with the package
 
     def add_key(self, record: KeyRecord) -> None:
         marks = ", ".join(["%s"] * len(KEY_COLUMNS))

@@ -8,7 +8,7 @@ simplifier and the same rounding, so both backends answer the same bytes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,9 @@ def grid_size(precision: int) -> float:
     return 10.0 ** -precision
 
 
-_MULTI = {4: (shapely.MultiPoint, 0), 5: (shapely.MultiLineString, 1), 6: (shapely.MultiPolygon, 3)}
+_MULTI: dict[int, tuple[Callable[[list[Any]], shapely.Geometry], int]] = {
+    4: (shapely.MultiPoint, 0), 5: (shapely.MultiLineString, 1), 6: (shapely.MultiPolygon, 3),
+}
 
 
 def keep_multi(geoms: np.ndarray, types_before: np.ndarray) -> np.ndarray:
@@ -93,12 +95,3 @@ def reduce_geometries(geoms: np.ndarray, restriction: Restriction, srid: int) ->
     geoms = desensitize_geometries(geoms, restriction, srid)
     coords = shapely.get_coordinates(geoms)
     return shapely.set_coordinates(geoms, np.round(coords, output_digits(restriction)))
-
-
-def kept_indices(columns: dict[str, Sequence[Any]], restriction: Restriction, count: int) -> np.ndarray:
-    """Indices of the rows not excluded, given column values by field name."""
-    keep = np.ones(count, dtype=bool)
-    for cond in restriction.exclude:
-        values = columns[cond.field]
-        keep &= np.array([not cond.matches(v) for v in values], dtype=bool) if count else keep
-    return np.nonzero(keep)[0]

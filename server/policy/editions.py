@@ -81,8 +81,8 @@ class EditionSpec(Strict):
     max_imagery_resolution_m: float | None = Field(default=None, gt=0)
     collections: dict[str, CollectionRules] = {}
 
-    def allows(self, level: Level | None) -> bool:
-        """Whether data at ``level`` may be held and served by this edition."""
+    def allows(self, level: str | None) -> bool:
+        """Whether data at ``level`` may be held and served by this edition (an unknown level may not)."""
         return level in self.levels
 
 

@@ -68,7 +68,7 @@ def parse_time(raw: str | None) -> dt.datetime | None:
         value = dt.datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"'{raw}' is not an ISO 8601 date or date-time") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class KeyRecord:
     not_after: dt.datetime | None = None
     daily_quota: int | None = None
     rate: float | None = None
-    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     revoked: dt.datetime | None = None
 
     def matches(self, secret: str) -> bool:

@@ -34,7 +34,7 @@ class StoreLabel:
     rules: str | None = None  # JSON of ``EditionsFile.fingerprint(edition)`` at release
 
     @classmethod
-    def from_rows(cls, rows: list[tuple[str, str]]) -> "StoreLabel":
+    def from_rows(cls, rows: list[tuple[str, str]]) -> StoreLabel:
         """From (key, value) rows; no rows gives the master label."""
         d = dict(rows)
         if "edition" not in d:
@@ -80,7 +80,7 @@ def read_pg_label(url: str) -> StoreLabel:
     """The label of a PostGIS store."""
     with psycopg.connect(url, connect_timeout=10) as conn:
         exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [METADATA_TABLE]).fetchone()
-        rows = conn.execute(f"SELECT key, value FROM {METADATA_TABLE}").fetchall() if exists[0] else []
+        rows = conn.execute(f"SELECT key, value FROM {METADATA_TABLE}").fetchall() if exists and exists[0] else []
     return StoreLabel.from_rows(rows)
 
 
@@ -94,7 +94,7 @@ def write_pg_label(conn: psycopg.Connection, label: StoreLabel) -> None:
 
 def label_problem(label: StoreLabel, edition: str, spec: EditionSpec) -> str | None:
     """Why a server of ``edition`` must not serve a store with this label, or ``None``."""
-    above = [lv for lv in label.levels if not spec.allows(lv)]  # type: ignore[arg-type]
+    above = [lv for lv in label.levels if not spec.allows(lv)]
     if not above:
         return None
     held = "an unlabelled master store (it may hold every level)" if label.edition is None else (

@@ -18,7 +18,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 QUOTA_TZ = dt.timezone(dt.timedelta(hours=8), "CST")
-REJECTED_STATUSES = (401, 403, 429)
 
 
 def quota_day(now: dt.datetime) -> tuple[str, dt.datetime, int]:
@@ -26,7 +25,7 @@ def quota_day(now: dt.datetime) -> tuple[str, dt.datetime, int]:
     local = now.astimezone(QUOTA_TZ)
     start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     next_day = start + dt.timedelta(days=1)
-    return start.date().isoformat(), start.astimezone(dt.timezone.utc), max(1, math.ceil((next_day - local).total_seconds()))
+    return start.date().isoformat(), start.astimezone(dt.UTC), max(1, math.ceil((next_day - local).total_seconds()))
 
 
 @dataclass

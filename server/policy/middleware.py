@@ -72,7 +72,7 @@ class PolicyMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         client = scope.get("client")
         client_ip = client[0] if client else None
         policy: Policy | None = None

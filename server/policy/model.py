@@ -19,8 +19,6 @@ import orjson
 
 from server.catalog import Collection, CollectionBase, VectorCollection
 
-ANONYMOUS = "-"
-
 
 @dataclass(frozen=True)
 class RowCondition:
@@ -98,10 +96,6 @@ class Restriction:
         """The collection's time field when the caller may filter on it (visible and not masked)."""
         name = collection.temporal_field
         return name if name in self.fields and name not in self.masked else None
-
-    def excluded(self, row: Mapping[str, Any]) -> bool:
-        """Whether a row (field -> value) is excluded."""
-        return any(c.matches(row.get(c.field)) for c in self.exclude)
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able description, used in cache scopes and release manifests."""
@@ -201,11 +195,6 @@ class Policy:
     collections: Mapping[str, CollectionAccess]
     cache_scope: str
     anonymous: bool = field(default=False)
-
-    @property
-    def caller(self) -> str:
-        """The key id, or ``-`` for an anonymous caller."""
-        return self.key_id or ANONYMOUS
 
     def access(self, collection_id: str) -> CollectionAccess | None:
         """The caller's access to a collection, or ``None`` when it is hidden (or missing)."""

@@ -34,7 +34,9 @@ def pg_exclusion(restriction: Restriction, alias: str | None = None,
     return sql.SQL(" AND ").join(parts), params
 
 
-def pg_exclusion_positional(restriction: Restriction, alias: str | None = None) -> tuple[sql.Composable | None, list[Any]]:
+def pg_exclusion_positional(
+    restriction: Restriction, alias: str | None = None,
+) -> tuple[sql.Composable | None, list[Any]]:
     """The same fragment with positional (``%s``) parameters, for statements that use them."""
     if not restriction.exclude:
         return None, []

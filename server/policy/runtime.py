@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from cachetools import TTLCache
 from starlette.concurrency import run_in_threadpool
@@ -22,18 +22,16 @@ from server.cache.breaker import CircuitBreaker
 from server.catalog import Catalog
 from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
+from server.policy.admin import AdminStore
 from server.policy.audit import AuditWriter
 from server.policy.editions import EditionError, check_against_catalog, load_editions
 from server.policy.fingerprint import rules_problem
 from server.policy.keys import KeyRecord, parse_key
-from server.policy.labels import label_problem
+from server.policy.labels import StoreLabel, label_problem
 from server.policy.model import Policy
 from server.policy.resolve import PolicyResolver
 from server.policy.shared_limits import Limits
 from server.settings import Settings
-
-if TYPE_CHECKING:
-    from server.stores import Store
 
 log = logging.getLogger("onemap.policy")
 
@@ -44,6 +42,18 @@ LABEL_RECHECK_S = 10.0
 KEY_HELP = f"Send it in the {KEY_HEADER_NAME} header or the {KEY_PARAMS[0]} query parameter."
 
 
+class PolicyStore(Protocol):
+    """The part of a store (``server.stores.Store``) the policy uses: its admin tables and its label."""
+
+    def admin(self) -> AdminStore:
+        """Keys and audit."""
+        ...
+
+    def read_label(self) -> StoreLabel:
+        """The edition and rules the store's data was released for."""
+        ...
+
+
 class StoreRefused(EditionError):
     """The store holds data above the edition or was prepared under other rules; the server must not serve it."""
 
@@ -51,7 +61,7 @@ class StoreRefused(EditionError):
 class PolicyRuntime:
     """Everything the policy middleware needs, built once per app (keys and audit in ``store``)."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, store: Store) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, store: PolicyStore) -> None:
         self.store = store
         self.editions = load_editions(settings.config_dir)
         problems = check_against_catalog(self.editions, catalog)
@@ -147,7 +157,7 @@ class PolicyRuntime:
 
     async def _record(self, key_id: str) -> KeyRecord | None:
         cached = self._keys.get(key_id, _UNKNOWN)  # one lookup: the entry may expire between two
-        if cached is not _UNKNOWN:
+        if cached is None or isinstance(cached, KeyRecord):
             return cached
         try:
             record = await run_in_threadpool(self.admin.get_key, key_id)
@@ -178,7 +188,7 @@ class PolicyRuntime:
             return policy
         parsed = parse_key(raw_key)
         record = await self._record(parsed[0]) if parsed else None
-        if record is None or record.revoked is not None or not record.matches(parsed[1]):
+        if parsed is None or record is None or record.revoked is not None or not record.matches(parsed[1]):
             raise Unauthorized(f"The API key is not valid. {KEY_HELP}")
         if not record.allows_ip(client_ip):
             raise Forbidden(f"The API key may not be used from address {client_ip}.")

@@ -7,6 +7,7 @@ Clients name items (asset ids from the catalog), never paths; the file of an ass
 from __future__ import annotations
 
 import datetime as dt
+
 from server.catalog import RasterAsset, RasterCollection
 from server.errors import InvalidParameter, NotFound
 from server.params import parse_datetime, parse_instant

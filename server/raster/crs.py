@@ -23,7 +23,7 @@ _CGCS2000 = ("China 2000", "China Geodetic Coordinate System 2000")  # PROJ's da
 @lru_cache(maxsize=64)
 def _fast_proj4(wkt: str) -> str | None:
     crs = ProjCRS.from_wkt(wkt)
-    datum = crs.geodetic_crs.datum.name if crs.geodetic_crs else ""
+    datum = crs.geodetic_crs.datum.name if crs.geodetic_crs and crs.geodetic_crs.datum else ""
     if datum not in _CGCS2000:
         return None
     proj4 = crs.to_proj4().replace(" +type=crs", "")

@@ -95,7 +95,7 @@ def sample_heights(src, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return heights.astype(np.float32)
 
 
-def _border_points(a: np.ndarray, b: np.ndarray, n: int) -> list[tuple[int, int]] | None:
+def _border_points(a: tuple[int, int], b: tuple[int, int], n: int) -> list[tuple[int, int]] | None:
     """Lattice points strictly between ``a`` and ``b`` when both lie on the same tile border."""
     (ax, ay), (bx, by) = a, b
     if ax == bx and ax in (0, n) and abs(ay - by) > 1:
@@ -109,9 +109,9 @@ def _border_points(a: np.ndarray, b: np.ndarray, n: int) -> list[tuple[int, int]
 
 def fill_borders(vertices: np.ndarray, triangles: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Add every border lattice point as a vertex, fanning border triangles from their third corner."""
-    coords = [tuple(int(v) for v in p) for p in vertices[:, :2]]
+    coords = [(int(x), int(y)) for x, y in vertices[:, :2]]
     index = {p: i for i, p in enumerate(coords)}
-    pending = [tuple(int(i) for i in t) for t in triangles]
+    pending = [(int(a), int(b), int(c)) for a, b, c in triangles]
     done: list[tuple[int, int, int]] = []
     while pending:
         tri = pending.pop()

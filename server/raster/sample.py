@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import morecantile
@@ -94,7 +95,8 @@ def _write_imagery(path: Path, season: int, when: str, scale: int) -> None:
             rows = min(_STRIP, height - row)
             ys = transform.f - (np.arange(row, row + rows) + 0.5) * (-transform.e)
             lat = np.degrees(np.arctan(np.sinh(ys / _MERC_R)))
-            dst.write(landscape.imagery_strip(lon, lat, season, seed=1000 * season + row), window=Window(0, row, width, rows))
+            strip = landscape.imagery_strip(lon, lat, season, seed=1000 * season + row)
+            dst.write(strip, window=Window(0, row, width, rows))
         dst.descriptions = ("red", "green", "blue")
         dst.update_tags(ACQUISITION_DATETIME=when, PRODUCT="orthophoto RGB")
 
@@ -148,7 +150,7 @@ def write_sample_rasters(
     written = []
     for asset_id, rel, when, season in IMAGERY_ASSETS:
         say(f"raster {asset_id}")
-        written.append(_atomic(Path(data_dir) / rel, lambda p, s=season, w=when: _write_imagery(p, s, w, scale)))
+        written.append(_atomic(Path(data_dir) / rel, partial(_write_imagery, season=season, when=when, scale=scale)))
     asset_id, rel, when = DEM_ASSET
     say(f"raster {asset_id}")
     written.append(_atomic(Path(data_dir) / rel, lambda p: _write_dem(p, when, scale)))

@@ -30,6 +30,7 @@ from rio_tiler.errors import RioTilerError
 from rio_tiler.io import Reader
 
 from server.errors import OGCError
+from server.extents import as_bbox
 from server.raster.crs import open_name
 
 log = logging.getLogger("onemap.raster")
@@ -103,7 +104,7 @@ class RasterStore:
                 name = open_name(path, probe.crs, overview)
                 factors = tuple(probe.overviews(1))
             reader = Reader(name)
-        return Opened(reader, tuple(reader.get_geographic_bounds(WGS84_CRS)), factors)
+        return Opened(reader, as_bbox(reader.get_geographic_bounds(WGS84_CRS)), factors)
 
     def _cached(self, path: Path, tag: str, factory: Callable[[], Any]) -> Any:
         handles: dict[tuple[Path, str], tuple[tuple, Any]] = self._local.__dict__.setdefault("readers", {})

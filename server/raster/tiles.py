@@ -34,6 +34,7 @@ from server.assets import asset_path
 from server.cache import cached
 from server.catalog import RasterCollection
 from server.errors import InvalidParameter
+from server.extents import as_bbox
 from server.policy import restriction_for
 from server.policy.model import Restriction
 from server.raster.assets import readable, select_asset
@@ -53,7 +54,7 @@ _TERRAIN = {"terrain-rgb": TerrainRGB(nodata_height=0.0), "terrarium": Terrarium
 _HILLSHADE = HillShade(azimuth=315, angle_altitude=45.0, buffer=3)
 # encoder options: PNG at zlib level 1 (a fraction of the CPU of the default level 6 for ~10-20 %
 # more bytes), JPEG at GDAL's default quality 75, WebP lossless for terrain and quality 80 otherwise
-_PNG = {"zlevel": 1}
+_PNG: dict[str, Any] = {"zlevel": 1}
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def overview_for(opened: Opened, bounds: tuple[float, ...], crs, size: int) -> i
     picks the overview itself.
     """
     ds = opened.reader.dataset
-    if ds.crs == crs or not opened.overviews:
+    if ds is None or ds.crs == crs or not opened.overviews:
         return None
     left, bottom, right, top = bounds
     xs, ys = _transformer(crs.to_wkt(), ds.crs.to_wkt()).transform(
@@ -141,7 +142,8 @@ def _grid(bounds: tuple[float, ...], width: int, height: int, buffer: int) -> di
     """Warp straight onto the output grid (plus ``buffer`` pixels around), not onto an intermediate
     grid at the source's resolution that is then resampled: one warp instead of two."""
     dx, dy = (bounds[2] - bounds[0]) / width, (bounds[3] - bounds[1]) / height
-    left, bottom, right, top = bounds[0] - buffer * dx, bounds[1] - buffer * dy, bounds[2] + buffer * dx, bounds[3] + buffer * dy
+    left, bottom = bounds[0] - buffer * dx, bounds[1] - buffer * dy
+    right, top = bounds[2] + buffer * dx, bounds[3] + buffer * dy
     w, h = width + 2 * buffer, height + 2 * buffer
     return {"transform": from_bounds(left, bottom, right, top, w, h), "width": w, "height": h}
 
@@ -153,12 +155,12 @@ def _read(store: RasterStore, path, tms: morecantile.TileMatrixSet, tile: moreca
         return None
     matrix = tms.matrix(tile.z)
     crs = fast_equivalent(tms.rasterio_crs)
-    bounds = tuple(tms.xy_bounds(tile))
+    bounds = as_bbox(tms.xy_bounds(tile))
     options: dict[str, Any] = {}
     if render == "hillshade":
         options = {"buffer": _HILLSHADE.buffer, "reproject_method": "bilinear", "resampling_method": "bilinear"}
     level = overview_for(opened, bounds, crs, matrix.tileWidth)
-    if opened.reader.dataset.crs != crs:
+    if opened.reader.crs != crs:
         options["vrt_options"] = _grid(bounds, matrix.tileWidth, matrix.tileHeight, options.get("buffer", 0))
         if level is not None:
             opened = store.open(path, level)
@@ -172,7 +174,7 @@ def encode(img: ImageData, fmt: str, render: str | None) -> bytes:
     """Apply the DEM render (if any) and encode the image."""
     if render in _TERRAIN:
         img = _TERRAIN[render](img)
-        extra = {"lossless": True} if fmt == "webp" else _PNG
+        extra: dict[str, Any] = {"lossless": True} if fmt == "webp" else _PNG
         return img.render(add_mask=False, img_format=fmt.upper(), **extra)
     if render == "hillshade":
         img = _HILLSHADE(img)
@@ -221,7 +223,8 @@ def _limits(collection: RasterCollection, tms: morecantile.TileMatrixSet) -> lis
 
 def _tile_links(collection: RasterCollection, url: str) -> list[dict[str, Any]]:
     if collection.raster.kind == "imagery":
-        kinds = [("jpeg", "", "JPEG"), ("png", "?f=png", "PNG, transparent outside the data"), ("webp", "?f=webp", "WebP")]
+        kinds = [("jpeg", "", "JPEG"), ("png", "?f=png", "PNG, transparent outside the data"),
+                 ("webp", "?f=webp", "WebP")]
     else:
         kinds = [("png", "?render=terrain-rgb", "Terrain-RGB (Mapbox), PNG"),
                  ("png", "?render=terrarium", "Terrarium (Mapzen), PNG"),
@@ -274,5 +277,6 @@ class RasterTiles:
         options = tuple(tuple(request.query_params.getlist(k)) for k in ("f", "render", "item", "datetime"))
         return await cached(
             request, "raster-tile", (collection.id, tms.id, tile.z, tile.y, tile.x, options),
-            lambda: tile_response(request, collection, tms, tile, settings, restriction=restriction), collections=[collection], query=False,
+            lambda: tile_response(request, collection, tms, tile, settings, restriction=restriction),
+            collections=[collection], query=False,
         )

@@ -29,7 +29,7 @@ import pystac
 from server.catalog import Catalog, Collection, RasterCollection, VectorCollection, load_catalog
 from server.policy.editions import ReleaseRules, check_against_catalog, load_editions
 from server.policy.labels import StoreLabel
-from server.policy.model import CollectionAccess, Restriction, checked
+from server.policy.model import Restriction, checked
 from server.policy.rasters import coarsen_cog, ground_resolution_m, within_resolution
 from server.policy.resolve import PolicyResolver
 from server.release.inference import release_batches
@@ -44,21 +44,23 @@ Progress = Callable[[str], None]
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_vectors(store: Store, vectors: list[CollectionAccess], release: dict[str, ReleaseRules],
-                   bundle: Store, label: StoreLabel, say: Progress, overviews: bool) -> dict[str, int]:
+def _write_vectors(store: Store, vectors: list[tuple[VectorCollection, Restriction]],
+                   release: dict[str, ReleaseRules], bundle: Store, label: StoreLabel, say: Progress,
+                   overviews: bool) -> dict[str, int]:
     """Copy the visible rows of ``vectors`` from ``store`` into the bundle's store, with the release
     rules applied (``inference.py``), prepared and labelled."""
     def batches():
-        for a in vectors:
-            say(f"vector {a.id}")
-            yield from release_batches(store, a, release.get(a.id), say)
+        for view, restriction in vectors:
+            say(f"vector {view.id}")
+            yield from release_batches(store, view, restriction, release.get(view.id), say)
 
-    counts = {a.id: 0 for a in vectors} | write_all(bundle.writer([a.view for a in vectors]), batches())
+    views = [view for view, _ in vectors]
+    counts = {v.id: 0 for v in views} | write_all(bundle.writer(views), batches())
     say("data versions and tile overviews" if overviews else "data versions")
-    bundle.prepare(Catalog([a.view for a in vectors]), overviews=overviews)
+    bundle.prepare(Catalog(views), overviews=overviews)
     bundle.write_label(label)
     return counts
 
@@ -136,7 +138,7 @@ def build_release(settings: Settings, edition: str, out_dir: Path, base_url: str
                        orjson.dumps(rules, option=orjson.OPT_SORT_KEYS).decode())
     access = list(resolver.policy().collections.values())
     try:
-        vectors = [a for a in access if isinstance(a.view, VectorCollection)]
+        vectors = [(a.view, a.restriction) for a in access if isinstance(a.view, VectorCollection)]
         counts = _write_vectors(store, vectors, editions.release, GeoPackageStore(out / GPKG_NAME), label, say,
                                 overviews)
         rasters = [(a.view, a.restriction) for a in access if isinstance(a.view, RasterCollection)]

@@ -29,7 +29,7 @@ import shapely
 
 from server.catalog import VectorCollection
 from server.policy.editions import Coverage, ReleaseRules
-from server.policy.model import CollectionAccess, Restriction
+from server.policy.model import Restriction
 from server.stores import Store
 from server.stores.batches import Batch
 
@@ -72,18 +72,11 @@ def _collect(batches: Iterator[Batch], view: VectorCollection) -> Batch:
     return Batch(view.id, columns, np.array(geoms, dtype=object))
 
 
-def _vector(access: CollectionAccess) -> VectorCollection:
-    if not isinstance(access.view, VectorCollection):
-        raise TypeError(f"'{access.id}' is not a vector collection")
-    return access.view
-
-
-def _removed(store: Store, access: CollectionAccess, published: set) -> list[Any]:
+def _removed(store: Store, view: VectorCollection, published: set) -> list[Any]:
     """The geometries of the rows the restriction removes (read with their id only)."""
-    view = _vector(access)
     id_field = view.source.id_field
     probe_view = view.model_copy(update={"fields": [f for f in view.fields if f.name == id_field]})
-    probe = Restriction(collection=access.id, fields=(id_field,))
+    probe = Restriction(collection=view.id, fields=(id_field,))
     return [g for b in store.batches(probe_view, restriction=probe)
             for key, g in zip(b.columns[id_field], b.geoms, strict=True) if key not in published]
 
@@ -97,10 +90,10 @@ def _fill(removed_plane: Any, rows_plane: Any, grid_m: float) -> Any:
     return shapely.intersection(shapely.make_valid(grown), layer)
 
 
-def fill_coverage(rows: Batch, removed: list[Any], access: CollectionAccess, cov: Coverage) -> tuple[Batch, int, int]:
-    """``rows`` with the fill of the ``removed`` geometries; also (placeholders added, rows absorbed)."""
+def fill_coverage(rows: Batch, removed: list[Any], precision: int | None, cov: Coverage) -> tuple[Batch, int, int]:
+    """``rows`` with the fill of the ``removed`` geometries (new vertices snapped to ``precision``
+    decimal degrees); also (placeholders added, rows absorbed)."""
     frame = _Frame(cov.crs)
-    precision = access.restriction.precision
     plane = frame.plane(rows.geoms)
     fill = _fill(frame.plane(np.array(removed, dtype=object)), plane, cov.grid_m)
     keep, geoms, areas = [], [], []
@@ -134,22 +127,22 @@ def rekey(rows: Batch, id_field: str) -> Batch:
     return Batch(rows.collection, columns, rows.geoms[order] if n else rows.geoms)
 
 
-def release_batches(store: Store, access: CollectionAccess, rules: ReleaseRules | None,
+def release_batches(store: Store, view: VectorCollection, restriction: Restriction, rules: ReleaseRules | None,
                     say: Progress) -> Iterator[Batch]:
-    """The batches of one collection for a release, with its release rules applied."""
-    view = _vector(access)
-    batches = store.batches(view, restriction=access.restriction)
-    cov = rules.coverage if rules and access.restriction.exclude else None
+    """The batches of one collection for a release (``view`` read under ``restriction``), with its
+    release rules applied."""
+    batches = store.batches(view, restriction=restriction)
+    cov = rules.coverage if rules and restriction.exclude else None
     if rules is None or not (rules.rekey_ids or cov):
         yield from batches
         return
     rows = _collect(batches, view)
     id_field = view.source.id_field
     if cov is not None:
-        removed = _removed(store, access, set(rows.columns[id_field]))
+        removed = _removed(store, view, set(rows.columns[id_field]))
         if removed:
-            rows, added, absorbed = fill_coverage(rows, removed, access, cov)
-            say(f"{access.id}: {len(removed)} removed row(s) filled by {added} placeholder(s), {absorbed} absorbed")
+            rows, added, absorbed = fill_coverage(rows, removed, restriction.precision, cov)
+            say(f"{view.id}: {len(removed)} removed row(s) filled by {added} placeholder(s), {absorbed} absorbed")
     if rules.rekey_ids:
         rows = rekey(rows, id_field)
     if len(rows):

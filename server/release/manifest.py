@@ -39,7 +39,8 @@ def bundle_files(root: Path) -> list[str]:
 
 def checksums(root: Path) -> dict[str, dict[str, Any]]:
     """``{relative path: {"sha256", "bytes"}}`` for every file of the bundle."""
-    return {rel: {"sha256": sha256_file(root / rel), "bytes": (root / rel).stat().st_size} for rel in bundle_files(root)}
+    return {rel: {"sha256": sha256_file(root / rel), "bytes": (root / rel).stat().st_size}
+            for rel in bundle_files(root)}
 
 
 def write_manifest(root: Path, doc: dict[str, Any]) -> Path:

@@ -15,7 +15,6 @@ from server.settings import packaged
 from server.stores import Store
 from server.stores.batches import Batch, write_all
 
-DEFAULT_SCALE = 20_000
 COLLECTIONS = ("admin_boundaries", "land_survey", "planning_zones", "control_lines", "parcels", "buildings")
 
 
@@ -28,13 +27,15 @@ def sample_collections(collections_dir: Path | None = None) -> list[VectorCollec
     return [vectors[cid] for cid in COLLECTIONS]
 
 
-def _check_fields(batch: Batch, collection: VectorCollection) -> None:
+def _check_fields(batch: Batch, collection: VectorCollection) -> Batch:
+    """``batch``, once its columns are checked to be exactly the collection's fields."""
     got, want = set(batch.columns), set(collection.field_names)
     if got != want:
         raise ValueError(
             f"{collection.id}: generated fields {sorted(got - want)} not in the catalog, "
             f"catalog fields {sorted(want - got)} not generated"
         )
+    return batch
 
 
 def build_sample(
@@ -50,7 +51,7 @@ def build_sample(
 
     collections = sample_collections(collections_dir)
     by_id = {c.id: c for c in collections}
-    checked = (_check_fields(b, by_id[b.collection]) or b for b in generate(scale, progress))
+    checked = (_check_fields(b, by_id[b.collection]) for b in generate(scale, progress))
     counts = {cid: 0 for cid in COLLECTIONS} | write_all(store.writer(collections), checked)
     if progress:
         progress("written: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))

@@ -66,7 +66,7 @@ def _lattice_spots(parcels, codes, angle, cx, cy):
     c, s = np.cos(angle[owner]), np.sin(angle[owner])
     dx, dy = lx - cx[owner], ly - cy[owner]
     x, y = cx[owner] + c * dx - s * dy, cy[owner] + s * dx + c * dy
-    return owner, x, y, hw[owner], hh[owner], np.minimum(w, h)
+    return owner, x, y, hw[owner], hh[owner]
 
 
 def footprints(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +76,7 @@ def footprints(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray) -> tup
     shapely.prepare(parcels)
     cen = shapely.centroid(parcels)
     cx, cy = shapely.get_x(cen), shapely.get_y(cen)
-    owner, x, y, hw, hh, short = _lattice_spots(parcels, codes, angle, cx, cy)
+    owner, x, y, hw, hh = _lattice_spots(parcels, codes, angle, cx, cy)
     rects = rectangles(x, y, hw, hh, angle[owner])
     ok = shapely.contains_properly(parcels[owner], rectangles(x, y, hw + CLEARANCE, hh + CLEARANCE, angle[owner]))
     geoms, which = [rects[ok]], [owner[ok]]
@@ -98,11 +98,11 @@ def footprints(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray) -> tup
         geoms.append(rects[ok])
         which.append(missing[ok])
         missing = missing[~ok]
-    geoms, which = np.concatenate(geoms), np.concatenate(which)
-    order = np.argsort(which, kind="stable")
-    geoms, which = geoms[order], which[order]
-    keep = rank_within(which) < MAX_PER_PARCEL
-    return geoms[keep], which[keep]
+    built, parcel_of = np.concatenate(geoms), np.concatenate(which)
+    order = np.argsort(parcel_of, kind="stable")
+    built, parcel_of = built[order], parcel_of[order]
+    keep = rank_within(parcel_of) < MAX_PER_PARCEL
+    return built[keep], parcel_of[keep]
 
 
 def buildings_for(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray, rng: np.random.Generator) -> Buildings:
@@ -117,7 +117,7 @@ def buildings_for(parcels: np.ndarray, codes: np.ndarray, angle: np.ndarray, rng
     floors = np.minimum(floors, hi)
     per_floor = np.array([s[7] for s in spec])
     height = np.round(floors * per_floor + rng.uniform(0.3, 1.5, n), 1)
-    uses = [s[0][i % len(s[0])] for s, i in zip(spec, rng.integers(0, 6, n).tolist())]
+    uses = [s[0][i % len(s[0])] for s, i in zip(spec, rng.integers(0, 6, n).tolist(), strict=True)]
     y0 = np.array([s[8] for s in spec])
     y1 = np.array([s[9] for s in spec])
     first = (np.array(y0 - 1980) * 365.25).astype(np.int64)

@@ -44,7 +44,7 @@ def _outside_udb(layout: Layout, patches: Patches, mask: np.ndarray) -> np.ndarr
 
 
 def _merge(geoms: np.ndarray, groups: np.ndarray) -> list[tuple[int, shapely.Geometry]]:
-    out = []
+    out: list[tuple[int, shapely.Geometry]] = []
     for g in np.unique(groups):
         merged = shapely.union_all(geoms[groups == g])
         if not merged.is_empty and merged.area > 0:
@@ -55,7 +55,7 @@ def _merge(geoms: np.ndarray, groups: np.ndarray) -> list[tuple[int, shapely.Geo
 def control_lines(layout: Layout, patches: Patches, rng: np.random.Generator) -> ControlLines:
     """The urban development boundaries, ecological red lines and permanent basic farmland."""
     geoms, types, labels = [], [], []
-    for t, udb in zip(layout.towns, layout.udb):
+    for t, udb in zip(layout.towns, layout.udb, strict=True):
         geoms.append(udb)
         types.append("urban_development_boundary")
         labels.append(f"{t.name}城镇开发边界")

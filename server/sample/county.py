@@ -66,7 +66,7 @@ def polar_shape(cx: float, cy: float, radius: float, phases: np.ndarray, wobble=
     """A smooth irregular blob: a circle whose radius varies with a few harmonics."""
     theta = np.linspace(0, 2 * np.pi, 181)[:-1]
     r = np.ones_like(theta)
-    for k, (amp, phase) in enumerate(zip(wobble, phases)):
+    for k, (amp, phase) in enumerate(zip(wobble, phases, strict=True)):
         r += amp * np.sin((2 * k + 3) * theta + phase)
     return shapely.Polygon(np.column_stack([cx + radius * r * np.cos(theta), cy + radius * r * np.sin(theta)]))
 
@@ -114,7 +114,7 @@ class Layout:
         theta = np.linspace(0, 2 * np.pi, 721)[:-1]
         phases = self.rng.uniform(0, 2 * np.pi, 6)
         r = 1.0
-        for k, amp in zip((2, 3, 5, 7, 11, 17), (0.07, 0.06, 0.04, 0.025, 0.015, 0.008)):
+        for k, amp in zip((2, 3, 5, 7, 11, 17), (0.07, 0.06, 0.04, 0.025, 0.015, 0.008), strict=True):
             r = r + amp * np.sin(k * theta + phases[(k * 7) % 6])
         u = np.clip(0.5 + 0.44 * r * np.cos(theta), 0.005, 0.995)
         v = np.clip(0.5 + 0.44 * r * np.sin(theta), 0.005, 0.995)
@@ -154,7 +154,7 @@ class Layout:
     def udb(self) -> list[shapely.Geometry]:
         """Urban development boundaries: each core grown by a fifth of its radius, within its town."""
         return [
-            shapely.intersection(t.core.buffer(0.2 * t.radius, quad_segs=8), self.town_polys[t.index])
+            shapely.intersection(shapely.buffer(t.core, 0.2 * t.radius, quad_segs=8), self.town_polys[t.index])
             for t in self.towns
         ]
 
@@ -185,7 +185,7 @@ class Layout:
         gx, gy = np.meshgrid(np.arange(minx, maxx, 2100.0), np.arange(miny, maxy, 2100.0))
         x = gx.ravel() + self.rng.uniform(0.2, 0.8, gx.size) * 2100.0
         y = gy.ravel() + self.rng.uniform(0.2, 0.8, gy.size) * 2100.0
-        keep = shapely.contains_xy(self.county, x, y) & ~shapely.contains_xy(self.cores.buffer(400), x, y)
+        keep = shapely.contains_xy(self.county, x, y) & ~shapely.contains_xy(shapely.buffer(self.cores, 400), x, y)
         pts.append(np.column_stack([x[keep], y[keep]]))
         urban.append(np.zeros(int(keep.sum()), bool))
         return np.vstack(pts), np.concatenate(urban)
@@ -260,7 +260,7 @@ class Layout:
         segs = [((-r, o), (r, o)) for o in offs] + [((o, -r), (o, r)) for o in offs]
         arr = np.array(segs, float)
         x, y = rotate_points(t.x + arr[..., 0], t.y + arr[..., 1], t.angle, t.x, t.y)
-        grid = shapely.multilinestrings(shapely.linestrings(np.stack([x, y], axis=-1)))
+        grid = shapely.MultiLineString(np.stack([x, y], axis=-1).tolist())
         streets = shapely.intersection(grid, t.core).buffer(t.street_half_width, quad_segs=2, cap_style="flat")
         return shapely.intersection(streets, t.core)
 
@@ -303,4 +303,4 @@ class Layout:
 
     def river_distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Distance (m) to the nearest river."""
-        return shapely.distance(self.water_river, shapely.points(x, y))
+        return np.asarray(shapely.distance(self.water_river, shapely.points(x, y)))

@@ -159,7 +159,8 @@ class ParcelMaker:
         town = layout.unit_town[chunk.unit]
         sub = layout.unit_no[chunk.unit]
         parcel_code = [f"{COUNTY_CODE}{t + 1:03d}{s:03d}{o}{ty}{q:05d}"
-                       for t, s, o, ty, q in zip(town.tolist(), sub.tolist(), own, ptype, chunk.sequence.tolist())]
+                       for t, s, o, ty, q in zip(town.tolist(), sub.tolist(), own, ptype, chunk.sequence.tolist(),
+                                                 strict=True)]
         order = np.argsort(np.array(parcel_code))
         chunk_geoms = chunk.geoms[order]
         parcel_code = [parcel_code[i] for i in order]
@@ -193,7 +194,7 @@ class ParcelMaker:
         codes = parcels.columns["parcel_code"]
         parcel_code = [codes[i] for i in b.parcel.tolist()]
         return Batch("buildings", {
-            "unit_code": [f"{c}F{n:04d}0000" for c, n in zip(parcel_code, b.number.tolist())],
+            "unit_code": [f"{c}F{n:04d}0000" for c, n in zip(parcel_code, b.number.tolist(), strict=True)],
             "parcel_code": parcel_code,
             "height_m": b.height_m.tolist(),
             "floors": b.floors.tolist(),

@@ -64,13 +64,6 @@ def clip_pieces(cells: np.ndarray, covers: np.ndarray) -> tuple[np.ndarray, np.n
     return pieces[order], cell_idx[order], cover_idx[order]
 
 
-def rotate_each(geoms: np.ndarray, angles: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> np.ndarray:
-    """Rotate every geometry by its own angle (radians, counter-clockwise) about its own centre."""
-    coords, idx = shapely.get_coordinates(geoms, return_index=True)
-    x, y = rotate_points(coords[:, 0], coords[:, 1], angles[idx], cx[idx], cy[idx])
-    return shapely.set_coordinates(geoms.copy(), np.column_stack([x, y]))
-
-
 def rotate_points(x, y, angles, cx, cy) -> tuple[np.ndarray, np.ndarray]:
     """Rotate points about centres by angles (radians, counter-clockwise)."""
     c, s = np.cos(angles), np.sin(angles)
@@ -99,7 +92,7 @@ def rectangles(cx, cy, half_w, half_h, angles) -> np.ndarray:
     c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
     x = np.asarray(cx)[:, None] + c * lx - s * ly
     y = np.asarray(cy)[:, None] + s * lx + c * ly
-    return shapely.polygons(np.stack([x, y], axis=-1))
+    return np.asarray(shapely.polygons(np.stack([x, y], axis=-1)))
 
 
 def group_starts(sorted_keys: np.ndarray) -> np.ndarray:

@@ -35,7 +35,7 @@ class Patches:
     def __len__(self) -> int:
         return len(self.geoms)
 
-    def take(self, idx: np.ndarray) -> "Patches":
+    def take(self, idx: np.ndarray) -> Patches:
         return Patches(*(getattr(self, f)[idx] for f in ("geoms", "code", "cover", "x", "y", "angle")))
 
 
@@ -68,7 +68,7 @@ def _carve(layout: Layout, covers: np.ndarray, use_planning: bool):
     """Linear pieces (code, cover) and the remaining land parts of each cover."""
     geoms, codes, cover = [], [], []
     linear = (layout.water_river, layout.water_reservoir, layout.roads, layout.streets)
-    for (survey, planning), g in zip(LINEAR, linear):
+    for (survey, planning), g in zip(LINEAR, linear, strict=True):
         parts = shapely.get_parts(g)
         pieces, _, cov = clip_pieces(parts, covers)
         geoms.append(pieces)

@@ -55,7 +55,7 @@ def person_names(count: int, rng: np.random.Generator) -> list[str]:
     two = rng.random(count) < 0.7
     return [
         SURNAMES[s] + GIVEN[a] + (GIVEN[b] if t else "")
-        for s, a, b, t in zip(sur.tolist(), g1.tolist(), g2.tolist(), two.tolist())
+        for s, a, b, t in zip(sur.tolist(), g1.tolist(), g2.tolist(), two.tolist(), strict=True)
     ]
 
 
@@ -82,10 +82,10 @@ def resident_ids(slots: np.ndarray, region: str = REGION) -> list[str]:
     slots = np.asarray(slots, dtype=np.int64)
     births = (_BIRTH_START + (slots // 999)).astype("datetime64[D]").astype(str)
     seq = slots % 999 + 1
-    body = [f"{region}{b.replace('-', '')}{s:03d}" for b, s in zip(births.tolist(), seq.tolist())]
+    body = [f"{region}{b.replace('-', '')}{s:03d}" for b, s in zip(births.tolist(), seq.tolist(), strict=True)]
     digits = np.frombuffer("".join(body).encode("ascii"), dtype=np.uint8).reshape(len(body), 17) - 48
     check = _ID_CHECK[(digits.astype(np.int64) @ _ID_WEIGHTS) % 11]
-    return [b + c for b, c in zip(body, check.tolist())]
+    return [b + c for b, c in zip(body, check.tolist(), strict=True)]
 
 
 def resident_id_valid(value: str) -> bool:

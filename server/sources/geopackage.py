@@ -21,7 +21,7 @@ from server.errors import Unavailable
 from server.policy.desensitize import mask_rows, reduce_geometries
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import sqlite_exclusion
-from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, restricted_layers
+from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, TimeInterval, restricted_layers
 from server.sources.gpkg_geometry import decode_gpkg_geometry
 from server.sources.gpkg_versions import data_version
 
@@ -36,9 +36,19 @@ def features_json(ids: list, wkbs: list[bytes], props: list[dict], restriction: 
     return orjson.dumps(
         [
             {"type": "Feature", "id": i, "geometry": orjson.Fragment(g), "properties": p}
-            for i, g, p in zip(ids, texts, props)
+            for i, g, p in zip(ids, texts, props, strict=True)
         ]
     )
+
+
+def _interval_where(interval: TimeInterval, temporal: str, where: list[str], params: list) -> None:
+    """Add the conditions keeping rows whose date ``temporal`` is in ``interval`` (calendar dates, inclusive)."""
+    if interval.start:
+        where.append(f'"{temporal}" >= ?')
+        params.append(interval.start.date().isoformat())
+    if interval.end:
+        where.append(f'"{temporal}" <= ?')
+        params.append(interval.end.date().isoformat())
 
 
 class GeoPackageSource:
@@ -115,7 +125,8 @@ class GeoPackageSource:
         src = collection.source
         props = restriction.select(collection, q.properties)
         temporal = restriction.temporal_field(collection)
-        where, params = [], []
+        where: list[str] = []
+        params: list[object] = []
         if q.bbox:
             where.append(
                 f'fid IN (SELECT id FROM "rtree_{src.table}_{src.geometry_field}" '
@@ -123,12 +134,7 @@ class GeoPackageSource:
             )
             params += [q.bbox[0], q.bbox[2], q.bbox[1], q.bbox[3]]
         if q.interval and temporal:
-            if q.interval.start:
-                where.append(f'"{temporal}" >= ?')
-                params.append(q.interval.start.date().isoformat())
-            if q.interval.end:
-                where.append(f'"{temporal}" <= ?')
-                params.append(q.interval.end.date().isoformat())
+            _interval_where(q.interval, temporal, where, params)
         forward = q.cursor is None or q.cursor.forward
         if q.cursor:
             where.append(f'"{src.id_field}" {">" if forward else "<"} ?')
@@ -148,7 +154,7 @@ class GeoPackageSource:
             rows.reverse()
         ids = [r[0] for r in rows]
         page = Page(
-            features=features_json(ids, [r[1] for r in rows], [dict(zip(props, r[2:])) for r in rows],
+            features=features_json(ids, [r[1] for r in rows], [dict(zip(props, r[2:], strict=True)) for r in rows],
                                    restriction, src.srid),
             number_returned=len(rows),
         )
@@ -173,7 +179,7 @@ class GeoPackageSource:
                 break
             wkbs = [decode_gpkg_geometry(r[1]) for r in batch]
             keep = shapely.intersects(box, shapely.from_wkb(wkbs)) if box is not None else [True] * len(batch)
-            out.extend((r[0], w, *r[2:]) for r, w, k in zip(batch, wkbs, keep) if k)
+            out.extend((r[0], w, *r[2:]) for r, w, k in zip(batch, wkbs, keep, strict=True) if k)
         return out[:wanted]
 
     def _get(self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...],
@@ -192,7 +198,7 @@ class GeoPackageSource:
         row = self._conn().execute(sql + (f" AND {kept}" if kept else ""), (key, *kept_params)).fetchone()
         if row is None:
             return None
-        body = features_json([row[0]], [decode_gpkg_geometry(row[1])], [dict(zip(props, row[2:]))],
+        body = features_json([row[0]], [decode_gpkg_geometry(row[1])], [dict(zip(props, row[2:], strict=True))],
                              restriction, src.srid)
         return body[1:-1]
 

@@ -100,7 +100,7 @@ def _reproject(geoms: np.ndarray, src: int, dst: int) -> np.ndarray:
 
 
 def _rows_to_data(rows: list[tuple], geoms: np.ndarray, sizes: np.ndarray, fields: Sequence[str]) -> mvt.LayerData:
-    return mvt.LayerData(geoms, sizes, [r[2] for r in rows], [dict(zip(fields, r[3:])) for r in rows])
+    return mvt.LayerData(geoms, sizes, [r[2] for r in rows], [dict(zip(fields, r[3:], strict=True)) for r in rows])
 
 
 def read_overview(conn: sqlite3.Connection, c: VectorCollection, req: TileRequest, name: str,
@@ -225,12 +225,12 @@ def _insert(conn: sqlite3.Connection, table: str, geoms, sizes, values, fields: 
     marks = ", ".join("?" * (len(fields) + 3))
     conn.executemany(
         f"INSERT INTO {_q(table)} ({columns}) VALUES ({marks})",
-        [(i, w, float(s), *v) for i, w, s, v in zip(ids, shapely.to_wkb(geoms), sizes, values)],
+        [(i, w, float(s), *v) for i, w, s, v in zip(ids, shapely.to_wkb(geoms), sizes, values, strict=True)],
     )
     b = shapely.bounds(geoms)
     conn.executemany(
         f"INSERT INTO {_q(table + '_rtree')} VALUES (?, ?, ?, ?, ?)",
-        [(i, float(r[0]), float(r[2]), float(r[1]), float(r[3])) for i, r in zip(ids, b)],
+        [(i, float(r[0]), float(r[2]), float(r[1]), float(r[3])) for i, r in zip(ids, b, strict=True)],
     )
 
 

@@ -114,7 +114,7 @@ def iso_utc(value) -> str:
     if not isinstance(value, dt.datetime):
         value = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc)
+        value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -127,7 +127,7 @@ def layer_features(collection: VectorCollection, data: LayerData, req: TileReque
     geoms = clip_and_snap(to_tile_space(data.geoms, req.bounds, req.extent), req.extent, req.buffer, geometry_type)
     kinds = {f.name: f.type for f in collection.fields}
     features = []
-    for geom, props in zip(geoms, data.props):
+    for geom, props in zip(geoms, data.props, strict=True):
         if geom is None:
             continue
         values = {k: property_value(v, kinds[k]) for k, v in props.items()}

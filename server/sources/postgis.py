@@ -19,8 +19,6 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -36,33 +34,14 @@ from server.policy.model import Restriction, checked
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
 from server.settings import Settings
 from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, TimeInterval, restricted_layers
+from server.sources.postgis_schema import load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
 
 log = logging.getLogger("onemap.sources.postgis")
 
-SQL_DIR = Path(__file__).parent / "sql"
 LONLAT_SRIDS = frozenset({4326, 4490})  # stored as lon/lat degrees: CRS84 coordinates apply directly
 ACQUIRE_TIMEOUT_S = 5.0
 INTEGER_ID = re.compile(r"-?[1-9][0-9]{0,18}|0")
-COLUMN_TYPES = {
-    "string": ("text", "character varying", "character"),
-    "integer": ("bigint", "integer", "smallint"),
-    "number": ("double precision", "real", "numeric", "bigint", "integer", "smallint"),
-    "boolean": ("boolean",),
-    "date": ("date",),
-    "datetime": ("timestamp with time zone",),
-}
-
-
-@cache
-def load_sql(name: str) -> str:
-    """The text of ``sql/<name>.sql``."""
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8").strip()
-
-
-def template(name: str) -> sql.SQL:
-    """``sql/<name>.sql`` as a ``psycopg.sql`` template (placeholders in braces)."""
-    return sql.SQL(load_sql(name))  # type: ignore[arg-type]  # trusted file shipped with the package
 
 
 class JsonBytesLoader(Loader):
@@ -73,7 +52,7 @@ class JsonBytesLoader(Loader):
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    return value.astimezone(dt.timezone.utc) if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 class PostGISSource:
@@ -82,7 +61,6 @@ class PostGISSource:
     def __init__(self, settings: Settings, catalog: Catalog, acquire_timeout: float = ACQUIRE_TIMEOUT_S) -> None:
         self._catalog = catalog
         self._timeout_ms = settings.statement_timeout_ms
-        self._acquire_timeout = acquire_timeout
         self._attempts = settings.pool_max_size + 1
         self._statements: LRUCache[tuple, sql.Composed] = LRUCache(maxsize=1024)
         self._extents: dict[tuple[str, Restriction], tuple[str, Extent]] = {}
@@ -121,7 +99,7 @@ class PostGISSource:
 
     # -- running statements -------------------------------------------------------------------
 
-    async def _fetch(self, query: sql.Composable, params: Any = None, *, many: bool = False) -> Any:
+    async def _fetch(self, query: str | sql.SQL | sql.Composed, params: Any = None, *, many: bool = False) -> Any:
         """Run one read; retry on another connection if this one was dead; map retryable failures."""
         for _ in range(self._attempts):
             conn: psycopg.AsyncConnection | None = None
@@ -236,7 +214,7 @@ class PostGISSource:
         props = restriction.select(collection, q.properties)
         params: dict[str, Any] = {"limit": q.limit, "probe": q.limit + 1}
         if q.bbox is not None:
-            params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox)))
+            params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox), strict=True))
         temporal = restriction.temporal_field(collection)
         if q.interval is not None and temporal:
             params.update(self._time_params(collection, temporal, q.interval))
@@ -352,62 +330,3 @@ def _rfc3339(value: dt.date | dt.datetime) -> str:
     if isinstance(value, dt.datetime):
         return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
     return f"{value.isoformat()}T00:00:00Z"
-
-
-def problems(vectors: list[VectorCollection], rows: list[tuple], versioned: set[str]) -> list[str]:
-    """Compare the catalog with the columns found in the database; one message per problem."""
-    found: dict[str, dict[str, str]] = {}
-    for table, exists, column, type_ in rows:
-        cols = found.setdefault(table, {}) if exists else None
-        if cols is not None and column is not None:
-            cols[column] = type_
-    issues: list[str] = []
-    for c in vectors:
-        src = c.source
-        cols = found.get(src.table)
-        if cols is None:
-            issues.append(f"{c.id}: table '{src.table}' does not exist")
-            continue
-        geom_type = cols.get(src.geometry_field)
-        if geom_type is None:
-            issues.append(f"{c.id}: geometry column '{src.table}.{src.geometry_field}' does not exist")
-        elif not geom_type.startswith("geometry"):
-            issues.append(f"{c.id}: column '{src.table}.{src.geometry_field}' is {geom_type}, not a geometry")
-        for f in c.fields:
-            type_ = cols.get(f.name)
-            if type_ is None:
-                issues.append(f"{c.id}: column '{src.table}.{f.name}' does not exist")
-            elif not type_.startswith(COLUMN_TYPES[f.type]):
-                issues.append(f"{c.id}: column '{src.table}.{f.name}' is {type_}, expected {f.type}")
-        if src.table not in versioned:
-            issues.append(f"{c.id}: data versioning is not installed on '{src.table}' (run install_versioning)")
-    return issues
-
-
-def install_versioning(conn: psycopg.Connection, catalog: Catalog) -> list[str]:
-    """Create ``onemap_versions`` and a version-bumping trigger on every existing collection table.
-
-    Run after loading data: a table that had no trigger yet (new, or reloaded) gets one and its
-    collection's version moves; a table already versioned keeps its version (its edits moved it),
-    so running it again invalidates nothing. Returns the collection ids now versioned; collections
-    whose table does not exist are skipped.
-    """
-    done: list[str] = []
-    with conn.transaction():
-        conn.execute(load_sql("versioning"))  # type: ignore[arg-type]
-        for c in catalog.of_kind(VectorCollection):
-            exists = conn.execute("SELECT to_regclass(quote_ident(%s)) IS NOT NULL", [c.source.table]).fetchone()
-            if not exists or not exists[0]:
-                continue
-            had = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'onemap_version'"
-                " AND tgrelid = to_regclass(quote_ident(%s)))", [c.source.table]
-            ).fetchone()[0]
-            conflict = sql.SQL("NOTHING" if had else "UPDATE SET version = v.version + 1")
-            conn.execute(
-                template("version_trigger").format(
-                    table=sql.Identifier(c.source.table), collection=sql.Literal(c.id), on_conflict=conflict
-                )
-            )
-            done.append(c.id)
-    return done

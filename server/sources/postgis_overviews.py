@@ -28,7 +28,7 @@ def fresh_collections(conn: psycopg.Connection) -> frozenset[str] | None:
     """Collections whose overviews were built from their current data version (None: not recorded)."""
     record = f"{PG_SCHEMA}.{OVERVIEW_VERSIONS}"
     found = conn.execute("SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL",
-                         [record, DATA_VERSIONS]).fetchone()[0]
+                         [record, DATA_VERSIONS]).fetchone() == (True,)
     if not found:
         return None
     rows = conn.execute(
@@ -87,7 +87,7 @@ def _create_loading_table(conn: psycopg.Connection, c: VectorCollection, name: s
 
 def _data_version(conn: psycopg.Connection, c: VectorCollection) -> int | None:
     """The collection's current data version, or None without data versioning."""
-    if not conn.execute("SELECT to_regclass(%s) IS NOT NULL", [DATA_VERSIONS]).fetchone()[0]:
+    if conn.execute("SELECT to_regclass(%s) IS NOT NULL", [DATA_VERSIONS]).fetchone() != (True,):
         return None
     row = conn.execute(
         sql.SQL("SELECT version FROM {} WHERE collection = %s").format(sql.Identifier(DATA_VERSIONS)), [c.id]
@@ -109,7 +109,8 @@ def _fill(conn: psycopg.Connection, c: VectorCollection, names: dict[int, str]) 
         sql.Identifier(c.source.table),
         sql.Identifier(c.source.geometry_field),
     )
-    columns = sql.SQL(", ").join([*(sql.Identifier(f) for f in fields), sql.Identifier("_geom"), sql.Identifier("_size")])
+    columns = sql.SQL(", ").join([*(sql.Identifier(f) for f in fields), sql.Identifier("_geom"),
+                                  sql.Identifier("_size")])
     with conn.transaction(), conn.cursor(name=f"onemap_overview_{c.id}") as source:
         if exact:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -122,7 +123,7 @@ def _fill(conn: psycopg.Connection, c: VectorCollection, names: dict[int, str]) 
                 load = sql.Identifier(PG_SCHEMA, f"{names[zoom]}_load")
                 hexes = shapely.to_wkb(shapely.set_srid(level_geoms, MERCATOR_SRID), hex=True, include_srid=True)
                 with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(load, columns)) as copy:
-                    for i, h, size in zip(rows, hexes, sizes):
+                    for i, h, size in zip(rows, hexes, sizes, strict=True):
                         copy.write_row((*batch[i][1:], h, float(size)))
     return version
 

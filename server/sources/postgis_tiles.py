@@ -142,7 +142,7 @@ def _layer_sql(c: VectorCollection, req: TileRequest, overview: str | None, simp
     fast = _fast(c, req, overview, restriction)
     inside = sql.SQL("c._g @ ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(p["fx0"], p["fy0"], p["fx1"], p["fy1"])
     affine = {k: sql.Placeholder(f"{prefix}{k}") if fast else sql.Literal(0) for k in ("sx", "sy", "ox", "oy")}
-    return sql.SQL(_template("tile_layer")).format(  # type: ignore[arg-type]  # trusted template
+    return sql.SQL(_template("tile_layer")).format(  # trusted template
         inside=inside if fast else sql.SQL("false"),
         **affine,
         layer=sql.Literal(c.id),
@@ -172,7 +172,7 @@ def _layer_params(c: VectorCollection, req: TileRequest, overview: str | None, t
     filter_srid = MERCATOR_SRID if overview is not None else c.source.srid
     fbox = box_in(buffered(req.bounds, req.extent, req.buffer), req.srid, filter_srid)
     keys = ("x0", "y0", "x1", "y1", "fx0", "fy0", "fx1", "fy1")
-    out: dict[str, Any] = {f"{prefix}{k}": float(v) for k, v in zip(keys, (*req.bounds, *fbox))}
+    out: dict[str, Any] = {f"{prefix}{k}": float(v) for k, v in zip(keys, (*req.bounds, *fbox), strict=True)}
     out[f"{prefix}min"] = 0.0 if overview is not None else min_size(c.source.geometry_type, req.min_area)
     out[f"{prefix}cap"] = req.max_features
     if overview is None and tolerance > 0:
@@ -225,16 +225,16 @@ class TileStatements:
         tolerances = [runtime_tolerance(req.simplify, req.zoom, available) for _, req, _ in layers]
         key = tuple(
             (c.id, req.srid, req.extent, req.buffer, req.properties, ov, tol > 0, checked, restriction.key)
-            for (c, req, restriction), ov, tol in zip(layers, chosen, tolerances)
+            for (c, req, restriction), ov, tol in zip(layers, chosen, tolerances, strict=True)
         )
         query = self._statements.get(key)
         if query is None:
-            plan = enumerate(zip(layers, chosen, tolerances))
+            plan = enumerate(zip(layers, chosen, tolerances, strict=True))
             parts = [_part_sql(layer, ov, tol, checked, i) for i, (layer, ov, tol) in plan]
             query = sql.SQL("SELECT {}").format(sql.SQL(" || ").join(parts))
             self._statements[key] = query
         params: dict[str, Any] = {}
-        for i, ((c, req, restriction), ov, tol) in enumerate(zip(layers, chosen, tolerances)):
+        for i, ((c, req, restriction), ov, tol) in enumerate(zip(layers, chosen, tolerances, strict=True)):
             params.update(_layer_params(c, req, ov, tol, f"l{i}_", restriction))
             if ov is not None and checked:
                 params.update(_layer_params(c, req, None, tol, f"l{i}t_", restriction))

@@ -41,6 +41,7 @@ import shapely
 from pyproj import Transformer
 
 from server.catalog import VectorCollection
+from server.extents import as_bbox
 
 TOP_ZOOM = 14
 MERCATOR_SRID = 3857
@@ -141,7 +142,7 @@ def box_in(bounds: tuple[float, ...], src: int, dst: int) -> tuple[float, float,
     if src == MERCATOR_SRID:
         limit = math.pi * 6378137
         minx, miny, maxx, maxy = (max(minx, -limit), max(miny, -limit), min(maxx, limit), min(maxy, limit))
-    return tuple(_transformer(src, dst).transform_bounds(minx, miny, maxx, maxy, densify_pts=21))
+    return as_bbox(_transformer(src, dst).transform_bounds(minx, miny, maxx, maxy, densify_pts=21))
 
 
 def transform_coords(src: int, dst: int):

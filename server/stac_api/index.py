@@ -51,7 +51,7 @@ def _extra_links(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def versions(catalog: Catalog, data_dir: Path) -> tuple:
     """A value that changes whenever a registered raster file changes."""
-    out = []
+    out: list[tuple[str, int | None, int | None]] = []
     for c in raster_collections(catalog):
         for a in c.raster.assets:
             try:
@@ -80,6 +80,8 @@ def build_index(catalog: Catalog, data_dir: Path, base: str) -> StacIndex:
         for item in coll.get_items():
             idoc = item.to_dict(include_self_link=False, transform_hrefs=False)
             idoc["links"] = _extra_links(idoc)
+            if item.datetime is None or item.geometry is None:  # build_item always sets both
+                raise ValueError(f"STAC item {item.id} has no datetime or geometry")
             entries.append(Entry(c.id, item.id, item.datetime, shape(item.geometry), idoc))
     return StacIndex(collections, entries)
 

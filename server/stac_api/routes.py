@@ -79,7 +79,8 @@ async def landing(request: Request):
         link(f"{base}/api", "service-desc", OPENAPI, f"The API definition (OpenAPI {OPENAPI_VERSION})"),
         link(f"{base}/api.html", "service-doc", "text/html", "The API documentation"),
     ]
-    links += [link(f"{root}/collections/{cid}", "child", JSON, doc.get("title")) for cid, doc in index.collections.items()]
+    links += [link(f"{root}/collections/{cid}", "child", JSON, doc.get("title"))
+              for cid, doc in index.collections.items()]
     return json_response({
         "type": "Catalog", "id": "onemap", "stac_version": STAC_VERSION, "stac_extensions": [],
         "title": "OneMap 自然资源一张图 data catalog",

@@ -96,7 +96,9 @@ def _bbox(value: Any) -> BaseGeometry | None:
         raise InvalidParameter(f"Parameter 'bbox' must be 4 or 6 numbers, not {len(nums)}.")
     west, south, east, north = (nums[0], nums[1], nums[3], nums[4]) if len(nums) == 6 else nums
     if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-        raise InvalidParameter("Parameter 'bbox': longitudes must be in -180..180, latitudes in -90..90, south <= north.")
+        raise InvalidParameter(
+            "Parameter 'bbox': longitudes must be in -180..180, latitudes in -90..90, south <= north."
+        )
     if west > east:  # crosses the antimeridian
         return box(west, south, 180, north).union(box(-180, south, east, north))
     return box(west, south, east, north)

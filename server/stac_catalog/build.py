@@ -66,7 +66,8 @@ def _raster_bands(c: RasterCollection, info: CogInfo) -> list[RasterBand]:
         lo, hi, mean = info.stats[i]
         bands.append(RasterBand.create(
             data_type=DataType(info.dtype), nodata=info.nodata, spatial_resolution=c.raster.resolution_m,
-            unit="m" if c.raster.kind == "dem" else None, statistics=Statistics.create(minimum=lo, maximum=hi, mean=mean),
+            unit="m" if c.raster.kind == "dem" else None,
+            statistics=Statistics.create(minimum=lo, maximum=hi, mean=mean),
         ))
     return bands
 

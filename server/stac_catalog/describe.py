@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.warp import transform_geom
-from shapely.geometry import box, mapping, shape
+from shapely.geometry import Polygon, box, mapping
+
+from server.extents import as_bbox
 
 
 @dataclass(frozen=True)
@@ -26,12 +28,7 @@ class CogInfo:
     dtype: str
     nodata: float | None
     count: int
-    resolution: float
-    overviews: tuple[int, ...]
-    blocksize: tuple[int, int]
     stats: tuple[tuple[float, float, float], ...]  # (min, max, mean) per band, from the smallest overview
-    units: tuple[str | None, ...]
-    descriptions: tuple[str | None, ...]
     size: int
 
 
@@ -47,7 +44,7 @@ def _describe(path: Path, _key: tuple) -> CogInfo:
     with rasterio.open(path) as src:
         native = box(*src.bounds)
         footprint = transform_geom(src.crs, "EPSG:4326", mapping(native))
-        geo = shape(footprint)
+        geo = Polygon(footprint["coordinates"][0])  # the transformed box: one ring
         rounded = {"type": "Polygon", "coordinates": [[[round(x, 7), round(y, 7)] for x, y in geo.exterior.coords]]}
         return CogInfo(
             epsg=src.crs.to_epsg(),
@@ -56,16 +53,11 @@ def _describe(path: Path, _key: tuple) -> CogInfo:
             transform=tuple(src.transform)[:6],
             native_bbox=tuple(src.bounds),
             footprint=rounded,
-            bbox=tuple(round(v, 7) for v in geo.bounds),
+            bbox=as_bbox(round(v, 7) for v in geo.bounds),
             dtype=src.dtypes[0],
             nodata=src.nodata,
             count=src.count,
-            resolution=abs(src.transform.a),
-            overviews=tuple(src.overviews(1)),
-            blocksize=src.block_shapes[0],
             stats=_stats(src),
-            units=tuple(src.units),
-            descriptions=tuple(src.descriptions),
             size=path.stat().st_size,
         )
 

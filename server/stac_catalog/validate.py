@@ -35,7 +35,9 @@ def _check_projection(fields: dict[str, Any]) -> list[str]:
     code = fields.get("proj:code")
     if code is not None and not (isinstance(code, str) and ":" in code):
         errors.append("projection: proj:code must be 'AUTHORITY:CODE'")
-    if "proj:shape" in fields and not (_numbers(fields["proj:shape"], (2,)) and all(isinstance(v, int) for v in fields["proj:shape"])):
+    if "proj:shape" in fields and not (
+        _numbers(fields["proj:shape"], (2,)) and all(isinstance(v, int) for v in fields["proj:shape"])
+    ):
         errors.append("projection: proj:shape must be two integers")
     if "proj:transform" in fields and not _numbers(fields["proj:transform"], (6, 9)):
         errors.append("projection: proj:transform must be 6 or 9 numbers")
@@ -53,15 +55,14 @@ def _check_bands(assets: dict[str, Any]) -> list[str]:
             stats = band.get("statistics", {})
             if not all(isinstance(v, (int, float)) for v in stats.values()):
                 errors.append(f"raster: asset '{key}' statistics must be numbers")
-        for band in asset.get("eo:bands", []):
-            if band.get("common_name") not in _COMMON_NAMES | {None}:
-                errors.append(f"eo: asset '{key}' has an unknown common_name")
+        errors.extend(f"eo: asset '{key}' has an unknown common_name"
+                      for band in asset.get("eo:bands", []) if band.get("common_name") not in _COMMON_NAMES | {None})
     return errors
 
 
 def _check_links(links: list[dict[str, Any]]) -> list[str]:
-    return [f"web-map-links: link '{l['href']}' needs {{z}}, {{x}} and {{y}}" for l in links
-            if l.get("rel") == "xyz" and not all(p in l["href"] for p in ("{z}", "{x}", "{y}"))]
+    return [f"web-map-links: link '{ln['href']}' needs {{z}}, {{x}} and {{y}}" for ln in links
+            if ln.get("rel") == "xyz" and not all(p in ln["href"] for p in ("{z}", "{x}", "{y}"))]
 
 
 def check_extensions(d: dict[str, Any]) -> list[str]:
@@ -84,6 +85,8 @@ def check_extensions(d: dict[str, Any]) -> list[str]:
 def validate_dict(d: dict[str, Any]) -> list[str]:
     """Validate one STAC object given as JSON: core schema (pystac, local copies) and extensions."""
     kind = pystac.serialization.identify_stac_object_type(d)
+    if kind is None:
+        return ["core: not a STAC Catalog, Collection or Item"]
     try:
         JsonSchemaSTACValidator().validate_core(d, kind, d["stac_version"])
     except pystac.STACValidationError as exc:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from server.catalog import Catalog, Collection, VectorCollection
+    from server.catalog import Catalog, VectorCollection
     from server.policy.admin import AdminStore
     from server.policy.labels import StoreLabel
     from server.policy.model import Restriction
@@ -59,7 +59,7 @@ class Store(ABC):
             admin.close()
 
     @abstractmethod
-    def writer(self, collections: list[Collection]) -> Writer:
+    def writer(self, collections: list[VectorCollection]) -> Writer:
         """A writer that replaces the tables of ``collections`` when it finishes."""
 
     @abstractmethod
@@ -85,7 +85,7 @@ class Store(ABC):
         """Collections whose overviews were built from their current data version (None: not recorded)."""
 
     @abstractmethod
-    def load_bundle(self, gpkg: Path, catalog: Catalog, views: list[Collection], label: StoreLabel,
+    def load_bundle(self, gpkg: Path, catalog: Catalog, views: list[VectorCollection], label: StoreLabel,
                     say: Progress) -> None:
         """Make the store hold a release bundle's vector data: the collections ``views`` of the bundle's
         GeoPackage ``gpkg``, nothing of the other collections of ``catalog``, and the bundle's label."""

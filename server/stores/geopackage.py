@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
-from server.catalog import Catalog, Collection, VectorCollection
+from server.catalog import Catalog, VectorCollection
 from server.policy.admin import ADMIN_FILE, SqliteAdmin
 from server.policy.labels import StoreLabel, read_gpkg_label, write_gpkg_label
 from server.policy.model import Restriction
@@ -53,7 +53,7 @@ class GeoPackageStore(Store):
         """The admin tables beside the data file."""
         return SqliteAdmin(self.path.parent / ADMIN_FILE)
 
-    def writer(self, collections: list[Collection]) -> GeoPackageWriter:
+    def writer(self, collections: list[VectorCollection]) -> GeoPackageWriter:
         """A new file, moved over this one when it finishes."""
         return GeoPackageWriter(self.path, collections)
 
@@ -86,7 +86,7 @@ class GeoPackageStore(Store):
         with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as conn:
             return overview_state(conn)[1]
 
-    def load_bundle(self, gpkg: Path, catalog: Catalog, views: list[Collection], label: StoreLabel,
+    def load_bundle(self, gpkg: Path, catalog: Catalog, views: list[VectorCollection], label: StoreLabel,
                     say: Progress) -> None:
         """The bundle's file replaces this one atomically, with data versioning installed first (a no-op
         for bundles that carry it); the bundle's overviews and label are kept."""

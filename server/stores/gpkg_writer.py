@@ -173,12 +173,12 @@ class GeoPackageWriter:
         self.next_fid[c.id] = first + len(batch)
         placeholders = ", ".join("?" * (len(names) + 2))
         quoted = ", ".join(f'"{n}"' for n in names)
-        rows = zip(fids, *(batch.columns[n] for n in names), blobs)
+        rows = zip(fids, *(batch.columns[n] for n in names), blobs, strict=True)
         self.conn.executemany(f'INSERT INTO "{t}" (fid, {quoted}, "{g}") VALUES ({placeholders})', rows)
         b = shapely.bounds(batch.geoms)
         self.conn.executemany(
             f'INSERT INTO "rtree_{t}_{g}" VALUES (?, ?, ?, ?, ?)',
-            zip(fids, b[:, 0].tolist(), b[:, 2].tolist(), b[:, 1].tolist(), b[:, 3].tolist()),
+            zip(fids, b[:, 0].tolist(), b[:, 2].tolist(), b[:, 1].tolist(), b[:, 3].tolist(), strict=True),
         )
         box = [float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max())]
         old = self.bounds.get(c.id)

@@ -15,7 +15,6 @@ from psycopg import sql
 from server.catalog import VectorCollection
 from server.stores.batches import Batch
 
-SRID = 4490
 PG_TYPES = {"string": "text", "integer": "bigint", "number": "double precision", "date": "date",
             "boolean": "boolean", "datetime": "timestamptz"}
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -64,7 +63,7 @@ class PostGISWriter:
         geoms = shapely.to_wkb(shapely.set_srid(batch.geoms, c.source.srid), hex=True, include_srid=True)
         lines = [
             "\t".join([*(_text(v) for v in row[:-1]), row[-1]]) + "\n"
-            for row in zip(*(batch.columns[n] for n in names), geoms.tolist())
+            for row in zip(*(batch.columns[n] for n in names), geoms.tolist(), strict=True)
         ]
         target = sql.SQL("COPY {} ({}) FROM STDIN").format(
             self._table(c), sql.SQL(", ").join(sql.Identifier(n) for n in [*names, c.source.geometry_field])

@@ -8,13 +8,14 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from server.catalog import Catalog, Collection, VectorCollection
+from server.catalog import Catalog, VectorCollection
 from server.policy.admin import PostgresAdmin
 from server.policy.labels import StoreLabel, read_pg_label, write_pg_label
 from server.policy.model import Restriction
 from server.settings import Settings
-from server.sources.postgis import PostGISSource, install_versioning
+from server.sources.postgis import PostGISSource
 from server.sources.postgis_overviews import build_overviews, fresh_collections
+from server.sources.postgis_schema import install_versioning
 from server.sources.tile_overviews import PG_SCHEMA
 from server.stores.base import Progress, Store
 from server.stores.batches import Batch, write_all
@@ -47,7 +48,7 @@ class PostGISStore(Store):
         """The admin tables, on a connection of their own."""
         return PostgresAdmin(self.url)
 
-    def writer(self, collections: list[Collection]) -> PostGISWriter:
+    def writer(self, collections: list[VectorCollection]) -> PostGISWriter:
         """Tables replaced in one transaction when it finishes."""
         return PostGISWriter(self.url, collections)
 
@@ -75,7 +76,7 @@ class PostGISStore(Store):
         with psycopg.connect(self.url) as conn:
             return fresh_collections(conn)
 
-    def load_bundle(self, gpkg: Path, catalog: Catalog, views: list[Collection], label: StoreLabel,
+    def load_bundle(self, gpkg: Path, catalog: Catalog, views: list[VectorCollection], label: StoreLabel,
                     say: Progress) -> None:
         """The tables are reloaded through the writer (typed tables, COPY, keys, GiST indexes), tables of
         collections not in the bundle are dropped, then data versioning, overviews and the label."""
@@ -84,7 +85,8 @@ class PostGISStore(Store):
         def batches() -> Iterator[Batch]:
             for v in views:
                 say(f"vector {v.id}")
-                yield from bundle.batches(v, restriction=Restriction.unrestricted(v))  # the bundle holds what its edition may
+                # the bundle holds what its edition may
+                yield from bundle.batches(v, restriction=Restriction.unrestricted(v))
 
         write_all(self.writer(views), batches())
         self._drop_others(catalog, {v.id for v in views})

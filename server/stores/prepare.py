@@ -12,7 +12,9 @@ from server.sources.tile_overviews import overview_zooms
 from server.stores import open_store
 
 
-def rebuild_overviews(settings: Settings, collection_ids: list[str] | None = None, stale_only: bool = False) -> list[str]:
+def rebuild_overviews(
+    settings: Settings, collection_ids: list[str] | None = None, stale_only: bool = False,
+) -> list[str]:
     """Rebuild the tile overviews of these vector collections (all when None) in the configured store.
 
     What ``onemap overviews`` runs, e.g. from cron after bulk edits: data versioning is installed if

@@ -32,7 +32,7 @@ BATCH = 5000
 def _plain(value):
     """Dates and instants as ISO text (how both stores write them)."""
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if isinstance(value, dt.date):
         return value.isoformat()
     return value

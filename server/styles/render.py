@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from server.catalog import Collection, RasterCollection
 from server.extents import Bbox, union_bbox
@@ -59,7 +60,9 @@ def apply_catalog(doc: dict[str, Any], by_id: dict[str, Collection]) -> None:
         zooms = [_zooms(c) for c in collections]
         source["minzoom"] = min(z[0] for z in zooms)
         source["maxzoom"] = max(z[1] for z in zooms)
-        source["bounds"] = list(union_bbox(collections))
+        bounds = union_bbox(collections)
+        if bounds is not None:
+            source["bounds"] = list(bounds)
     for layer in doc["layers"]:
         c = by_id.get(layer_collection(layer) or "")
         if c is not None:

@@ -74,10 +74,8 @@ def landing_links(base: str) -> list[dict[str, Any]]:
 
 def _rendered(request: Request, style_id: str) -> tuple[StyleTemplate, dict[str, Any]]:
     template = _styles(request).get(style_id)
-    doc = None
-    if template is not None:
-        doc = render_style(template, base_url(request), visible_collections(request))
-    if doc is None:
+    doc = None if template is None else render_style(template, base_url(request), visible_collections(request))
+    if template is None or doc is None:
         raise NotFound(f"Style '{style_id}' does not exist.")
     return template, doc
 

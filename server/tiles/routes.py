@@ -34,7 +34,7 @@ from server.params import DATETIME_DESCRIPTION
 from server.policy import restriction_for, restrictions, visible_collection, visible_collections
 from server.tiles import metadata
 from server.tiling.handlers import handler_for
-from server.tiling.matrix_sets import check_tile, get_tms, tms_ids
+from server.tiling.matrix_sets import check_tile, get_tms, id_of, tms_ids
 from server.tiling.zooms import tile_request, visible
 from server.web import JSON, base_url, format_param, json_response, language, link
 
@@ -292,7 +292,7 @@ def _tileset_response(
             raise NotAcceptable(f"TileJSON is offered for WebMercatorQuad only, not for {tms.id}.")
         doc = metadata.tilejson(collections, url, title, description, lang)
         return json_response(doc, media_type=metadata.TILEJSON)
-    doc = metadata.tileset(collections, tms.id, url, base, title, lang)
+    doc = metadata.tileset(collections, id_of(tms), url, base, title, lang)
     if single is not None:
         doc["links"].append(link(f"{base}/collections/{single.id}", metadata.REL + "geodata", JSON, "The collection"))
     return json_response(doc)

@@ -69,6 +69,13 @@ def get_tms(tms_id: str) -> morecantile.TileMatrixSet:
         raise NotFound(f"Tile matrix set '{tms_id}' is not offered; offered: {', '.join(tms_ids())}.") from None
 
 
+def id_of(tms: morecantile.TileMatrixSet) -> str:
+    """The id of an offered tile matrix set (the registry holds only sets that have one)."""
+    if tms.id is None:
+        raise ValueError("a tile matrix set without an id is not offered")
+    return tms.id
+
+
 def check_tile(tms: morecantile.TileMatrixSet, z: int, row: int, col: int) -> morecantile.Tile:
     """The tile at (z, row, col) if it exists in the grid; a 400 naming the bad value otherwise."""
     if not tms.minzoom <= z <= tms.maxzoom:

@@ -15,6 +15,7 @@ import morecantile
 from morecantile.utils import meters_per_unit
 
 from server.catalog import VectorCollection
+from server.extents import as_bbox
 from server.sources.base import TileRequest
 from server.tiling.matrix_sets import get_tms, srid
 
@@ -56,7 +57,7 @@ def tile_request(
 ) -> TileRequest:
     """The layer request for one collection in one tile, with its generalization in tile CRS units."""
     spec = collection.tiles
-    bounds = tuple(tms.xy_bounds(tile))
+    bounds = as_bbox(tms.xy_bounds(tile))
     pixel = (bounds[2] - bounds[0]) / tms.matrix(tile.z).tileWidth
     return TileRequest(
         bounds=bounds,

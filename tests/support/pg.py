@@ -10,6 +10,7 @@ Missing binaries are an error, never a skip: the test command installs the Debia
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -70,10 +71,8 @@ class PgCluster:
 
     def stop(self) -> None:
         """Stop the server immediately and remove its directory."""
-        try:
+        with contextlib.suppress(ClusterError):  # already stopped; still remove the directory
             _pg_ctl("stop", "-D", str(self.data_dir), "-m", "immediate", "-w")
-        except ClusterError:
-            pass  # already stopped; still remove the directory
         shutil.rmtree(self.base_dir, ignore_errors=True)
         if self.link is not None:
             self.link.unlink(missing_ok=True)

@@ -1,6 +1,6 @@
 """Fixtures for the raster, terrain and STAC tests: small real COGs beside the sample vector store.
 
-Import the fixtures into a test module (``from tests.support.rasters import raster_dir, raster_client``).
+``tests/conftest.py`` registers this module as a plugin: any test module may take ``raster_dir`` and ``raster_client``.
 The COGs are the sample rasters at ``SCALE`` (same footprints, coarser pixels), written once per
 module into a temporary data directory that links the session's embedded vector store.
 """

@@ -18,8 +18,9 @@ import asyncio
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Iterator
+from typing import IO
 
 import httpx
 
@@ -65,7 +66,7 @@ def parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
         w, s, e, n = (float(v) for v in text.split(","))
     except ValueError:
         raise SeedError(f"--bbox: '{text}' is not four numbers minx,miny,maxx,maxy") from None
-    if not (w < e and s < n and -180 <= w and e <= 180 and -90 <= s and n <= 90):
+    if not (w < e and s < n and w >= -180 and e <= 180 and s >= -90 and n <= 90):
         raise SeedError(f"--bbox: '{text}' is not a valid lon/lat box (minx<maxx, miny<maxy)")
     return w, s, e, n
 
@@ -114,7 +115,8 @@ class Progress:
     """A one-line text progress bar on a terminal; a line every few seconds otherwise."""
 
     def __init__(self, total: int, out: IO[str]) -> None:
-        self.total, self.out, self.counts = total, out, Counter()
+        self.total, self.out = total, out
+        self.counts: Counter[str] = Counter()
         self.started = self._last = time.monotonic()
         self.tty = out.isatty()
 

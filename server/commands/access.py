@@ -109,7 +109,7 @@ def keys_revoke(settings: Settings, key_id: str, out: TextIO | None = None) -> i
     """Revoke a key (it stays listed, marked revoked); 1 when no active key has this id."""
     out = out or sys.stdout
     with open_store(settings).opened_admin() as store:
-        done = store.revoke_key(key_id.strip(), dt.datetime.now(dt.timezone.utc))
+        done = store.revoke_key(key_id.strip(), dt.datetime.now(dt.UTC))
     if not done:
         print(f"error: no active key with id '{key_id}'", file=sys.stderr)
         return 1
@@ -123,7 +123,7 @@ def parse_since(raw: str | None, now: dt.datetime | None = None) -> dt.datetime 
         return None
     m = RELATIVE.match(raw.strip())
     if m:
-        now = now or dt.datetime.now(dt.timezone.utc)
+        now = now or dt.datetime.now(dt.UTC)
         return now - dt.timedelta(**{UNITS[m.group(2)]: int(m.group(1))})
     try:
         return parse_time(raw)

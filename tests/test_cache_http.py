@@ -56,9 +56,9 @@ def layer_properties(body: bytes, layer: str) -> list[dict]:
 @pytest.fixture(scope="module")
 def labelled(sample_dir, tmp_path_factory):
     """``labelled(edition)``: a copy of the sample store labelled for that edition (a release stand-in)."""
-    from server.policy.labels import StoreLabel, write_gpkg_label
+    from server.policy.labels import write_gpkg_label
+    from tests.support.mislabelled import release_label
 
-    levels = {"internet": ("public",), "government": ("public", "sensitive")}
     made: dict[str, Path] = {}
 
     def make(edition: str) -> Path:
@@ -66,7 +66,7 @@ def labelled(sample_dir, tmp_path_factory):
             data_dir = tmp_path_factory.mktemp(edition)
             shutil.copy(sample_dir / "onemap.gpkg", data_dir / "onemap.gpkg")
             with sqlite3.connect(data_dir / "onemap.gpkg") as conn:
-                write_gpkg_label(conn, StoreLabel(edition, levels[edition]))
+                write_gpkg_label(conn, release_label(edition))
             made[edition] = data_dir
         return made[edition]
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
+import pyproj
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,6 +20,7 @@ from server.catalog import Catalog, Level, RasterCollection, Text, VectorCollect
 
 LEVELS: tuple[Level, ...] = ("public", "sensitive", "secret")
 EDITIONS_FILE = "editions.yaml"
+DATA_RULES = {"levels", "max_imagery_resolution_m", "collections"}  # what an edition's data depends on
 
 
 class Strict(BaseModel):
@@ -47,12 +49,35 @@ class CollectionRules(Strict):
     max_resolution_m: float | None = Field(default=None, gt=0)
 
 
+class Coverage(Strict):
+    """A layer covering its area without gaps: the area of rows a release removes is filled.
+
+    The removed rows' area (adjacent ones merged) is grown by ``grid_m`` metres and snapped to a
+    ``grid_m`` grid in the planar ``crs``; the result, clipped to the layer, becomes placeholder rows
+    carrying only ``placeholder`` values, and the published rows give it up (a row wholly inside is
+    absorbed). ``area_field`` is then recomputed in ``crs`` for every row whose shape changed.
+    """
+
+    grid_m: float = Field(gt=0)
+    crs: str
+    placeholder: dict[str, str | int | float] = Field(min_length=1)
+    area_field: str | None = None
+
+
+class ReleaseRules(Strict):
+    """How a release treats one collection for every edition below the one it is built from."""
+
+    rekey_ids: bool = False
+    coverage: Coverage | None = None
+
+
 class EditionSpec(Strict):
     """One edition: what it may hold and serve, and to whom."""
 
     title: Text
     levels: list[Level] = Field(min_length=1)
     anonymous: bool = False
+    limits_without_redis: Literal["closed", "open"] = "closed"
     max_imagery_resolution_m: float | None = Field(default=None, gt=0)
     collections: dict[str, CollectionRules] = {}
 
@@ -65,12 +90,18 @@ class EditionsFile(Strict):
     """The whole file."""
 
     rules_version: str
+    release: dict[str, ReleaseRules] = {}
     editions: dict[str, EditionSpec]
 
     @property
     def digest(self) -> str:
         """A stable hash of every rule (recorded in release manifests and cache scopes)."""
         return hashlib.sha256(orjson.dumps(self.model_dump(), option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def fingerprint(self, name: str) -> dict[str, Any]:
+        """Every rule that shapes the data of edition ``name`` (its own and the release rules), as JSON."""
+        return {"edition": self.edition(name).model_dump(mode="json", include=DATA_RULES),
+                "release": {cid: r.model_dump(mode="json") for cid, r in sorted(self.release.items())}}
 
     def edition(self, name: str) -> EditionSpec:
         """The named edition; ``EditionError`` naming the known ones otherwise."""
@@ -125,9 +156,34 @@ def _rule_problems(where: str, catalog: Catalog, cid: str, rules: CollectionRule
     return out
 
 
+def _release_problems(where: str, catalog: Catalog, cid: str, rules: ReleaseRules) -> list[str]:
+    c = catalog.get(cid)
+    if not isinstance(c, VectorCollection):
+        return [f"{where}: '{cid}' is not a vector collection of the catalog"]
+    out = []
+    id_field = c.field(c.source.id_field)
+    if rules.rekey_ids and (id_field is None or id_field.type != "integer"):
+        out.append(f"{where}.rekey_ids: the id field '{c.source.id_field}' is not an integer field")
+    cov = rules.coverage
+    if cov is not None and not rules.rekey_ids:
+        out.append(f"{where}.coverage: needs rekey_ids: true (placeholder rows get fresh ids)")
+    if cov is not None:
+        names = [*cov.placeholder, *([cov.area_field] if cov.area_field else [])]
+        out += [f"{where}.coverage: '{name}' is not a non-id field of '{cid}'"
+                for name in names if c.field(name) is None or name == c.source.id_field]
+        try:
+            if not pyproj.CRS.from_user_input(cov.crs).is_projected:
+                out.append(f"{where}.coverage.crs: {cov.crs} is not a projected (metric) CRS")
+        except pyproj.exceptions.CRSError:
+            out.append(f"{where}.coverage.crs: unknown CRS {cov.crs}")
+    return out
+
+
 def check_against_catalog(editions: EditionsFile, catalog: Catalog) -> list[str]:
     """Problems between the rules and the catalog; empty when every name resolves."""
     problems = []
+    for cid, release in editions.release.items():
+        problems += _release_problems(f"{EDITIONS_FILE}: release.{cid}", catalog, cid, release)
     for name, spec in editions.editions.items():
         for cid, rules in spec.collections.items():
             problems += _rule_problems(f"{EDITIONS_FILE}: editions.{name}.collections.{cid}", catalog, cid, rules)

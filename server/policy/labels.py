@@ -1,8 +1,10 @@
 """The store's label: which edition's data a store holds, recorded in an ``onemap_metadata`` table.
 
 A release bundle (and a store loaded from one) is labelled with its edition and the levels it may
-contain. A store with no label is a master store: it may hold everything (secret included). A server
-refuses to start on a store whose label names a level its edition may not hold.
+contain, and the rules its data was prepared under (``EditionsFile.fingerprint``). A store with no
+label is a master store: it may hold everything (secret included). A server refuses to start on a
+store whose label names a level its edition may not hold (and, ``fingerprint.py``, on one prepared
+under other rules than the running ones).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class StoreLabel:
     rules_version: str | None = None
     rules_digest: str | None = None
     released: str | None = None
+    rules: str | None = None  # JSON of ``EditionsFile.fingerprint(edition)`` at release
 
     @classmethod
     def from_rows(cls, rows: list[tuple[str, str]]) -> StoreLabel:
@@ -37,12 +40,12 @@ class StoreLabel:
         if "edition" not in d:
             return MASTER
         return cls(d["edition"], tuple(orjson.loads(d.get("levels", "[]"))), d.get("rules_version"),
-                   d.get("rules_digest"), d.get("released"))
+                   d.get("rules_digest"), d.get("released"), d.get("rules"))
 
     def rows(self) -> list[tuple[str, str]]:
         """(key, value) rows to store."""
         out = {"edition": self.edition or "", "levels": orjson.dumps(list(self.levels)).decode()}
-        for k in ("rules_version", "rules_digest", "released"):
+        for k in ("rules_version", "rules_digest", "released", "rules"):
             if getattr(self, k):
                 out[k] = getattr(self, k)
         return list(out.items())

@@ -1,11 +1,11 @@
-"""Per-key rate limits (in-process token buckets) and daily quotas.
+"""Per-key rate limits (in-process token buckets) and daily quotas, for one server process.
 
 Quota days are calendar days in China Standard Time (UTC+8), the ministry's working day. The count
 of a key's admitted requests for the day is kept in memory, seeded on first use from the audit log
 in the store (admitted requests are the audited ones not answered 401, 403 or 429), so a restart
-does not reset it. This is exact for one server process; with N replicas each counts its own share
-(a key may then reach up to N times its quota) until the counter moves to the shared Redis
-(an INCR on ``quota:<key>:<day>`` with a two-day expiry is the drop-in replacement).
+does not reset it. This is exact for one server process; with N workers or replicas each counts its
+own share, so ``shared_limits.py`` keeps them in Redis when it is configured and uses these only
+without Redis (or while it is down, when the edition's limits fail open).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Authentication of one request (``authenticate``): no key -> the anonymous policy when the edition
 allows it, else 401; a malformed, unknown, revoked or wrong key -> 401; a client address outside
 the key's ranges or a time outside its validity window -> 403; over the per-key rate or the daily
-quota -> 429 with Retry-After. Key records are cached for ``KEY_TTL_S`` seconds, so a revocation
+quota -> 429 with Retry-After (shared by every worker through Redis when configured, see
+``shared_limits.py``). Key records are cached for ``KEY_TTL_S`` seconds, so a revocation
 takes effect on every replica within that time.
 """
 
@@ -17,17 +18,19 @@ from typing import Protocol
 from cachetools import TTLCache
 from starlette.concurrency import run_in_threadpool
 
+from server.cache.breaker import CircuitBreaker
 from server.catalog import Catalog
 from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 from server.errors import Forbidden, TooManyRequests, Unauthorized, Unavailable
 from server.policy.admin import AdminStore
 from server.policy.audit import AuditWriter
 from server.policy.editions import EditionError, check_against_catalog, load_editions
+from server.policy.fingerprint import rules_problem
 from server.policy.keys import KeyRecord, parse_key
 from server.policy.labels import StoreLabel, label_problem
-from server.policy.limits import QuotaCounter, RateLimiter
 from server.policy.model import Policy
 from server.policy.resolve import PolicyResolver
+from server.policy.shared_limits import Limits
 from server.settings import Settings
 
 log = logging.getLogger("onemap.policy")
@@ -35,6 +38,7 @@ log = logging.getLogger("onemap.policy")
 KEY_TTL_S = 5.0
 _UNKNOWN = object()
 RETRY_READY_S = 2.0
+LABEL_RECHECK_S = 10.0
 KEY_HELP = f"Send it in the {KEY_HEADER_NAME} header or the {KEY_PARAMS[0]} query parameter."
 
 
@@ -51,7 +55,7 @@ class PolicyStore(Protocol):
 
 
 class StoreRefused(EditionError):
-    """The store holds data above the edition; the server must not serve it."""
+    """The store holds data above the edition or was prepared under other rules; the server must not serve it."""
 
 
 class PolicyRuntime:
@@ -68,22 +72,42 @@ class PolicyRuntime:
         self.spec = self.resolver.spec
         self.admin = store.admin()
         self.audit = AuditWriter(self.admin)
-        self.rates = RateLimiter()
-        self.quotas = QuotaCounter(self._seed_quota)
+        breaker = CircuitBreaker("redis limits", settings.redis_breaker_failures, settings.redis_breaker_cooldown_s,
+                                 log=log)
+        self.limits = Limits(settings.redis_url, settings.redis_timeout_s, breaker, self.spec.limits_without_redis,
+                             self._seed_quota)
         self._keys: TTLCache[str, KeyRecord | None] = TTLCache(maxsize=10_000, ttl=KEY_TTL_S)
         self.ready = False
         self.problem: str | None = None
         self._next_try = 0.0
+        self._label_due = 0.0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    def _store_problem(self) -> str | None:
+        label = self.store.read_label()
+        self._label_due = time.monotonic() + LABEL_RECHECK_S
+        return label_problem(label, self.edition, self.spec) or rules_problem(
+            label, self.resolver.catalog, self.editions, self.edition, self.resolver.base)
+
     def _prepare(self) -> None:
         self.admin.setup()
-        problem = label_problem(self.store.read_label(), self.edition, self.spec)
+        problem = self._store_problem()
         if problem:
             self.problem = problem
             raise StoreRefused(problem)
         self.ready = True
+
+    async def _recheck(self) -> None:
+        """Read the store's label again (the store may have been replaced); stop serving on a problem."""
+        try:
+            problem = await run_in_threadpool(self._store_problem)
+        except Exception as exc:  # an unreachable store shows on the reads themselves
+            log.warning("store label not readable: %s", exc)
+            return
+        if problem:
+            log.error("refusing to serve: %s", problem)
+            self.ready, self.problem = False, problem
 
     async def start(self) -> None:
         """Create the admin tables and check the store's label; a store above the edition stops start-up."""
@@ -94,15 +118,20 @@ class PolicyRuntime:
         except Exception as exc:  # store unreachable: requests answer 503 until it is back
             log.warning("store not ready at start-up, will retry: %s", exc)
             self._next_try = time.monotonic() + RETRY_READY_S
+        self.limits.open()
         self.audit.start()
 
     async def stop(self) -> None:
         """Write the pending audit records and close the admin connection."""
         await run_in_threadpool(self.audit.stop)
+        await self.limits.close()
         self.admin.close()
 
     async def ensure_ready(self) -> None:
-        """Raise ``Unavailable`` until the store has been checked (retried at most every 2 s)."""
+        """Raise ``Unavailable`` until the store has been checked (retried at most every 2 s); the
+        store's label is read again every ``LABEL_RECHECK_S`` seconds."""
+        if self.ready and time.monotonic() >= self._label_due:
+            await self._recheck()
         if self.ready:
             return
         if self.problem is None and time.monotonic() >= self._next_try:
@@ -165,8 +194,8 @@ class PolicyRuntime:
             raise Forbidden(f"The API key may not be used from address {client_ip}.")
         if (problem := record.window_problem(now)) is not None:
             raise Forbidden(problem)
-        if record.rate is not None and (wait := self.rates.check(record.id, record.rate)):
+        if record.rate is not None and (wait := await self.limits.rate(record.id, record.rate)):
             raise TooManyRequests(f"Rate limit of {record.rate:g} requests per second exceeded.", wait)
-        if record.daily_quota is not None and (wait := await self.quotas.take(record.id, record.daily_quota, now)):
+        if record.daily_quota is not None and (wait := await self.limits.quota(record.id, record.daily_quota, now)):
             raise TooManyRequests(f"Daily quota of {record.daily_quota} requests used up.", wait)
         return self.resolver.policy(record.id, record.scopes)

@@ -9,8 +9,10 @@ The bundle, a directory::
     manifest.json      edition, levels, rule version and digest, per-collection counts, checksums
 
 Nothing above the edition is ever written into the bundle: every read is given the edition's
-resolved ``Restriction`` of its collection (the master store is never read unrestricted here), rows
-and columns are filtered in the reading SQL and the rest is applied before a batch reaches the writer.
+resolved ``Restriction`` of its collection, rows and columns are filtered in the reading SQL and the
+rest is applied before a batch reaches the writer. The release rules of ``editions.yaml`` then fill
+the holes removed rows leave in coverage layers and re-key ids (``inference.py``; only there are
+removed rows read, by id and geometry, to compute the fill).
 """
 
 from __future__ import annotations
@@ -21,14 +23,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pystac
 
 from server.catalog import Catalog, Collection, RasterCollection, VectorCollection, load_catalog
-from server.policy.editions import check_against_catalog, load_editions
+from server.policy.editions import ReleaseRules, check_against_catalog, load_editions
 from server.policy.labels import StoreLabel
 from server.policy.model import Restriction, checked
 from server.policy.rasters import coarsen_cog, ground_resolution_m, within_resolution
 from server.policy.resolve import PolicyResolver
+from server.release.inference import release_batches
 from server.release.manifest import BundleError, write_manifest
 from server.settings import Settings
 from server.stores import GPKG_NAME, Store, open_store
@@ -43,13 +47,15 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_vectors(store: Store, vectors: list[tuple[VectorCollection, Restriction]], bundle: Store,
-                   label: StoreLabel, say: Progress, overviews: bool) -> dict[str, int]:
-    """Copy the visible rows of ``vectors`` from ``store`` into the bundle's store, prepared and labelled."""
+def _write_vectors(store: Store, vectors: list[tuple[VectorCollection, Restriction]],
+                   release: dict[str, ReleaseRules], bundle: Store, label: StoreLabel, say: Progress,
+                   overviews: bool) -> dict[str, int]:
+    """Copy the visible rows of ``vectors`` from ``store`` into the bundle's store, with the release
+    rules applied (``inference.py``), prepared and labelled."""
     def batches():
         for view, restriction in vectors:
             say(f"vector {view.id}")
-            yield from store.batches(view, restriction=restriction)
+            yield from release_batches(store, view, restriction, release.get(view.id), say)
 
     views = [view for view, _ in vectors]
     counts = {v.id: 0 for v in views} | write_all(bundle.writer(views), batches())
@@ -127,11 +133,14 @@ def build_release(settings: Settings, edition: str, out_dir: Path, base_url: str
     store = open_store(settings)
     source = store.read_label()
     out.mkdir(parents=True, exist_ok=True)
-    label = StoreLabel(edition, tuple(resolver.spec.levels), editions.rules_version, editions.digest, _now())
+    rules = editions.fingerprint(edition)
+    label = StoreLabel(edition, tuple(resolver.spec.levels), editions.rules_version, editions.digest, _now(),
+                       orjson.dumps(rules, option=orjson.OPT_SORT_KEYS).decode())
     access = list(resolver.policy().collections.values())
     try:
         vectors = [(a.view, a.restriction) for a in access if isinstance(a.view, VectorCollection)]
-        counts = _write_vectors(store, vectors, GeoPackageStore(out / GPKG_NAME), label, say, overviews)
+        counts = _write_vectors(store, vectors, editions.release, GeoPackageStore(out / GPKG_NAME), label, say,
+                                overviews)
         rasters = [(a.view, a.restriction) for a in access if isinstance(a.view, RasterCollection)]
         raster_docs, shipped = _write_rasters(settings, rasters, out, say)
         if shipped:
@@ -146,7 +155,7 @@ def build_release(settings: Settings, edition: str, out_dir: Path, base_url: str
     collections.update(raster_docs)
     doc = {
         "edition": edition, "levels": list(label.levels), "rules_version": label.rules_version,
-        "rules_digest": label.rules_digest, "created": label.released,
+        "rules_digest": label.rules_digest, "rules": rules, "created": label.released,
         "source": {"store": store.kind, "edition": source.edition or "master"},
         "collections": collections,
     }

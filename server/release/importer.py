@@ -1,12 +1,14 @@
 """Load a release bundle into this server's store (``onemap import DIR``).
 
-The bundle is verified first (every checksum, no unlisted file) and must be for levels this server's
-edition may hold. Its vector data goes into the store by ``Store.load_bundle``: the embedded store's
-file is replaced atomically (with data versioning installed when the bundle lacks it); PostGIS tables
-are reloaded through the store's writer (typed tables, COPY, keys, GiST indexes), tables of
-collections not in the bundle are dropped, then data versioning, tile overviews and the store label
-are installed. COGs go under ``data_dir``; COG files of catalog collections not in the bundle are
-removed, so nothing above the edition stays behind.
+The bundle is verified first (every checksum, no unlisted file), must be for levels this server's
+edition may hold, and must have been built under the running rules of its edition (the store label
+the import writes is the bundle's own, whatever the flags: a bundle cannot be relabelled lower).
+Its vector data goes into the store by ``Store.load_bundle``: the embedded store's file is replaced
+atomically (with data versioning installed when the bundle lacks it); PostGIS tables are reloaded
+through the store's writer (typed tables, COPY, keys, GiST indexes), tables of collections not in
+the bundle are dropped, then data versioning, tile overviews and the store label are installed. COGs
+go under ``data_dir``; COG files of catalog collections not in the bundle are removed, so nothing
+above the edition stays behind.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from server.catalog import Catalog, RasterCollection, VectorCollection, load_catalog
 from server.policy.editions import load_editions
-from server.policy.labels import StoreLabel
+from server.policy.fingerprint import rules_problem
+from server.policy.labels import StoreLabel, label_problem
+from server.policy.resolve import PolicyResolver
 from server.release.manifest import BundleError, read_manifest, verify
 from server.settings import Settings
 from server.stores import GPKG_NAME, open_store
@@ -28,8 +34,9 @@ from server.stores.geopackage import GeoPackageStore
 Progress = Callable[[str], None]
 
 
-def _check_edition(settings: Settings, doc: dict[str, Any], bundle: Path) -> StoreLabel:
-    spec = load_editions(settings.config_dir).edition(settings.edition)
+def _check_edition(settings: Settings, catalog: Catalog, doc: dict[str, Any], bundle: Path) -> StoreLabel:
+    editions = load_editions(settings.config_dir)
+    spec = editions.edition(settings.edition)
     above = [lv for lv in doc.get("levels", []) if not spec.allows(lv)]
     if above:
         raise BundleError(
@@ -37,8 +44,14 @@ def _check_edition(settings: Settings, doc: dict[str, Any], bundle: Path) -> Sto
             f"which this server's '{settings.edition}' edition may not hold"
         )
     label = GeoPackageStore(bundle / GPKG_NAME).read_label()
-    if label.edition != doc.get("edition") or list(label.levels) != list(doc.get("levels", [])):
+    if (label.edition != doc.get("edition") or list(label.levels) != list(doc.get("levels", []))
+            or label.rules is None or orjson.loads(label.rules) != doc.get("rules")):
         raise BundleError("the bundle's store label does not match its manifest")
+    resolver = PolicyResolver(catalog, editions, settings.edition)
+    problem = label_problem(label, settings.edition, spec) or rules_problem(
+        label, catalog, editions, settings.edition, resolver.base)
+    if problem:
+        raise BundleError(problem)
     return label
 
 
@@ -79,8 +92,8 @@ def import_release(settings: Settings, bundle_dir: Path, progress: Progress | No
     bundle = Path(bundle_dir)
     doc = read_manifest(bundle)
     verify(bundle, doc)
-    label = _check_edition(settings, doc, bundle)
     catalog = load_catalog(settings.collections_dir)
+    label = _check_edition(settings, catalog, doc, bundle)
     views = _views(catalog, doc)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     open_store(settings).load_bundle(bundle / GPKG_NAME, catalog, views, label, say)

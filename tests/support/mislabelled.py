@@ -10,13 +10,26 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import orjson
 import psycopg
 
+from server.policy.editions import load_editions
 from server.policy.labels import StoreLabel, write_gpkg_label, write_pg_label
 from server.raster.sample import write_sample_rasters
+from server.settings import packaged
 
 TABLES = ("admin_boundaries", "land_survey", "planning_zones", "control_lines", "parcels", "buildings")
-INTERNET_LABEL = StoreLabel("internet", ("public",))
+
+
+def release_label(edition: str) -> StoreLabel:
+    """The label a release for ``edition`` under the running rules would carry."""
+    editions = load_editions(packaged("config"))
+    rules = orjson.dumps(editions.fingerprint(edition), option=orjson.OPT_SORT_KEYS).decode()
+    return StoreLabel(edition, tuple(editions.edition(edition).levels), editions.rules_version, editions.digest,
+                      rules=rules)
+
+
+INTERNET_LABEL = release_label("internet")
 
 
 def mislabelled_gpkg_dir(target: Path, sample_dir: Path, rasters: bool = True) -> Path:

@@ -16,10 +16,10 @@ DECLARED = {
     ("get", "/collections"): F_JSON_HTML,
     ("get", "/collections/{collectionId}"): F_JSON_HTML,
     ("get", "/collections/{collectionId}/items"): {
-        "bbox": "string", "datetime": "string", "limit": "integer", "properties": "string", "cursor": "string",
-        "f": "string",
+        "bbox": "string", "bbox-crs": "string", "crs": "string", "datetime": "string", "limit": "integer",
+        "properties": "string", "cursor": "string", "f": "string",
     },
-    ("get", "/collections/{collectionId}/items/{featureId}"): F_JSON_HTML,
+    ("get", "/collections/{collectionId}/items/{featureId}"): {"crs": "string", "f": "string"},
     ("get", "/tileMatrixSets"): {},
     ("get", "/tileMatrixSets/{tileMatrixSetId}"): {},
     ("get", "/collections/{collectionId}/tiles"): {},

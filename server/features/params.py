@@ -8,13 +8,18 @@ Each parser takes the raw string a client sent and either returns a typed value 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from server.catalog import Collection
+import shapely
+
+from server.catalog import Collection, VectorCollection
+from server.crs import CRS84, Crs, crs84_bounds, to_storage
 from server.errors import InvalidParameter
 
 
-def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
-    """A CRS84 bbox ``minx,miny,maxx,maxy`` (a 6-number 3D bbox keeps its horizontal part)."""
+def parse_bbox(raw: str | None, crs: Crs = CRS84) -> tuple[float, float, float, float] | None:
+    """A bbox in ``crs`` (``bbox-crs``; CRS84 ``minx,miny,maxx,maxy`` by default), four numbers in that
+    CRS's axis order (a 6-number 3D bbox keeps its horizontal part)."""
     if raw is None:
         return None
     parts = raw.split(",")
@@ -30,15 +35,32 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
         raise InvalidParameter("Parameter 'bbox' must contain only finite numbers.")
     if len(values) == 6:
         values = [values[0], values[1], values[3], values[4]]
+    if crs.lat_first:
+        values = [values[1], values[0], values[3], values[2]]
     minx, miny, maxx, maxy = values
+    if not crs.projected:
+        _check_degrees(minx, miny, maxx, maxy)
+    if minx > maxx:
+        raise InvalidParameter("Parameter 'bbox': the minimum easting/longitude is greater than the maximum.")
+    if miny > maxy:
+        raise InvalidParameter("Parameter 'bbox': the minimum northing/latitude is greater than the maximum.")
+    return minx, miny, maxx, maxy
+
+
+def _check_degrees(minx: float, miny: float, maxx: float, maxy: float) -> None:
     for name, v, lim in (("minx", minx, 180), ("maxx", maxx, 180), ("miny", miny, 90), ("maxy", maxy, 90)):
         if not -lim <= v <= lim:
-            raise InvalidParameter(f"Parameter 'bbox': {name} {v} is outside -{lim}..{lim} (CRS84 degrees).")
-    if minx > maxx:
-        raise InvalidParameter("Parameter 'bbox': minx is greater than maxx.")
-    if miny > maxy:
-        raise InvalidParameter("Parameter 'bbox': miny is greater than maxy.")
-    return minx, miny, maxx, maxy
+            raise InvalidParameter(f"Parameter 'bbox': {name} {v} is outside -{lim}..{lim} (degrees).")
+
+
+def bbox_filter(bbox: tuple[float, float, float, float] | None, crs: Crs,
+                collection: VectorCollection) -> tuple[tuple[float, float, float, float] | None, bytes | None]:
+    """A parsed bbox (easting/longitude first) as the items query takes it: its CRS84 envelope and, when
+    it was given in a projected CRS, the exact box as WKB in the storage CRS."""
+    if bbox is None or not crs.projected:
+        return bbox, None
+    area = to_storage(shapely.box(*bbox), replace(crs, lat_first=False), collection.source.srid)
+    return crs84_bounds(area, collection.source.srid), shapely.to_wkb(area)
 
 
 def parse_properties(raw: str | None, collection: Collection, visible: tuple[str, ...]) -> tuple[str, ...]:

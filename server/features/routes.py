@@ -17,8 +17,9 @@ from fastapi.responses import Response
 from server.cache import cached
 from server.catalog import Collection, VectorCollection
 from server.credentials import KEY_PARAMS, without_credentials
+from server.crs import offered
 from server.errors import InvalidParameter, NotFound
-from server.features.params import parse_bbox, parse_properties
+from server.features.params import bbox_filter, parse_bbox, parse_properties
 from server.html import render_page
 from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
 from server.policy import note_returned, restriction_for, visible_collection
@@ -32,12 +33,14 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
-CRS84 = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+CRS_DESCRIPTION = "The CRS of the response geometries, one of the collection's `crs` list (default CRS84)"
+BBOX_CRS_DESCRIPTION = "The CRS of `bbox`, one of the collection's `crs` list (default CRS84); axis order as it defines"
 _FORMATS = ("json", "html")
 Format = Annotated[str | None, format_param(*_FORMATS)]
-_ITEM_PARAMS = {"f", *KEY_PARAMS}
-_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", *_ITEM_PARAMS}
+_ITEM_PARAMS = {"f", "crs", *KEY_PARAMS}
+_ITEMS_PARAMS = {"bbox", "bbox-crs", "datetime", "limit", "properties", "cursor", *_ITEM_PARAMS}
 
 
 def collection_links(c: Collection, base: str) -> list[dict]:
@@ -103,7 +106,9 @@ def _envelope(request: Request, url: str, page: Page, fmt: str) -> bytes:
 async def items(
     request: Request,
     collectionId: str,
-    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in CRS84 (or 6 numbers: a 3D bbox)")] = None,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in bbox-crs (or 6 numbers: a 3D bbox)")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", description=BBOX_CRS_DESCRIPTION)] = None,
+    crs: Annotated[str | None, Query(description=CRS_DESCRIPTION)] = None,
     datetime: Annotated[str | None, Query(description=DATETIME_DESCRIPTION)] = None,
     limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None,
     properties: Annotated[str | None, Query(description="Comma-separated property names to return")] = None,
@@ -118,12 +123,17 @@ async def items(
     interval = parse_datetime(datetime)
     if interval and not c.temporal_field:
         raise InvalidParameter(f"Parameter 'datetime': collection '{c.id}' has no temporal property.")
+    in_crs = offered(c, bbox_crs, "bbox-crs")
+    box, area = bbox_filter(parse_bbox(bbox, in_crs), in_crs, c)
+    out_crs = offered(c, crs)
     q = ItemQuery(
         properties=parse_properties(properties, c, c.field_names),
         limit=parse_limit(limit, settings.default_limit, settings.max_limit),
-        bbox=parse_bbox(bbox),
+        bbox=box,
         interval=interval,
         cursor=Cursor.decode(cursor) if cursor else None,
+        crs=out_crs,
+        bbox_area=area,
     )
 
     async def produce() -> Response:
@@ -133,21 +143,25 @@ async def items(
         body = _envelope(request, url, page, fmt)
         if fmt == "html":
             return render_page(request, "items.html", doc=orjson.loads(body), collection=c)
-        return Response(body, media_type=GEOJSON, headers={"Content-Crs": CRS84})
+        return Response(body, media_type=GEOJSON, headers={"Content-Crs": out_crs.header})
 
     return await cached(request, "items", (c.id, fmt), produce, collections=[c], base=True)
 
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="One feature")
-async def item(request: Request, collectionId: str, featureId: str, f: Format = None):
+async def item(
+    request: Request, collectionId: str, featureId: str,
+    crs: Annotated[str | None, Query(description=CRS_DESCRIPTION)] = None, f: Format = None,
+):
     """One feature by its id (for parcels, the 28-character unit code)."""
     c = vector_collection(request, collectionId)
     _reject_unknown(request, _ITEM_PARAMS)
     fmt = output_format(request, _FORMATS)
+    out_crs = offered(c, crs)
 
     async def produce() -> Response:
         feature = await request.app.state.source.get(
-            c, featureId, c.field_names, restriction=restriction_for(request, c)
+            c, featureId, c.field_names, restriction=restriction_for(request, c), crs=out_crs
         )
         if feature is None:
             raise NotFound(f"Feature '{featureId}' does not exist in collection '{c.id}'.")
@@ -161,6 +175,6 @@ async def item(request: Request, collectionId: str, featureId: str, f: Format = 
         body = feature[:-1] + b',"links":' + orjson.dumps(links) + b"}"
         if fmt == "html":
             return render_page(request, "item.html", doc=orjson.loads(body), collection=c)
-        return Response(body, media_type=GEOJSON, headers={"Content-Crs": CRS84})
+        return Response(body, media_type=GEOJSON, headers={"Content-Crs": out_crs.header})
 
     return await cached(request, "item", (c.id, featureId, fmt), produce, collections=[c], base=True)

@@ -23,7 +23,13 @@ limit+1 rows with id < K in descending order and returns them ascending: ``prev_
 returned id when more rows exist before, ``next_key`` is the last returned id. ``number_matched`` is
 set only when exact for free: first page (no cursor) with fewer than limit+1 rows found.
 Temporal filters on a date field compare calendar dates (UTC) of the interval ends, inclusive.
-bbox is in CRS84 and selects features whose geometry intersects it.
+bbox is in CRS84 and selects features whose geometry intersects it; when ``bbox_area`` is set (a bbox
+given in a projected ``bbox-crs``) the features must intersect that polygon (WKB, storage CRS) and
+``bbox`` is its CRS84 envelope, for the spatial index.
+
+Output CRS (``ItemQuery.crs``, Features Part 2): geometries are desensitized in the storage CRS first,
+then transformed (PostGIS: ``ST_Transform`` in the same statement), axes swapped where the CRS puts
+northing first (``ST_FlipCoordinates``), and rounded: to millimetres in a projected CRS, else as above.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from server.catalog import VectorCollection
+from server.crs import CRS84, Crs
 from server.errors import InvalidParameter
 from server.policy.model import Restriction, RestrictionError, checked
 
@@ -80,6 +87,8 @@ class ItemQuery:
     bbox: tuple[float, float, float, float] | None = None
     interval: TimeInterval | None = None
     cursor: Cursor | None = None
+    crs: Crs = CRS84
+    bbox_area: bytes | None = None
 
 
 @dataclass
@@ -167,9 +176,10 @@ class Source(Protocol):
         """One page of features matching ``q``, in ascending id order."""
 
     async def get(
-        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction
+        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction,
+        crs: Crs = CRS84,
     ) -> bytes | None:
-        """One feature as GeoJSON bytes, or ``None`` when there is no such feature (or it is excluded)."""
+        """One feature as GeoJSON bytes in ``crs``, or ``None`` when there is no such feature (or it is excluded)."""
 
     async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
         """The extent of the rows the restriction keeps, as stored."""

@@ -13,12 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import anyio
+import numpy as np
 import orjson
 import shapely
 
 from server.catalog import Catalog, VectorCollection
+from server.crs import CRS84, Crs, from_storage
 from server.errors import Unavailable
-from server.policy.desensitize import mask_rows, reduce_geometries
+from server.policy.desensitize import desensitize_geometries, mask_rows, output_digits, reduce_geometries
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import sqlite_exclusion
 from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, restricted_layers
@@ -26,13 +28,24 @@ from server.sources.gpkg_geometry import decode_gpkg_geometry
 from server.sources.gpkg_versions import data_version
 
 
-def features_json(ids: list, wkbs: list[bytes], props: list[dict], restriction: Restriction, srid: int) -> bytes:
-    """The JSON array of GeoJSON features, coordinates rounded to 7 decimals (or as ``restriction`` says)."""
+def output_geometries(wkbs: list[bytes], restriction: Restriction, srid: int, crs: Crs) -> np.ndarray:
+    """Stored geometries desensitized in the storage CRS ``srid``, then in ``crs`` and rounded for output
+    (millimetres in a projected CRS, else 7 decimals or the restriction's precision)."""
+    geoms = shapely.from_wkb(wkbs)
+    if crs.same_frame(srid) and not crs.lat_first:
+        return reduce_geometries(geoms, restriction, srid)
+    geoms = from_storage(desensitize_geometries(geoms, restriction, srid), srid, crs)
+    digits = crs.digits if crs.digits is not None else output_digits(restriction)
+    return shapely.set_coordinates(geoms, np.round(shapely.get_coordinates(geoms), digits))
+
+
+def features_json(ids: list, wkbs: list[bytes], props: list[dict], restriction: Restriction, srid: int,
+                  crs: Crs = CRS84) -> bytes:
+    """The JSON array of GeoJSON features in ``crs``, coordinates rounded as ``output_geometries`` says."""
     if not ids:
         return b"[]"
     mask_rows(props, restriction.masked)
-    geoms = reduce_geometries(shapely.from_wkb(wkbs), restriction, srid)
-    texts = shapely.to_geojson(geoms)
+    texts = shapely.to_geojson(output_geometries(wkbs, restriction, srid, crs))
     return orjson.dumps(
         [
             {"type": "Feature", "id": i, "geometry": orjson.Fragment(g), "properties": p}
@@ -85,10 +98,11 @@ class GeoPackageSource:
         return await self._run(self._query, collection, q, checked(restriction, collection))
 
     async def get(
-        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction
+        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction,
+        crs: Crs = CRS84,
     ) -> bytes | None:
-        """One feature as GeoJSON bytes, or ``None`` when there is no such feature (or it is excluded)."""
-        return await self._run(self._get, collection, feature_id, properties, checked(restriction, collection))
+        """One feature as GeoJSON bytes in ``crs``, or ``None`` when there is no such feature (or it is excluded)."""
+        return await self._run(self._get, collection, feature_id, properties, checked(restriction, collection), crs)
 
     async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
         """Bounding box and time span of the rows the restriction keeps."""
@@ -149,7 +163,7 @@ class GeoPackageSource:
         ids = [r[0] for r in rows]
         page = Page(
             features=features_json(ids, [r[1] for r in rows], [dict(zip(props, r[2:])) for r in rows],
-                                   restriction, src.srid),
+                                   restriction, src.srid, q.crs),
             number_returned=len(rows),
         )
         if ids:
@@ -163,7 +177,7 @@ class GeoPackageSource:
     def _matching(cursor: sqlite3.Cursor, q: ItemQuery) -> list[tuple]:
         """Up to limit+1 rows whose geometry really intersects the bbox; geometry as WKB."""
         wanted = q.limit + 1
-        box = shapely.box(*q.bbox) if q.bbox else None
+        box = shapely.from_wkb(q.bbox_area) if q.bbox_area else shapely.box(*q.bbox) if q.bbox else None
         if box is not None:
             shapely.prepare(box)
         out: list[tuple] = []
@@ -177,7 +191,7 @@ class GeoPackageSource:
         return out[:wanted]
 
     def _get(self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...],
-             restriction: Restriction) -> bytes | None:
+             restriction: Restriction, crs: Crs) -> bytes | None:
         src = collection.source
         key: str | int = feature_id
         id_field = collection.field(src.id_field)
@@ -193,7 +207,7 @@ class GeoPackageSource:
         if row is None:
             return None
         body = features_json([row[0]], [decode_gpkg_geometry(row[1])], [dict(zip(props, row[2:]))],
-                             restriction, src.srid)
+                             restriction, src.srid, crs)
         return body[1:-1]
 
     def _version(self, collection: VectorCollection) -> str:

@@ -30,6 +30,7 @@ from psycopg.adapt import Buffer, Loader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.catalog import Catalog, VectorCollection
+from server.crs import CRS84, Crs
 from server.errors import InvalidParameter, Unavailable
 from server.policy.desensitize import output_digits
 from server.policy.model import Restriction, checked
@@ -143,21 +144,23 @@ class PostGISSource:
     # -- composing statements -----------------------------------------------------------------
 
     @staticmethod
-    def _feature(c: VectorCollection, properties: Sequence[str], restriction: Restriction) -> sql.Composed:
-        """The expression building one GeoJSON Feature from a row (masked, generalized and rounded
-        as the caller's restriction says)."""
+    def _feature(c: VectorCollection, properties: Sequence[str], restriction: Restriction, crs: Crs) -> sql.Composed:
+        """The expression building one GeoJSON Feature from a row in ``crs`` (masked, generalized and
+        rounded as the caller's restriction says, in the storage CRS, before the transformation)."""
         src = c.source
         geom: sql.Composable = pg_geometry(
             sql.Identifier(src.geometry_field), restriction, src.srid, src.geometry_type.startswith("Multi")
         )
-        if src.srid not in LONLAT_SRIDS:
-            geom = sql.SQL("ST_Transform({}, 4326)").format(geom)
+        if not crs.same_frame(src.srid):
+            geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(crs.srid))
+        if crs.lat_first:
+            geom = sql.SQL("ST_FlipCoordinates({})").format(geom)
         pairs = sql.SQL(", ").join(
             sql.SQL("{}, {}").format(sql.Literal(p), pg_property(p, restriction)) for p in properties
         )
+        digits = crs.digits if crs.digits is not None else output_digits(restriction)
         return template("feature_object").format(
-            id=sql.Identifier(src.id_field), geometry=geom, properties=pairs,
-            precision=sql.Literal(output_digits(restriction)),
+            id=sql.Identifier(src.id_field), geometry=geom, properties=pairs, precision=sql.Literal(digits),
         )
 
     @staticmethod
@@ -169,21 +172,22 @@ class PostGISSource:
         return sql.SQL("ST_Transform(" + env + ", {})").format(sql.Literal(4326), sql.Literal(srid))
 
     def _page_sql(
-        self, c: VectorCollection, props: tuple[str, ...], shape: tuple[bool, bool, bool, bool | None],
-        restriction: Restriction,
+        self, c: VectorCollection, props: tuple[str, ...], shape: tuple[bool, bool, bool, bool | None, bool],
+        restriction: Restriction, crs: Crs,
     ) -> sql.Composed:
-        """The page statement for a query shape: (bbox?, start?, end?, cursor direction or none)."""
-        key = (c.id, props, shape, restriction.key)
+        """The page statement for a query shape: (bbox?, start?, end?, cursor direction or none, bbox area?)."""
+        key = (c.id, props, shape, restriction.key, crs)
         if (found := self._statements.get(key)) is not None:
             return found
-        has_bbox, has_start, has_end, cursor = shape
+        has_bbox, has_start, has_end, cursor, has_area = shape
         src = c.source
         temporal = sql.Identifier(restriction.temporal_field(c) or "")
         id_, geom = sql.Identifier(src.id_field), sql.Identifier(src.geometry_field)
         where: list[sql.Composable] = []
         if has_bbox:
             env = self._envelope(c)
-            where.append(sql.SQL("{g} && {e} AND ST_Intersects({g}, {e})").format(g=geom, e=env))
+            exact = sql.SQL("ST_GeomFromWKB(%(area)s, {})").format(sql.Literal(src.srid)) if has_area else env
+            where.append(sql.SQL("{g} && {e} AND ST_Intersects({g}, {x})").format(g=geom, e=env, x=exact))
         if has_start:
             where.append(sql.SQL("{} >= %(t0)s").format(temporal))
         if has_end:
@@ -200,7 +204,7 @@ class PostGISSource:
             where=sql.SQL(" AND ").join(where) if where else sql.SQL("true"),
             id=id_,
             direction=sql.SQL("DESC" if cursor is False else "ASC"),
-            feature=self._feature(c, props, restriction),
+            feature=self._feature(c, props, restriction, crs),
         )
         self._statements[key] = composed
         return composed
@@ -243,9 +247,11 @@ class PostGISSource:
         forward = None if q.cursor is None else q.cursor.forward
         if q.cursor is not None:
             params["key"] = self._key(collection, q.cursor.key)
+        if q.bbox_area is not None:
+            params["area"] = q.bbox_area
         params.update(pg_exclusion(restriction)[1])
-        shape = (q.bbox is not None, "t0" in params, "t1" in params, forward)
-        statement = self._page_sql(collection, props, shape, restriction)
+        shape = (q.bbox is not None, "t0" in params, "t1" in params, forward, "area" in params)
+        statement = self._page_sql(collection, props, shape, restriction, q.crs)
         found, features, first, last = await self._fetch(statement, params)
         more = found > q.limit
         page = Page(features=features, number_returned=min(found, q.limit))
@@ -262,9 +268,11 @@ class PostGISSource:
         return page
 
     async def get(
-        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction
+        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction,
+        crs: Crs = CRS84,
     ) -> bytes | None:
-        """One feature as GeoJSON bytes, or ``None``; a non-integer id for an integer id field is ``None``."""
+        """One feature as GeoJSON bytes in ``crs``, or ``None``; a non-integer id for an integer id field is
+        ``None``."""
         restriction = checked(restriction, collection)
         src = collection.source
         id_field = collection.field(src.id_field)
@@ -275,11 +283,11 @@ class PostGISSource:
             key = int(feature_id)
         props = restriction.select(collection, properties)
         kept, kept_params = pg_exclusion(restriction)
-        statement_key = ("get", collection.id, props, restriction.key)
+        statement_key = ("get", collection.id, props, restriction.key, crs)
         query = self._statements.get(statement_key)
         if query is None:
             query = template("feature").format(
-                feature=self._feature(collection, props, restriction),
+                feature=self._feature(collection, props, restriction, crs),
                 table=sql.Identifier(src.table),
                 id=sql.Identifier(src.id_field),
                 kept=kept if kept is not None else sql.SQL("true"),

@@ -16,6 +16,9 @@ REQUESTS = [
     "/collections/control_lines/items?limit=20",
     "/collections/buildings/items?bbox=121.4,29.75,121.7,29.95&limit=30",
     "/collections/admin_boundaries/items",
+    "/collections/parcels/items?limit=40&sortby=-area_m2",
+    "/collections/parcels/items?limit=40&sortby=land_use,-registration_date&bbox=121.52,29.82,121.56,29.85",
+    "/collections/land_survey/items?limit=25&sortby=-land_code,area_m2&properties=land_code",
 ]
 
 

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "server"
 ENTRY = {"app", "cli", "seed"}
 FLOOR = {
     "assets", "cache", "catalog", "codes", "credentials", "crs", "errors", "extents", "html", "params", "policy",
-    "settings", "sources",
+    "queryables", "settings", "sources",
     "stac_catalog", "stores", "tiling", "web",
 }
 CAPABILITIES = {

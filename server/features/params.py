@@ -12,9 +12,14 @@ from dataclasses import replace
 
 import shapely
 
-from server.catalog import Collection, VectorCollection
+from server.catalog import VectorCollection
 from server.crs import CRS84, Crs, crs84_bounds, to_storage
 from server.errors import InvalidParameter
+from server.policy.model import Restriction
+from server.queryables import field_for, unknown_field
+from server.sources.keyset import SortKey
+
+MAX_SORT_KEYS = 8
 
 
 def parse_bbox(raw: str | None, crs: Crs = CRS84) -> tuple[float, float, float, float] | None:
@@ -63,16 +68,35 @@ def bbox_filter(bbox: tuple[float, float, float, float] | None, crs: Crs,
     return crs84_bounds(area, collection.source.srid), shapely.to_wkb(area)
 
 
-def parse_properties(raw: str | None, collection: Collection, visible: tuple[str, ...]) -> tuple[str, ...]:
-    """The selected property names in catalog order; every name must be a visible field."""
+def parse_properties(raw: str | None, collection: VectorCollection, visible: tuple[str, ...]) -> tuple[str, ...]:
+    """The selected property names in catalog order; every name must be a visible field (anything else
+    is the one unknown-field error)."""
     if raw is None:
         return visible
     names = [p.strip() for p in raw.split(",") if p.strip()]
     unknown = [n for n in names if n not in visible]
     if unknown:
-        raise InvalidParameter(
-            f"Parameter 'properties': unknown property {', '.join(repr(n) for n in unknown)} "
-            f"in collection '{collection.id}'."
-        )
+        raise unknown_field(collection, unknown[0], "properties")
     wanted = set(names)
     return tuple(n for n in visible if n in wanted)
+
+
+def parse_sortby(raw: str | None, collection: VectorCollection, restriction: Restriction) -> tuple[SortKey, ...]:
+    """``sortby``: comma-separated ``+field`` (or ``field``, ascending) and ``-field`` (descending), each
+    a sortable field of the caller at most once (at most ``MAX_SORT_KEYS``)."""
+    if raw is None:
+        return ()
+    keys: list[SortKey] = []
+    for token in raw.split(","):
+        name = token.strip()  # a '+' sent unencoded arrives as a space
+        descending = name.startswith("-")
+        name = name[1:].strip() if name[:1] in ("+", "-") else name
+        if not name:
+            raise InvalidParameter("Parameter 'sortby': empty sort key; use +field or -field, comma-separated.")
+        field_for(collection, restriction, name, "sortby")
+        if any(k.field == name for k in keys):
+            raise InvalidParameter(f"Parameter 'sortby': property {name!r} is given more than once.")
+        keys.append(SortKey(name, descending))
+    if len(keys) > MAX_SORT_KEYS:
+        raise InvalidParameter(f"Parameter 'sortby': at most {MAX_SORT_KEYS} sort keys.")
+    return tuple(keys)

@@ -38,12 +38,15 @@ import base64
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from server.catalog import VectorCollection
 from server.crs import CRS84, Crs
 from server.errors import InvalidParameter
 from server.policy.model import Restriction, RestrictionError, checked
+from server.sources.keyset import SortKey, order_keys
 
 
 @dataclass(frozen=True)
@@ -56,25 +59,31 @@ class TimeInterval:
 
 @dataclass(frozen=True)
 class Cursor:
-    """A keyset position: page after (``forward``) or before the given id value."""
+    """A keyset position: the page after (``forward``) or before the row with id ``key`` whose sort key
+    values were ``values``, for the ``sortby`` given as ``sort`` (tokens such as ``-area_m2``)."""
 
     key: str | int
     forward: bool = True
+    values: tuple[Any, ...] = ()
+    sort: str = ""
 
     def encode(self) -> str:
-        kind = "i" if isinstance(self.key, int) else "s"
-        raw = f"{'n' if self.forward else 'p'}{kind}{self.key}".encode()
+        raw = orjson.dumps(["n" if self.forward else "p", self.key, list(self.values), self.sort])
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, token: str) -> "Cursor":
+    def decode(cls, token: str) -> Cursor:
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            direction, kind, key = raw[0], raw[1], raw[2:]
-            if direction not in "np" or kind not in "is":
+            raw = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            direction, key, values, sort = raw
+            if direction not in ("n", "p") or isinstance(key, bool) or not isinstance(key, str | int):
                 raise ValueError
-            return cls(int(key) if kind == "i" else key, direction == "n")
-        except (ValueError, IndexError, UnicodeDecodeError):
+            if not isinstance(values, list) or not isinstance(sort, str):
+                raise ValueError
+            if not all(v is None or isinstance(v, str | int | float | bool) for v in values):
+                raise ValueError
+            return cls(key, direction == "n", tuple(values), sort)
+        except (ValueError, TypeError, orjson.JSONDecodeError):
             raise InvalidParameter("Parameter 'cursor' is not a cursor this server issued.") from None
 
 
@@ -89,6 +98,27 @@ class ItemQuery:
     cursor: Cursor | None = None
     crs: Crs = CRS84
     bbox_area: bytes | None = None
+    sortby: tuple[SortKey, ...] = ()
+
+    @property
+    def sort_token(self) -> str:
+        """The sort order as a cursor records it."""
+        return ",".join(k.token for k in self.sortby)
+
+    def boundary(self, collection: VectorCollection) -> tuple[list[SortKey], list[Any]] | None:
+        """The full page order and the cursor row's key values in it (None without a cursor); a cursor
+        issued for another order is a 400."""
+        if self.cursor is None:
+            return None
+        if self.cursor.sort != self.sort_token or len(self.cursor.values) != len(self.sortby):
+            raise InvalidParameter("Parameter 'cursor' was issued for another sortby; follow the links of this order.")
+        id_field = collection.source.id_field
+        keys = order_keys(self.sortby, id_field, self.cursor.forward)
+        return keys, [self.cursor.key if k.field == id_field else self.cursor.values[i] for i, k in enumerate(keys)]
+
+    def order(self, collection: VectorCollection) -> list[SortKey]:
+        """The full order of the page read (backwards for a ``prev`` cursor)."""
+        return order_keys(self.sortby, collection.source.id_field, self.cursor is None or self.cursor.forward)
 
 
 @dataclass
@@ -100,6 +130,8 @@ class Page:
     next_key: str | int | None = None
     prev_key: str | int | None = None
     number_matched: int | None = None
+    next_values: tuple[Any, ...] = ()
+    prev_values: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -26,6 +26,7 @@ from server.policy.pgsql import sqlite_exclusion
 from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, restricted_layers
 from server.sources.gpkg_geometry import decode_gpkg_geometry
 from server.sources.gpkg_versions import data_version
+from server.sources.keyset import sqlite_after, sqlite_order, typed_values
 
 
 def output_geometries(wkbs: list[bytes], restriction: Restriction, srid: int, crs: Crs) -> np.ndarray:
@@ -121,15 +122,17 @@ class GeoPackageSource:
     # -- SQL ---------------------------------------------------------------------------------------
 
     @staticmethod
-    def _columns(collection: VectorCollection, properties: tuple[str, ...]) -> str:
+    def _columns(collection: VectorCollection, properties: Sequence[str]) -> str:
         src = collection.source
         return ", ".join(f'"{c}"' for c in (src.id_field, src.geometry_field, *properties))
 
-    def _query(self, collection: VectorCollection, q: ItemQuery, restriction: Restriction) -> Page:
+    @staticmethod
+    def _filters(collection: VectorCollection, q: ItemQuery, restriction: Restriction) -> tuple[list[str], list]:
+        """WHERE terms and parameters of a query: bbox candidates, time, keyset position, excluded rows."""
         src = collection.source
-        props = restriction.select(collection, q.properties)
         temporal = restriction.temporal_field(collection)
-        where, params = [], []
+        where: list[str] = []
+        params: list = []
         if q.bbox:
             where.append(
                 f'fid IN (SELECT id FROM "rtree_{src.table}_{src.geometry_field}" '
@@ -137,38 +140,48 @@ class GeoPackageSource:
             )
             params += [q.bbox[0], q.bbox[2], q.bbox[1], q.bbox[3]]
         if q.interval and temporal:
-            if q.interval.start:
-                where.append(f'"{temporal}" >= ?')
-                params.append(q.interval.start.date().isoformat())
-            if q.interval.end:
-                where.append(f'"{temporal}" <= ?')
-                params.append(q.interval.end.date().isoformat())
-        forward = q.cursor is None or q.cursor.forward
-        if q.cursor:
-            where.append(f'"{src.id_field}" {">" if forward else "<"} ?')
-            params.append(q.cursor.key)
+            for op, end in ((">=", q.interval.start), ("<=", q.interval.end)):
+                if end is not None:
+                    where.append(f'"{temporal}" {op} ?')
+                    params.append(end.date().isoformat())
+        if (boundary := q.boundary(collection)) is not None:
+            keys, values = boundary
+            typed_values(collection, keys, values)  # a foreign cursor is a 400; SQLite compares the raw values
+            after, after_params = sqlite_after(keys, values)
+            where.append(after)
+            params += after_params
         kept, kept_params = sqlite_exclusion(restriction)
         if kept:
             where.append(kept)
             params += kept_params
-        sql = f'SELECT {self._columns(collection, props)} FROM "{src.table}"'
+        return where, params
+
+    def _query(self, collection: VectorCollection, q: ItemQuery, restriction: Restriction) -> Page:
+        src = collection.source
+        props = restriction.select(collection, q.properties)
+        where, params = self._filters(collection, q, restriction)
+        columns = self._columns(collection, (*props, *(k.field for k in q.sortby)))
+        sql = f'SELECT {columns} FROM "{src.table}"'
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f' ORDER BY "{src.id_field}" {"ASC" if forward else "DESC"}'
+        sql += f" ORDER BY {sqlite_order(q.order(collection))}"
         rows = self._matching(self._conn().execute(sql, params), q)
+        forward = q.cursor is None or q.cursor.forward
         more = len(rows) > q.limit
         rows = rows[: q.limit]
         if not forward:
             rows.reverse()
+        n = 2 + len(props)
         ids = [r[0] for r in rows]
         page = Page(
-            features=features_json(ids, [r[1] for r in rows], [dict(zip(props, r[2:])) for r in rows],
+            features=features_json(ids, [r[1] for r in rows], [dict(zip(props, r[2:n])) for r in rows],
                                    restriction, src.srid, q.crs),
             number_returned=len(rows),
         )
         if ids:
             page.next_key = ids[-1] if (more if forward else True) else None
             page.prev_key = ids[0] if (q.cursor is not None if forward else more) else None
+            page.next_values, page.prev_values = tuple(rows[-1][n:]), tuple(rows[0][n:])
         if q.cursor is None and not more:
             page.number_matched = len(rows)
         return page

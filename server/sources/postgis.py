@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 from cachetools import LRUCache
 from psycopg import sql
@@ -37,6 +38,7 @@ from server.policy.model import Restriction, checked
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
 from server.settings import Settings
 from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, TimeInterval, restricted_layers
+from server.sources.keyset import order_keys, pg_after, pg_order, typed_values
 from server.sources.postgis_tiles import TileStatements
 
 log = logging.getLogger("onemap.sources.postgis")
@@ -172,17 +174,18 @@ class PostGISSource:
         return sql.SQL("ST_Transform(" + env + ", {})").format(sql.Literal(4326), sql.Literal(srid))
 
     def _page_sql(
-        self, c: VectorCollection, props: tuple[str, ...], shape: tuple[bool, bool, bool, bool | None, bool],
-        restriction: Restriction, crs: Crs,
+        self, c: VectorCollection, props: tuple[str, ...], q: ItemQuery, shape: tuple[bool, ...],
+        restriction: Restriction, after: sql.Composable | None,
     ) -> sql.Composed:
-        """The page statement for a query shape: (bbox?, start?, end?, cursor direction or none, bbox area?)."""
-        key = (c.id, props, shape, restriction.key, crs)
+        """The page statement for a query shape: (bbox?, start?, end?, bbox area?, which cursor values are
+        null) with ``q``'s order and CRS; ``after`` is the keyset predicate of the cursor, if any."""
+        key = (c.id, props, shape, restriction.key, q.crs, q.sortby, None if q.cursor is None else q.cursor.forward)
         if (found := self._statements.get(key)) is not None:
             return found
-        has_bbox, has_start, has_end, cursor, has_area = shape
+        has_bbox, has_start, has_end, has_area = shape[:4]
         src = c.source
         temporal = sql.Identifier(restriction.temporal_field(c) or "")
-        id_, geom = sql.Identifier(src.id_field), sql.Identifier(src.geometry_field)
+        geom = sql.Identifier(src.geometry_field)
         where: list[sql.Composable] = []
         if has_bbox:
             env = self._envelope(c)
@@ -192,34 +195,28 @@ class PostGISSource:
             where.append(sql.SQL("{} >= %(t0)s").format(temporal))
         if has_end:
             where.append(sql.SQL("{} <= %(t1)s").format(temporal))
-        if cursor is not None:
-            where.append(sql.SQL("{} > %(key)s" if cursor else "{} < %(key)s").format(id_))
+        if after is not None:
+            where.append(after)
         kept, _ = pg_exclusion(restriction)  # rows this caller may not see
         if kept is not None:
             where.append(kept)
-        columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props)))
+        sort_fields = [k.field for k in q.sortby]
+        columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props, *sort_fields)))
+        forward_keys = order_keys(q.sortby, src.id_field, True)
         composed = template("page").format(
             columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
             table=sql.Identifier(src.table),
             where=sql.SQL(" AND ").join(where) if where else sql.SQL("true"),
-            id=id_,
-            direction=sql.SQL("DESC" if cursor is False else "ASC"),
-            feature=self._feature(c, props, restriction, crs),
+            order=pg_order(q.order(c)),
+            output_order=pg_order(forward_keys),
+            reverse_order=pg_order(order_keys(q.sortby, src.id_field, False)),
+            keys=sql.SQL(", ").join(map(sql.Identifier, [src.id_field, *sort_fields])),
+            feature=self._feature(c, props, restriction, q.crs),
         )
         self._statements[key] = composed
         return composed
 
     # -- parameters ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _key(c: VectorCollection, key: str | int) -> str | int:
-        """A cursor key in the id field's type; a foreign cursor is a client error."""
-        field = c.field(c.source.id_field)
-        if field is not None and field.type == "integer":
-            if isinstance(key, int):
-                return key
-            raise InvalidParameter("Parameter 'cursor' is not a cursor this server issued.")
-        return str(key)
 
     @staticmethod
     def _time_params(c: VectorCollection, temporal: str, interval: TimeInterval) -> dict[str, Any]:
@@ -234,38 +231,36 @@ class PostGISSource:
 
     # -- the Source protocol ------------------------------------------------------------------
 
+    @staticmethod
+    def _keyset(c: VectorCollection, q: ItemQuery) -> tuple[sql.Composable | None, dict[str, Any], tuple[bool, ...]]:
+        """The cursor's keyset predicate, its parameters (values in their fields' types; a foreign cursor
+        is a 400) and which values are null (the predicate's shape)."""
+        boundary = q.boundary(c)
+        if boundary is None:
+            return None, {}, ()
+        values = typed_values(c, *boundary)
+        after, params = pg_after(boundary[0], values)
+        return after, params, tuple(v is None for v in values)
+
     async def query(self, collection: VectorCollection, q: ItemQuery, *, restriction: Restriction) -> Page:
-        """One page of features matching ``q``, ascending by id, built by a single statement."""
+        """One page of features matching ``q`` in its order, built by a single statement."""
         restriction = checked(restriction, collection)
         props = restriction.select(collection, q.properties)
         params: dict[str, Any] = {"limit": q.limit, "probe": q.limit + 1}
         if q.bbox is not None:
-            params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox)))
+            params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox), strict=True))
         temporal = restriction.temporal_field(collection)
         if q.interval is not None and temporal:
             params.update(self._time_params(collection, temporal, q.interval))
-        forward = None if q.cursor is None else q.cursor.forward
-        if q.cursor is not None:
-            params["key"] = self._key(collection, q.cursor.key)
         if q.bbox_area is not None:
             params["area"] = q.bbox_area
+        after, after_params, nulls = self._keyset(collection, q)
+        params.update(after_params)
         params.update(pg_exclusion(restriction)[1])
-        shape = (q.bbox is not None, "t0" in params, "t1" in params, forward, "area" in params)
-        statement = self._page_sql(collection, props, shape, restriction, q.crs)
+        shape = (q.bbox is not None, "t0" in params, "t1" in params, "area" in params, *nulls)
+        statement = self._page_sql(collection, props, q, shape, restriction, after)
         found, features, first, last = await self._fetch(statement, params)
-        more = found > q.limit
-        page = Page(features=features, number_returned=min(found, q.limit))
-        if page.number_returned == 0:
-            page.number_matched = 0 if q.cursor is None else None
-            return page
-        if forward is False:
-            page.prev_key, page.next_key = (first if more else None), last
-        else:
-            page.next_key = last if more else None
-            page.prev_key = first if q.cursor is not None else None
-        if q.cursor is None and not more:
-            page.number_matched = found
-        return page
+        return _page(q, found, features, first, last)
 
     async def get(
         self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction,
@@ -353,6 +348,25 @@ class PostGISSource:
     async def tiles(self, layers: Layers, *, restrictions: Mapping[str, Restriction]) -> bytes:
         """Several MVT layers built in one statement; b"" when nothing falls in the tile."""
         return await self._tiles.render(self._fetch, restricted_layers(layers, restrictions))
+
+
+def _page(q: ItemQuery, found: int, features: bytes, first: bytes | None, last: bytes | None) -> Page:
+    """The page of a statement's answer: ``first``/``last`` are JSON ``[id, sort values...]``."""
+    more = found > q.limit
+    page = Page(features=features, number_returned=min(found, q.limit))
+    if page.number_returned == 0 or first is None or last is None:
+        page.number_matched = 0 if q.cursor is None else None
+        return page
+    (first_id, *first_values), (last_id, *last_values) = orjson.loads(first), orjson.loads(last)
+    page.next_values, page.prev_values = tuple(last_values), tuple(first_values)
+    if q.cursor is not None and not q.cursor.forward:
+        page.prev_key, page.next_key = (first_id if more else None), last_id
+    else:
+        page.next_key = last_id if more else None
+        page.prev_key = first_id if q.cursor is not None else None
+    if q.cursor is None and not more:
+        page.number_matched = found
+    return page
 
 
 def _rfc3339(value: dt.date | dt.datetime) -> str:

@@ -16,7 +16,7 @@ BBOX = "121.52,29.82,121.56,29.85"
 
 
 def _next(doc: dict, rel: str = "next") -> dict | None:
-    found = [l for l in doc["links"] if l["rel"] == rel]
+    found = [ln for ln in doc["links"] if ln["rel"] == rel]
     return parse_qs(urlsplit(found[0]["href"]).query) if found else None
 
 

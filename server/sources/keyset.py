@@ -59,21 +59,22 @@ def order_keys(sortby: Sequence[SortKey], id_field: str, forward: bool) -> list[
     return [SortKey(k.field, not k.descending) for k in keys]
 
 
-def _after(key: SortKey, null: bool, index: int) -> Either | None:
+def _after(key: SortKey, null: bool, index: int, nullable: bool) -> Either | None:
     """Rows strictly after the value at ``index`` in this key's direction (None: no row is)."""
     if null:
         return [(key.field, "is not null", None)] if key.descending else None
-    if key.descending:
-        return [(key.field, "<", index)]
+    if key.descending or not nullable:
+        return [(key.field, "<" if key.descending else ">", index)]
     return [(key.field, ">", index), (key.field, "is null", None)]
 
 
 def terms(keys: Sequence[SortKey], values: Sequence[Any]) -> Predicate:
-    """The "after the boundary row" predicate (see the module doc) as plain data."""
+    """The "after the boundary row" predicate (see the module doc) as plain data; the last key is the
+    id, never NULL."""
     alternatives: Predicate = []
     equal: list[Either] = []
     for i, (key, value) in enumerate(zip(keys, values, strict=True)):
-        after = _after(key, value is None, i)
+        after = _after(key, value is None, i, nullable=i < len(keys) - 1)
         if after is not None:
             alternatives.append([*equal, after])
         equal.append([(key.field, "is null", None)] if value is None else [(key.field, "=", i)])

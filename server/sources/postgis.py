@@ -39,6 +39,7 @@ from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
 from server.settings import Settings
 from server.sources.base import Extent, ItemQuery, Layers, Page, TileRequest, TimeInterval, restricted_layers
 from server.sources.keyset import order_keys, pg_after, pg_order, typed_values
+from server.sources.postgis_page import page_rows
 from server.sources.postgis_tiles import TileStatements
 
 log = logging.getLogger("onemap.sources.postgis")
@@ -202,13 +203,13 @@ class PostGISSource:
             where.append(kept)
         sort_fields = [k.field for k in q.sortby]
         columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props, *sort_fields)))
-        forward_keys = order_keys(q.sortby, src.id_field, True)
+        reading = q.order(c)
+        lead = reading[0] if reading[0].field != src.id_field else None
         composed = template("page").format(
-            columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-            table=sql.Identifier(src.table),
-            where=sql.SQL(" AND ").join(where) if where else sql.SQL("true"),
-            order=pg_order(q.order(c)),
-            output_order=pg_order(forward_keys),
+            rows=page_rows(sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(src.table), where,
+                           pg_order(reading), lead, shape[4] if len(shape) > 4 else None),
+            order=pg_order(reading),
+            output_order=pg_order(order_keys(q.sortby, src.id_field, True)),
             reverse_order=pg_order(order_keys(q.sortby, src.id_field, False)),
             keys=sql.SQL(", ").join(map(sql.Identifier, [src.id_field, *sort_fields])),
             feature=self._feature(c, props, restriction, q.crs),

@@ -1,12 +1,9 @@
 -- One page of features as a single JSON array, plus what paging needs.
--- hit: up to limit+1 rows by keyset in the reading order; page: the first `limit` of them.
+-- hit: up to limit+1 rows by keyset in the reading order ({rows}, see postgis_page.py); page: the
+-- first `limit` of them.
 -- first_key/last_key: [id, sort key values...] of the first and last feature in the page's order.
 WITH hit AS MATERIALIZED (
-    SELECT {columns}
-    FROM {table}
-    WHERE {where}
-    ORDER BY {order}
-    LIMIT %(probe)s
+    {rows}
 ),
 page AS (
     SELECT * FROM hit ORDER BY {order} LIMIT %(limit)s

@@ -32,7 +32,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.catalog import Catalog, VectorCollection
 from server.crs import CRS84, Crs
-from server.errors import InvalidParameter, Unavailable
+from server.errors import Unavailable
 from server.policy.desensitize import output_digits
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property

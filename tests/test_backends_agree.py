@@ -16,6 +16,9 @@ REQUESTS = [
     "/collections/control_lines/items?limit=20",
     "/collections/buildings/items?bbox=121.4,29.75,121.7,29.95&limit=30",
     "/collections/admin_boundaries/items",
+    "/collections/parcels/items?limit=40&sortby=-area_m2",
+    "/collections/parcels/items?limit=40&sortby=land_use,-registration_date&bbox=121.52,29.82,121.56,29.85",
+    "/collections/land_survey/items?limit=25&sortby=-land_code,area_m2&properties=land_code",
 ]
 
 
@@ -40,3 +43,20 @@ def test_same_features(clients, url):
         assert ga.geom_type == gb.geom_type
         ca, cb = shapely.get_coordinates(ga), shapely.get_coordinates(gb)
         assert ca.shape == cb.shape and np.abs(ca - cb).max() <= 2e-7
+
+
+@pytest.mark.parametrize("url", [
+    "/collections/parcels/items?limit=40&crs=http://www.opengis.net/def/crs/EPSG/0/4549",
+    "/collections/buildings/items?limit=20&crs=http://www.opengis.net/def/crs/EPSG/0/3857",
+    "/collections/land_survey/items?limit=20&crs=http://www.opengis.net/def/crs/EPSG/0/4490"
+    "&bbox=3300000,640000,3306000,650000&bbox-crs=http://www.opengis.net/def/crs/EPSG/0/4549",
+])
+def test_same_features_in_another_crs(clients, url):
+    """Both backends transform the same way: to the millimetre in a projected CRS, lat/lon where defined."""
+    a, b = (c.get(url) for c in clients)
+    assert a.headers["content-crs"] == b.headers["content-crs"]
+    fa, fb = a.json()["features"], b.json()["features"]
+    assert [f["id"] for f in fa] == [f["id"] for f in fb] != []
+    for ga, gb in zip(fa, fb, strict=True):
+        ca, cb = (shapely.get_coordinates(shape(g["geometry"])) for g in (ga, gb))
+        assert ca.shape == cb.shape and np.abs(ca - cb).max() <= 1.001e-3

@@ -16,10 +16,12 @@ DECLARED = {
     ("get", "/collections"): F_JSON_HTML,
     ("get", "/collections/{collectionId}"): F_JSON_HTML,
     ("get", "/collections/{collectionId}/items"): {
-        "bbox": "string", "datetime": "string", "limit": "integer", "properties": "string", "cursor": "string",
-        "f": "string",
+        "bbox": "string", "bbox-crs": "string", "crs": "string", "datetime": "string", "limit": "integer",
+        "properties": "string", "sortby": "string", "cursor": "string", "f": "string",
     },
-    ("get", "/collections/{collectionId}/items/{featureId}"): F_JSON_HTML,
+    ("get", "/collections/{collectionId}/queryables"): {"f": "string"},
+    ("get", "/collections/{collectionId}/sortables"): {"f": "string"},
+    ("get", "/collections/{collectionId}/items/{featureId}"): {"crs": "string", "f": "string"},
     ("get", "/tileMatrixSets"): {},
     ("get", "/tileMatrixSets/{tileMatrixSetId}"): {},
     ("get", "/collections/{collectionId}/tiles"): {},
@@ -50,7 +52,8 @@ DECLARED = {
     ("get", "/map"): {},
 }
 ENUMS = {
-    ("/collections/{collectionId}/items", "f"): ["json", "html"],
+    ("/collections/{collectionId}/items", "f"): ["json", "html", "csv", "fgb"],
+    ("/collections/{collectionId}/items/{featureId}", "f"): ["json", "html"],
     ("/styles/{styleId}", "f"): ["mapbox", "json"],
     ("/collections/{collectionId}/tiles/{tileMatrixSetId}", "f"): ["json", "tilejson"],
     ("/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}", "render"):

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from server.cache import cached
 from server.catalog import Collection, Text, VectorCollection
 from server.common import openapi
+from server.crs import storage_crs, supported
 from server.html import render_page
 from server.policy import visible_collection, visible_collections
 from server.web import (
@@ -78,8 +79,8 @@ def collection_document(request: Request, c: Collection, lang: str) -> dict[str,
     }
     if isinstance(c, VectorCollection):
         doc["itemType"] = "feature"
-        doc["crs"] = [CRS84]
-        doc["storageCrs"] = f"http://www.opengis.net/def/crs/EPSG/0/{c.source.srid}"
+        doc["crs"] = [crs.uri for crs in supported(c)]
+        doc["storageCrs"] = storage_crs(c).uri
     for contribute in _contributions(request, "collection_links"):
         doc["links"] += contribute(c, base)
     return doc

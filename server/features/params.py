@@ -8,13 +8,23 @@ Each parser takes the raw string a client sent and either returns a typed value 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
-from server.catalog import Collection
+import shapely
+
+from server.catalog import VectorCollection
+from server.crs import CRS84, Crs, crs84_bounds, to_storage
 from server.errors import InvalidParameter
+from server.policy.model import Restriction
+from server.queryables import field_for, unknown_field
+from server.sources.keyset import SortKey
+
+MAX_SORT_KEYS = 8
 
 
-def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
-    """A CRS84 bbox ``minx,miny,maxx,maxy`` (a 6-number 3D bbox keeps its horizontal part)."""
+def parse_bbox(raw: str | None, crs: Crs = CRS84) -> tuple[float, float, float, float] | None:
+    """A bbox in ``crs`` (``bbox-crs``; CRS84 ``minx,miny,maxx,maxy`` by default), four numbers in that
+    CRS's axis order (a 6-number 3D bbox keeps its horizontal part)."""
     if raw is None:
         return None
     parts = raw.split(",")
@@ -30,27 +40,63 @@ def parse_bbox(raw: str | None) -> tuple[float, float, float, float] | None:
         raise InvalidParameter("Parameter 'bbox' must contain only finite numbers.")
     if len(values) == 6:
         values = [values[0], values[1], values[3], values[4]]
+    if crs.lat_first:
+        values = [values[1], values[0], values[3], values[2]]
     minx, miny, maxx, maxy = values
-    for name, v, lim in (("minx", minx, 180), ("maxx", maxx, 180), ("miny", miny, 90), ("maxy", maxy, 90)):
-        if not -lim <= v <= lim:
-            raise InvalidParameter(f"Parameter 'bbox': {name} {v} is outside -{lim}..{lim} (CRS84 degrees).")
+    if not crs.projected:
+        _check_degrees(minx, miny, maxx, maxy)
     if minx > maxx:
-        raise InvalidParameter("Parameter 'bbox': minx is greater than maxx.")
+        raise InvalidParameter("Parameter 'bbox': the minimum easting/longitude is greater than the maximum.")
     if miny > maxy:
-        raise InvalidParameter("Parameter 'bbox': miny is greater than maxy.")
+        raise InvalidParameter("Parameter 'bbox': the minimum northing/latitude is greater than the maximum.")
     return minx, miny, maxx, maxy
 
 
-def parse_properties(raw: str | None, collection: Collection, visible: tuple[str, ...]) -> tuple[str, ...]:
-    """The selected property names in catalog order; every name must be a visible field."""
+def _check_degrees(minx: float, miny: float, maxx: float, maxy: float) -> None:
+    for name, v, lim in (("minx", minx, 180), ("maxx", maxx, 180), ("miny", miny, 90), ("maxy", maxy, 90)):
+        if not -lim <= v <= lim:
+            raise InvalidParameter(f"Parameter 'bbox': {name} {v} is outside -{lim}..{lim} (degrees).")
+
+
+def bbox_filter(bbox: tuple[float, float, float, float] | None, crs: Crs,
+                collection: VectorCollection) -> tuple[tuple[float, float, float, float] | None, bytes | None]:
+    """A parsed bbox (easting/longitude first) as the items query takes it: its CRS84 envelope and, when
+    it was given in a projected CRS, the exact box as WKB in the storage CRS."""
+    if bbox is None or not crs.projected:
+        return bbox, None
+    area = to_storage(shapely.box(*bbox), replace(crs, lat_first=False), collection.source.srid)
+    return crs84_bounds(area, collection.source.srid), shapely.to_wkb(area)
+
+
+def parse_properties(raw: str | None, collection: VectorCollection, visible: tuple[str, ...]) -> tuple[str, ...]:
+    """The selected property names in catalog order; every name must be a visible field (anything else
+    is the one unknown-field error)."""
     if raw is None:
         return visible
     names = [p.strip() for p in raw.split(",") if p.strip()]
     unknown = [n for n in names if n not in visible]
     if unknown:
-        raise InvalidParameter(
-            f"Parameter 'properties': unknown property {', '.join(repr(n) for n in unknown)} "
-            f"in collection '{collection.id}'."
-        )
+        raise unknown_field(collection, unknown[0], "properties")
     wanted = set(names)
     return tuple(n for n in visible if n in wanted)
+
+
+def parse_sortby(raw: str | None, collection: VectorCollection, restriction: Restriction) -> tuple[SortKey, ...]:
+    """``sortby``: comma-separated ``+field`` (or ``field``, ascending) and ``-field`` (descending), each
+    a sortable field of the caller at most once (at most ``MAX_SORT_KEYS``)."""
+    if raw is None:
+        return ()
+    keys: list[SortKey] = []
+    for token in raw.split(","):
+        name = token.strip()  # a '+' sent unencoded arrives as a space
+        descending = name.startswith("-")
+        name = name[1:].strip() if name[:1] in ("+", "-") else name
+        if not name:
+            raise InvalidParameter("Parameter 'sortby': empty sort key; use +field or -field, comma-separated.")
+        field_for(collection, restriction, name, "sortby")
+        if any(k.field == name for k in keys):
+            raise InvalidParameter(f"Parameter 'sortby': property {name!r} is given more than once.")
+        keys.append(SortKey(name, descending))
+    if len(keys) > MAX_SORT_KEYS:
+        raise InvalidParameter(f"Parameter 'sortby': at most {MAX_SORT_KEYS} sort keys.")
+    return tuple(keys)

@@ -23,7 +23,13 @@ limit+1 rows with id < K in descending order and returns them ascending: ``prev_
 returned id when more rows exist before, ``next_key`` is the last returned id. ``number_matched`` is
 set only when exact for free: first page (no cursor) with fewer than limit+1 rows found.
 Temporal filters on a date field compare calendar dates (UTC) of the interval ends, inclusive.
-bbox is in CRS84 and selects features whose geometry intersects it.
+bbox is in CRS84 and selects features whose geometry intersects it; when ``bbox_area`` is set (a bbox
+given in a projected ``bbox-crs``) the features must intersect that polygon (WKB, storage CRS) and
+``bbox`` is its CRS84 envelope, for the spatial index.
+
+Output CRS (``ItemQuery.crs``, Features Part 2): geometries are desensitized in the storage CRS first,
+then transformed (PostGIS: ``ST_Transform`` in the same statement), axes swapped where the CRS puts
+northing first (``ST_FlipCoordinates``), and rounded: to millimetres in a projected CRS, else as above.
 """
 
 from __future__ import annotations
@@ -33,11 +39,15 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
+
+import orjson
 
 from server.catalog import VectorCollection
+from server.crs import CRS84, Crs
 from server.errors import InvalidParameter
 from server.policy.model import Restriction, RestrictionError, checked
+from server.sources.keyset import SortKey, order_keys
 
 
 @dataclass(frozen=True)
@@ -68,28 +78,33 @@ def integer_id(text: str, what: str) -> int | None:
 
 @dataclass(frozen=True)
 class Cursor:
-    """A keyset position: page after (``forward``) or before the given id value."""
+    """A keyset position: the page after (``forward``) or before the row with id ``key`` whose sort key
+    values were ``values``, for the ``sortby`` given as ``sort`` (tokens such as ``-area_m2``)."""
 
     key: str | int
     forward: bool = True
+    values: tuple[Any, ...] = ()
+    sort: str = ""
 
     def encode(self) -> str:
-        kind = "i" if isinstance(self.key, int) else "s"
-        raw = f"{'n' if self.forward else 'p'}{kind}{self.key}".encode()
+        raw = orjson.dumps(["n" if self.forward else "p", self.key, list(self.values), self.sort])
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
         try:
-            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-            direction, kind, key = raw[0], raw[1], raw[2:]
-            if direction not in "np" or kind not in "is":
+            raw = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            direction, key, values, sort = raw
+            if direction not in ("n", "p") or isinstance(key, bool) or not isinstance(key, str | int):
                 raise ValueError
-            number = integer_id(key, "Parameter 'cursor'") if kind == "i" else None
-            if kind == "i" and number is None:
+            if isinstance(key, int) and not -INT64_LIMIT <= key < INT64_LIMIT:
+                raise InvalidParameter("Parameter 'cursor' is beyond the range of a 64-bit integer.")
+            if not isinstance(values, list) or not isinstance(sort, str):
                 raise ValueError
-            return cls(number if number is not None else key, direction == "n")
-        except (ValueError, IndexError, UnicodeDecodeError):
+            if not all(v is None or isinstance(v, str | int | float | bool) for v in values):
+                raise ValueError
+            return cls(key, direction == "n", tuple(values), sort)
+        except (ValueError, TypeError, orjson.JSONDecodeError):
             raise InvalidParameter("Parameter 'cursor' is not a cursor this server issued.") from None
 
 
@@ -102,6 +117,29 @@ class ItemQuery:
     bbox: tuple[float, float, float, float] | None = None
     interval: TimeInterval | None = None
     cursor: Cursor | None = None
+    crs: Crs = CRS84
+    bbox_area: bytes | None = None
+    sortby: tuple[SortKey, ...] = ()
+
+    @property
+    def sort_token(self) -> str:
+        """The sort order as a cursor records it."""
+        return ",".join(k.token for k in self.sortby)
+
+    def boundary(self, collection: VectorCollection) -> tuple[list[SortKey], list[Any]] | None:
+        """The full page order and the cursor row's key values in it (None without a cursor); a cursor
+        issued for another order is a 400."""
+        if self.cursor is None:
+            return None
+        if self.cursor.sort != self.sort_token or len(self.cursor.values) != len(self.sortby):
+            raise InvalidParameter("Parameter 'cursor' was issued for another sortby; follow the links of this order.")
+        id_field = collection.source.id_field
+        keys = order_keys(self.sortby, id_field, self.cursor.forward)
+        return keys, [self.cursor.key if k.field == id_field else self.cursor.values[i] for i, k in enumerate(keys)]
+
+    def order(self, collection: VectorCollection) -> list[SortKey]:
+        """The full order of the page read (backwards for a ``prev`` cursor)."""
+        return order_keys(self.sortby, collection.source.id_field, self.cursor is None or self.cursor.forward)
 
 
 @dataclass
@@ -113,6 +151,8 @@ class Page:
     next_key: str | int | None = None
     prev_key: str | int | None = None
     number_matched: int | None = None
+    next_values: tuple[Any, ...] = ()
+    prev_values: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -189,9 +229,10 @@ class Source(Protocol):
         """One page of features matching ``q``, in ascending id order."""
 
     async def get(
-        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction
+        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction,
+        crs: Crs = CRS84,
     ) -> bytes | None:
-        """One feature as GeoJSON bytes, or ``None`` when there is no such feature (or it is excluded)."""
+        """One feature as GeoJSON bytes in ``crs``, or ``None`` when there is no such feature (or it is excluded)."""
 
     async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
         """The extent of the rows the restriction keeps, as stored."""

@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import anyio
+import numpy as np
 import orjson
 import shapely
 
 from server.catalog import Catalog, VectorCollection
+from server.crs import CRS84, Crs, from_storage
 from server.errors import Unavailable
-from server.policy.desensitize import mask_rows, reduce_geometries
+from server.policy.desensitize import desensitize_geometries, mask_rows, output_digits, reduce_geometries
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import sqlite_exclusion
 from server.sources.base import (
@@ -33,15 +35,27 @@ from server.sources.base import (
 )
 from server.sources.gpkg_geometry import decode_gpkg_geometry
 from server.sources.gpkg_versions import data_version
+from server.sources.keyset import sqlite_after, sqlite_order, typed_values
 
 
-def features_json(ids: list, wkbs: list[bytes], props: list[dict], restriction: Restriction, srid: int) -> bytes:
-    """The JSON array of GeoJSON features, coordinates rounded to 7 decimals (or as ``restriction`` says)."""
+def output_geometries(wkbs: list[bytes], restriction: Restriction, srid: int, crs: Crs) -> np.ndarray:
+    """Stored geometries desensitized in the storage CRS ``srid``, then in ``crs`` and rounded for output
+    (millimetres in a projected CRS, else 7 decimals or the restriction's precision)."""
+    geoms = shapely.from_wkb(wkbs)
+    if crs.same_frame(srid) and not crs.lat_first:
+        return reduce_geometries(geoms, restriction, srid)
+    geoms = from_storage(desensitize_geometries(geoms, restriction, srid), srid, crs)
+    digits = crs.digits if crs.digits is not None else output_digits(restriction)
+    return shapely.set_coordinates(geoms, np.round(shapely.get_coordinates(geoms), digits))
+
+
+def features_json(ids: list, wkbs: list[bytes], props: list[dict], restriction: Restriction, srid: int,
+                  crs: Crs = CRS84) -> bytes:
+    """The JSON array of GeoJSON features in ``crs``, coordinates rounded as ``output_geometries`` says."""
     if not ids:
         return b"[]"
     mask_rows(props, restriction.masked)
-    geoms = reduce_geometries(shapely.from_wkb(wkbs), restriction, srid)
-    texts = shapely.to_geojson(geoms)
+    texts = shapely.to_geojson(output_geometries(wkbs, restriction, srid, crs))
     return orjson.dumps(
         [
             {"type": "Feature", "id": i, "geometry": orjson.Fragment(g), "properties": p}
@@ -104,10 +118,11 @@ class GeoPackageSource:
         return await self._run(self._query, collection, q, checked(restriction, collection))
 
     async def get(
-        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction
+        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction,
+        crs: Crs = CRS84,
     ) -> bytes | None:
-        """One feature as GeoJSON bytes, or ``None`` when there is no such feature (or it is excluded)."""
-        return await self._run(self._get, collection, feature_id, properties, checked(restriction, collection))
+        """One feature as GeoJSON bytes in ``crs``, or ``None`` when there is no such feature (or it is excluded)."""
+        return await self._run(self._get, collection, feature_id, properties, checked(restriction, collection), crs)
 
     async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
         """Bounding box and time span of the rows the restriction keeps."""
@@ -126,13 +141,14 @@ class GeoPackageSource:
     # -- SQL ---------------------------------------------------------------------------------------
 
     @staticmethod
-    def _columns(collection: VectorCollection, properties: tuple[str, ...]) -> str:
+    def _columns(collection: VectorCollection, properties: Sequence[str]) -> str:
         src = collection.source
         return ", ".join(f'"{c}"' for c in (src.id_field, src.geometry_field, *properties))
 
-    def _query(self, collection: VectorCollection, q: ItemQuery, restriction: Restriction) -> Page:
+    @staticmethod
+    def _filters(collection: VectorCollection, q: ItemQuery, restriction: Restriction) -> tuple[list[str], list]:
+        """WHERE terms and parameters of a query: bbox candidates, time, keyset position, excluded rows."""
         src = collection.source
-        props = restriction.select(collection, q.properties)
         temporal = restriction.temporal_field(collection)
         where: list[str] = []
         params: list[object] = []
@@ -144,32 +160,44 @@ class GeoPackageSource:
             params += [q.bbox[0], q.bbox[2], q.bbox[1], q.bbox[3]]
         if q.interval and temporal:
             _interval_where(q.interval, temporal, where, params)
-        forward = q.cursor is None or q.cursor.forward
-        if q.cursor:
-            where.append(f'"{src.id_field}" {">" if forward else "<"} ?')
-            params.append(q.cursor.key)
+        if (boundary := q.boundary(collection)) is not None:
+            keys, values = boundary
+            typed_values(collection, keys, values)  # a foreign cursor is a 400; SQLite compares the raw values
+            after, after_params = sqlite_after(keys, values)
+            where.append(after)
+            params += after_params
         kept, kept_params = sqlite_exclusion(restriction)
         if kept:
             where.append(kept)
             params += kept_params
-        sql = f'SELECT {self._columns(collection, props)} FROM "{src.table}"'
+        return where, params
+
+    def _query(self, collection: VectorCollection, q: ItemQuery, restriction: Restriction) -> Page:
+        src = collection.source
+        props = restriction.select(collection, q.properties)
+        where, params = self._filters(collection, q, restriction)
+        columns = self._columns(collection, (*props, *(k.field for k in q.sortby)))
+        sql = f'SELECT {columns} FROM "{src.table}"'
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f' ORDER BY "{src.id_field}" {"ASC" if forward else "DESC"}'
+        sql += f" ORDER BY {sqlite_order(q.order(collection))}"
         rows = self._matching(self._conn().execute(sql, params), q)
+        forward = q.cursor is None or q.cursor.forward
         more = len(rows) > q.limit
         rows = rows[: q.limit]
         if not forward:
             rows.reverse()
+        n = 2 + len(props)
         ids = [r[0] for r in rows]
         page = Page(
-            features=features_json(ids, [r[1] for r in rows], [dict(zip(props, r[2:], strict=True)) for r in rows],
-                                   restriction, src.srid),
+            features=features_json(ids, [r[1] for r in rows], [dict(zip(props, r[2:n], strict=True)) for r in rows],
+                                   restriction, src.srid, q.crs),
             number_returned=len(rows),
         )
         if ids:
             page.next_key = ids[-1] if (more if forward else True) else None
             page.prev_key = ids[0] if (q.cursor is not None if forward else more) else None
+            page.next_values, page.prev_values = tuple(rows[-1][n:]), tuple(rows[0][n:])
         if q.cursor is None and not more:
             page.number_matched = len(rows)
         return page
@@ -178,7 +206,7 @@ class GeoPackageSource:
     def _matching(cursor: sqlite3.Cursor, q: ItemQuery) -> list[tuple]:
         """Up to limit+1 rows whose geometry really intersects the bbox; geometry as WKB."""
         wanted = q.limit + 1
-        box = shapely.box(*q.bbox) if q.bbox else None
+        box = shapely.from_wkb(q.bbox_area) if q.bbox_area else shapely.box(*q.bbox) if q.bbox else None
         if box is not None:
             shapely.prepare(box)
         out: list[tuple] = []
@@ -192,7 +220,7 @@ class GeoPackageSource:
         return out[:wanted]
 
     def _get(self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...],
-             restriction: Restriction) -> bytes | None:
+             restriction: Restriction, crs: Crs) -> bytes | None:
         src = collection.source
         key: str | int = feature_id
         id_field = collection.field(src.id_field)
@@ -208,7 +236,7 @@ class GeoPackageSource:
         if row is None:
             return None
         body = features_json([row[0]], [decode_gpkg_geometry(row[1])], [dict(zip(props, row[2:], strict=True))],
-                             restriction, src.srid)
+                             restriction, src.srid, crs)
         return body[1:-1]
 
     def _version(self, collection: VectorCollection) -> str:

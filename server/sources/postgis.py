@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import psycopg
 from cachetools import LRUCache
 from psycopg import sql
@@ -28,7 +29,8 @@ from psycopg.adapt import Buffer, Loader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.catalog import Catalog, VectorCollection
-from server.errors import InvalidParameter, Unavailable
+from server.crs import CRS84, Crs
+from server.errors import Unavailable
 from server.policy.desensitize import output_digits
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
@@ -43,6 +45,8 @@ from server.sources.base import (
     integer_id,
     restricted_layers,
 )
+from server.sources.keyset import order_keys, pg_after, pg_order, typed_values
+from server.sources.postgis_page import page_rows
 from server.sources.postgis_schema import load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
 
@@ -130,21 +134,23 @@ class PostGISSource:
     # -- composing statements -----------------------------------------------------------------
 
     @staticmethod
-    def _feature(c: VectorCollection, properties: Sequence[str], restriction: Restriction) -> sql.Composed:
-        """The expression building one GeoJSON Feature from a row (masked, generalized and rounded
-        as the caller's restriction says)."""
+    def _feature(c: VectorCollection, properties: Sequence[str], restriction: Restriction, crs: Crs) -> sql.Composed:
+        """The expression building one GeoJSON Feature from a row in ``crs`` (masked, generalized and
+        rounded as the caller's restriction says, in the storage CRS, before the transformation)."""
         src = c.source
         geom: sql.Composable = pg_geometry(
             sql.Identifier(src.geometry_field), restriction, src.srid, src.geometry_type.startswith("Multi")
         )
-        if src.srid not in LONLAT_SRIDS:
-            geom = sql.SQL("ST_Transform({}, 4326)").format(geom)
+        if not crs.same_frame(src.srid):
+            geom = sql.SQL("ST_Transform({}, {})").format(geom, sql.Literal(crs.srid))
+        if crs.lat_first:
+            geom = sql.SQL("ST_FlipCoordinates({})").format(geom)
         pairs = sql.SQL(", ").join(
             sql.SQL("{}, {}").format(sql.Literal(p), pg_property(p, restriction)) for p in properties
         )
+        digits = crs.digits if crs.digits is not None else output_digits(restriction)
         return template("feature_object").format(
-            id=sql.Identifier(src.id_field), geometry=geom, properties=pairs,
-            precision=sql.Literal(output_digits(restriction)),
+            id=sql.Identifier(src.id_field), geometry=geom, properties=pairs, precision=sql.Literal(digits),
         )
 
     @staticmethod
@@ -156,53 +162,49 @@ class PostGISSource:
         return sql.SQL("ST_Transform(" + env + ", {})").format(sql.Literal(4326), sql.Literal(srid))
 
     def _page_sql(
-        self, c: VectorCollection, props: tuple[str, ...], shape: tuple[bool, bool, bool, bool | None],
-        restriction: Restriction,
+        self, c: VectorCollection, props: tuple[str, ...], q: ItemQuery, shape: tuple[bool, ...],
+        restriction: Restriction, after: sql.Composable | None,
     ) -> sql.Composed:
-        """The page statement for a query shape: (bbox?, start?, end?, cursor direction or none)."""
-        key = (c.id, props, shape, restriction.key)
+        """The page statement for a query shape: (bbox?, start?, end?, bbox area?, which cursor values are
+        null) with ``q``'s order and CRS; ``after`` is the keyset predicate of the cursor, if any."""
+        key = (c.id, props, shape, restriction.key, q.crs, q.sortby, None if q.cursor is None else q.cursor.forward)
         if (found := self._statements.get(key)) is not None:
             return found
-        has_bbox, has_start, has_end, cursor = shape
+        has_bbox, has_start, has_end, has_area = shape[:4]
         src = c.source
         temporal = sql.Identifier(restriction.temporal_field(c) or "")
-        id_, geom = sql.Identifier(src.id_field), sql.Identifier(src.geometry_field)
+        geom = sql.Identifier(src.geometry_field)
         where: list[sql.Composable] = []
         if has_bbox:
             env = self._envelope(c)
-            where.append(sql.SQL("{g} && {e} AND ST_Intersects({g}, {e})").format(g=geom, e=env))
+            exact = sql.SQL("ST_GeomFromWKB(%(area)s, {})").format(sql.Literal(src.srid)) if has_area else env
+            where.append(sql.SQL("{g} && {e} AND ST_Intersects({g}, {x})").format(g=geom, e=env, x=exact))
         if has_start:
             where.append(sql.SQL("{} >= %(t0)s").format(temporal))
         if has_end:
             where.append(sql.SQL("{} <= %(t1)s").format(temporal))
-        if cursor is not None:
-            where.append(sql.SQL("{} > %(key)s" if cursor else "{} < %(key)s").format(id_))
+        if after is not None:
+            where.append(after)
         kept, _ = pg_exclusion(restriction)  # rows this caller may not see
         if kept is not None:
             where.append(kept)
-        columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props)))
+        sort_fields = [k.field for k in q.sortby]
+        columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props, *sort_fields)))
+        reading = q.order(c)
+        lead = reading[0] if reading[0].field != src.id_field else None
         composed = template("page").format(
-            columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
-            table=sql.Identifier(src.table),
-            where=sql.SQL(" AND ").join(where) if where else sql.SQL("true"),
-            id=id_,
-            direction=sql.SQL("DESC" if cursor is False else "ASC"),
-            feature=self._feature(c, props, restriction),
+            rows=page_rows(sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(src.table), where,
+                           pg_order(reading), lead, shape[4] if len(shape) > 4 else None),
+            order=pg_order(reading),
+            output_order=pg_order(order_keys(q.sortby, src.id_field, True)),
+            reverse_order=pg_order(order_keys(q.sortby, src.id_field, False)),
+            keys=sql.SQL(", ").join(map(sql.Identifier, [src.id_field, *sort_fields])),
+            feature=self._feature(c, props, restriction, q.crs),
         )
         self._statements[key] = composed
         return composed
 
     # -- parameters ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _key(c: VectorCollection, key: str | int) -> str | int:
-        """A cursor key in the id field's type; a foreign cursor is a client error."""
-        field = c.field(c.source.id_field)
-        if field is not None and field.type == "integer":
-            if isinstance(key, int):
-                return key
-            raise InvalidParameter("Parameter 'cursor' is not a cursor this server issued.")
-        return str(key)
 
     @staticmethod
     def _time_params(c: VectorCollection, temporal: str, interval: TimeInterval) -> dict[str, Any]:
@@ -217,8 +219,19 @@ class PostGISSource:
 
     # -- the Source protocol ------------------------------------------------------------------
 
+    @staticmethod
+    def _keyset(c: VectorCollection, q: ItemQuery) -> tuple[sql.Composable | None, dict[str, Any], tuple[bool, ...]]:
+        """The cursor's keyset predicate, its parameters (values in their fields' types; a foreign cursor
+        is a 400) and which values are null (the predicate's shape)."""
+        boundary = q.boundary(c)
+        if boundary is None:
+            return None, {}, ()
+        values = typed_values(c, *boundary)
+        after, params = pg_after(boundary[0], values)
+        return after, params, tuple(v is None for v in values)
+
     async def query(self, collection: VectorCollection, q: ItemQuery, *, restriction: Restriction) -> Page:
-        """One page of features matching ``q``, ascending by id, built by a single statement."""
+        """One page of features matching ``q`` in its order, built by a single statement."""
         restriction = checked(restriction, collection)
         props = restriction.select(collection, q.properties)
         params: dict[str, Any] = {"limit": q.limit, "probe": q.limit + 1}
@@ -227,31 +240,22 @@ class PostGISSource:
         temporal = restriction.temporal_field(collection)
         if q.interval is not None and temporal:
             params.update(self._time_params(collection, temporal, q.interval))
-        forward = None if q.cursor is None else q.cursor.forward
-        if q.cursor is not None:
-            params["key"] = self._key(collection, q.cursor.key)
+        if q.bbox_area is not None:
+            params["area"] = q.bbox_area
+        after, after_params, nulls = self._keyset(collection, q)
+        params.update(after_params)
         params.update(pg_exclusion(restriction)[1])
-        shape = (q.bbox is not None, "t0" in params, "t1" in params, forward)
-        statement = self._page_sql(collection, props, shape, restriction)
+        shape = (q.bbox is not None, "t0" in params, "t1" in params, "area" in params, *nulls)
+        statement = self._page_sql(collection, props, q, shape, restriction, after)
         found, features, first, last = await self._fetch(statement, params)
-        more = found > q.limit
-        page = Page(features=features, number_returned=min(found, q.limit))
-        if page.number_returned == 0:
-            page.number_matched = 0 if q.cursor is None else None
-            return page
-        if forward is False:
-            page.prev_key, page.next_key = (first if more else None), last
-        else:
-            page.next_key = last if more else None
-            page.prev_key = first if q.cursor is not None else None
-        if q.cursor is None and not more:
-            page.number_matched = found
-        return page
+        return _page(q, found, features, first, last)
 
     async def get(
-        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction
+        self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction,
+        crs: Crs = CRS84,
     ) -> bytes | None:
-        """One feature as GeoJSON bytes, or ``None``; a non-integer id for an integer id field is ``None``."""
+        """One feature as GeoJSON bytes in ``crs``, or ``None``; a non-integer id for an integer id field is
+        ``None``."""
         restriction = checked(restriction, collection)
         src = collection.source
         id_field = collection.field(src.id_field)
@@ -262,11 +266,11 @@ class PostGISSource:
             key = int(feature_id)
         props = restriction.select(collection, properties)
         kept, kept_params = pg_exclusion(restriction)
-        statement_key = ("get", collection.id, props, restriction.key)
+        statement_key = ("get", collection.id, props, restriction.key, crs)
         query = self._statements.get(statement_key)
         if query is None:
             query = template("feature").format(
-                feature=self._feature(collection, props, restriction),
+                feature=self._feature(collection, props, restriction, crs),
                 table=sql.Identifier(src.table),
                 id=sql.Identifier(src.id_field),
                 kept=kept if kept is not None else sql.SQL("true"),
@@ -332,6 +336,25 @@ class PostGISSource:
     async def tiles(self, layers: Layers, *, restrictions: Mapping[str, Restriction]) -> bytes:
         """Several MVT layers built in one statement; b"" when nothing falls in the tile."""
         return await self._tiles.render(self._fetch, restricted_layers(layers, restrictions))
+
+
+def _page(q: ItemQuery, found: int, features: bytes, first: bytes | None, last: bytes | None) -> Page:
+    """The page of a statement's answer: ``first``/``last`` are JSON ``[id, sort values...]``."""
+    more = found > q.limit
+    page = Page(features=features, number_returned=min(found, q.limit))
+    if page.number_returned == 0 or first is None or last is None:
+        page.number_matched = 0 if q.cursor is None else None
+        return page
+    (first_id, *first_values), (last_id, *last_values) = orjson.loads(first), orjson.loads(last)
+    page.next_values, page.prev_values = tuple(last_values), tuple(first_values)
+    if q.cursor is not None and not q.cursor.forward:
+        page.prev_key, page.next_key = (first_id if more else None), last_id
+    else:
+        page.next_key = last_id if more else None
+        page.prev_key = first_id if q.cursor is not None else None
+    if q.cursor is None and not more:
+        page.number_matched = found
+    return page
 
 
 def _rfc3339(value: dt.date | dt.datetime) -> str:

@@ -1,0 +1,40 @@
+"""The rows of a PostGIS page in a ``sortby`` order, read so that an index on (sort field, id) serves
+every page from the cursor position on.
+
+The keyset predicate (``server.sources.keyset``) is exact but, for a nullable leading key, is an OR
+(NULL sorts after every value ascending) that PostgreSQL cannot turn into an index range. So the
+rows are read in two parts, each a plain index range in the page's order, merged and cut to the
+probe size: the rows whose leading key is not NULL, bounded by the cursor's value (``>=`` ascending,
+``<=`` descending), and the rows whose leading key is NULL. Both parts also carry the whole predicate,
+so the split only adds implied conditions and never changes the answer.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from server.sources.keyset import SortKey
+
+_ROWS = "SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} LIMIT %(probe)s"
+
+
+def page_rows(columns: sql.Composable, table: sql.Composable, where: list[sql.Composable], order: sql.Composable,
+              lead: SortKey | None, lead_null: bool | None) -> sql.Composable:
+    """The SELECT of up to ``probe`` rows in ``order``. ``lead`` is the leading sort key when it is not
+    the id (the rows are then read in the two parts above); ``lead_null`` whether the cursor's value
+    of it is NULL (None without a cursor); the cursor's value is the parameter ``k0``."""
+    parts = sql.SQL(_ROWS)
+    if lead is None:
+        condition = sql.SQL(" AND ").join(where) if where else sql.SQL("true")
+        return parts.format(columns=columns, table=table, where=condition, order=order)
+    column = sql.Identifier(lead.field)
+    present: list[sql.Composable] = [sql.SQL("{} IS NOT NULL").format(column)]
+    if lead_null is False:
+        present.append(sql.SQL("{} <= %(k0)s" if lead.descending else "{} >= %(k0)s").format(column))
+    elif lead_null and not lead.descending:
+        present.append(sql.SQL("false"))  # after a NULL, ascending: only NULLs remain
+    absent = [sql.SQL("{} IS NULL").format(column)]
+    both = [parts.format(columns=columns, table=table, where=sql.SQL(" AND ").join([*where, *extra]), order=order)
+            for extra in (present, absent)]
+    return sql.SQL("SELECT * FROM (({}) UNION ALL ({})) AS parts ORDER BY {} LIMIT %(probe)s").format(
+        both[0], both[1], order)

@@ -16,7 +16,7 @@ from tests.support import ROOT
 PACKAGE = ROOT / "server"
 ENTRY = {"app", "cli", "seed"}
 FLOOR = {
-    "assets", "cache", "catalog", "codes", "credentials", "errors", "extents", "html", "params", "policy",
+    "assets", "cache", "catalog", "codes", "credentials", "errors", "extents", "filters", "html", "params", "policy",
     "settings", "sources",
     "stac_catalog", "stores", "tiling", "web",
 }

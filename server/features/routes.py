@@ -19,6 +19,7 @@ from server.catalog import Collection, VectorCollection
 from server.credentials import KEY_PARAMS, without_credentials
 from server.errors import InvalidParameter, NotFound
 from server.features.params import parse_bbox, parse_properties
+from server.filters import CQL2_CONFORMANCE, FILTER_CONFORMANCE, FILTER_CRS, LANGUAGES, filter_fields, parse_filter
 from server.html import render_page
 from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
 from server.policy import note_returned, restriction_for, visible_collection
@@ -32,12 +33,18 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    *FILTER_CONFORMANCE,
+    *CQL2_CONFORMANCE,
 ]
 CRS84 = "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
 _FORMATS = ("json", "html")
 Format = Annotated[str | None, format_param(*_FORMATS)]
 _ITEM_PARAMS = {"f", *KEY_PARAMS}
-_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", *_ITEM_PARAMS}
+_ITEMS_PARAMS = {"bbox", "datetime", "limit", "properties", "cursor", "filter", "filter-lang", "filter-crs",
+                 *_ITEM_PARAMS}
+_FILTER = "A CQL2 filter on the properties the caller may see, the geometry and the time field"
+_FILTER_LANG = "The filter's encoding: cql2-text (default) or cql2-json"
+_FILTER_CRS = f"The CRS of the filter's geometries: {' or '.join(FILTER_CRS)} (lat/lon order); CRS84 by default"
 
 
 def collection_links(c: Collection, base: str) -> list[dict]:
@@ -108,9 +115,14 @@ async def items(
     limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None,
     properties: Annotated[str | None, Query(description="Comma-separated property names to return")] = None,
     cursor: Annotated[str | None, Query(description="Opaque paging cursor from a next/prev link")] = None,
+    filter: Annotated[str | None, Query(description=_FILTER)] = None,
+    filter_lang: Annotated[str | None, Query(alias="filter-lang", description=_FILTER_LANG,
+                                             json_schema_extra={"enum": list(LANGUAGES)})] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", description=_FILTER_CRS,
+                                            json_schema_extra={"enum": list(FILTER_CRS)})] = None,
     f: Format = None,
 ):
-    """A page of features, in id order, filtered by bbox and datetime, with next/prev links."""
+    """A page of features, in id order, filtered by bbox, datetime and a CQL2 filter, with next/prev links."""
     c = vector_collection(request, collectionId)
     _reject_unknown(request, _ITEMS_PARAMS)
     fmt = output_format(request, _FORMATS)
@@ -118,7 +130,12 @@ async def items(
     interval = parse_datetime(datetime)
     if interval and not c.temporal_field:
         raise InvalidParameter(f"Parameter 'datetime': collection '{c.id}' has no temporal property.")
+    restriction = restriction_for(request, c)
+    if filter is None and (filter_lang or filter_crs):
+        raise InvalidParameter("Parameters 'filter-lang' and 'filter-crs' apply to a 'filter', and none was given.")
+    checked = None if filter is None else parse_filter(filter, filter_lang, filter_crs, filter_fields(c, restriction))
     q = ItemQuery(
+        filter=checked,
         properties=parse_properties(properties, c, c.field_names),
         limit=parse_limit(limit, settings.default_limit, settings.max_limit),
         bbox=parse_bbox(bbox),
@@ -127,7 +144,7 @@ async def items(
     )
 
     async def produce() -> Response:
-        page = await request.app.state.source.query(c, q, restriction=restriction_for(request, c))
+        page = await request.app.state.source.query(c, q, restriction=restriction)
         note_returned(request, page.number_returned)
         url = f"{base_url(request)}/collections/{c.id}/items"
         body = _envelope(request, url, page, fmt)

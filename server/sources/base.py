@@ -23,7 +23,9 @@ limit+1 rows with id < K in descending order and returns them ascending: ``prev_
 returned id when more rows exist before, ``next_key`` is the last returned id. ``number_matched`` is
 set only when exact for free: first page (no cursor) with fewer than limit+1 rows found.
 Temporal filters on a date field compare calendar dates (UTC) of the interval ends, inclusive.
-bbox is in CRS84 and selects features whose geometry intersects it.
+bbox is in CRS84 and selects features whose geometry intersects it. A CQL2 ``filter`` is evaluated on the
+stored values and geometry (before masking and generalization, like bbox); both sources give the same
+answers (``server.filters``).
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ import base64
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from server.catalog import VectorCollection
 from server.errors import InvalidParameter
 from server.policy.model import Restriction, RestrictionError, checked
+
+if TYPE_CHECKING:  # server.filters reads server.params, which reads this module
+    from server.filters import Filter
 
 
 @dataclass(frozen=True)
@@ -73,13 +78,15 @@ class Cursor:
 
 @dataclass(frozen=True)
 class ItemQuery:
-    """A validated items request. ``properties`` are field names from the catalog, in output order."""
+    """A validated items request. ``properties`` are field names from the catalog, in output order;
+    ``filter`` is a CQL2 filter checked against the caller's queryable fields."""
 
     properties: tuple[str, ...]
     limit: int
     bbox: tuple[float, float, float, float] | None = None
     interval: TimeInterval | None = None
     cursor: Cursor | None = None
+    filter: Filter | None = None
 
 
 @dataclass

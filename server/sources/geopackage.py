@@ -18,6 +18,7 @@ import shapely
 
 from server.catalog import Catalog, VectorCollection
 from server.errors import Unavailable
+from server.filters import row_predicate
 from server.policy.desensitize import mask_rows, reduce_geometries
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import sqlite_exclusion
@@ -137,11 +138,13 @@ class GeoPackageSource:
         if kept:
             where.append(kept)
             params += kept_params
-        sql = f'SELECT {self._columns(collection, props)} FROM "{src.table}"'
+        read = props + self._filter_columns(collection, q, props)
+        sql = f'SELECT {self._columns(collection, read)} FROM "{src.table}"'
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f' ORDER BY "{src.id_field}" {"ASC" if forward else "DESC"}'
-        rows = self._matching(self._conn().execute(sql, params), q)
+        rows = self._matching(self._conn().execute(sql, params), q, read)
+        rows = [r[: 2 + len(props)] for r in rows]
         more = len(rows) > q.limit
         rows = rows[: q.limit]
         if not forward:
@@ -160,19 +163,31 @@ class GeoPackageSource:
         return page
 
     @staticmethod
-    def _matching(cursor: sqlite3.Cursor, q: ItemQuery) -> list[tuple]:
-        """Up to limit+1 rows whose geometry really intersects the bbox; geometry as WKB."""
+    def _filter_columns(collection: VectorCollection, q: ItemQuery, props: tuple[str, ...]) -> tuple[str, ...]:
+        """The fields a filter reads that are not selected anyway (read after the selected ones)."""
+        wanted = q.filter.fields if q.filter is not None else frozenset()
+        return tuple(f for f in collection.field_names if f in wanted and f not in props)
+
+    @staticmethod
+    def _matching(cursor: sqlite3.Cursor, q: ItemQuery, names: tuple[str, ...]) -> list[tuple]:
+        """Up to limit+1 rows whose geometry really intersects the bbox and that match the filter;
+        geometry as WKB. ``names`` are the property columns after the id and geometry."""
         wanted = q.limit + 1
         box = shapely.box(*q.bbox) if q.bbox else None
         if box is not None:
             shapely.prepare(box)
+        matches = row_predicate(q.filter.expr) if q.filter is not None else None
         out: list[tuple] = []
         while len(out) < wanted:
             batch = cursor.fetchmany(max(256, wanted))
             if not batch:
                 break
             wkbs = [decode_gpkg_geometry(r[1]) for r in batch]
-            keep = shapely.intersects(box, shapely.from_wkb(wkbs)) if box is not None else [True] * len(batch)
+            geoms = shapely.from_wkb(wkbs) if box is not None or matches is not None else [None] * len(batch)
+            keep = shapely.intersects(box, geoms) if box is not None else [True] * len(batch)
+            if matches is not None:
+                rows = (dict(zip(names, r[2:], strict=True)) for r in batch)
+                keep = [k and matches(row, g) for row, g, k in zip(rows, geoms, keep, strict=True)]
             out.extend((r[0], w, *r[2:]) for r, w, k in zip(batch, wkbs, keep) if k)
         return out[:wanted]
 

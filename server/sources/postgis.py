@@ -31,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.catalog import Catalog, VectorCollection
 from server.errors import InvalidParameter, Unavailable
+from server.filters import OUT_OF_RANGE, pg_filter
 from server.policy.desensitize import output_digits
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
@@ -129,6 +130,8 @@ class PostGISSource:
                 async with self._pool.connection() as conn:
                     cur = await conn.execute(query, params)
                     return await (cur.fetchall() if many else cur.fetchone())
+            except psycopg.errors.DataException:  # a filter's arithmetic out of range, for instance
+                raise InvalidParameter(OUT_OF_RANGE) from None
             except psycopg.errors.QueryCanceled:
                 raise Unavailable("The query took too long and was cancelled; retry shortly.") from None
             except PoolTimeout:
@@ -170,11 +173,12 @@ class PostGISSource:
 
     def _page_sql(
         self, c: VectorCollection, props: tuple[str, ...], shape: tuple[bool, bool, bool, bool | None],
-        restriction: Restriction,
+        restriction: Restriction, condition: sql.Composable | None = None,
     ) -> sql.Composed:
-        """The page statement for a query shape: (bbox?, start?, end?, cursor direction or none)."""
+        """The page statement for a query shape: (bbox?, start?, end?, cursor direction or none), and a
+        filter's ``condition`` (statements with one are composed per request, not cached)."""
         key = (c.id, props, shape, restriction.key)
-        if (found := self._statements.get(key)) is not None:
+        if condition is None and (found := self._statements.get(key)) is not None:
             return found
         has_bbox, has_start, has_end, cursor = shape
         src = c.source
@@ -193,6 +197,8 @@ class PostGISSource:
         kept, _ = pg_exclusion(restriction)  # rows this caller may not see
         if kept is not None:
             where.append(kept)
+        if condition is not None:
+            where.append(condition)
         columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props)))
         composed = template("page").format(
             columns=sql.SQL(", ").join(map(sql.Identifier, columns)),
@@ -202,7 +208,8 @@ class PostGISSource:
             direction=sql.SQL("DESC" if cursor is False else "ASC"),
             feature=self._feature(c, props, restriction),
         )
-        self._statements[key] = composed
+        if condition is None:
+            self._statements[key] = composed
         return composed
 
     # -- parameters ---------------------------------------------------------------------------
@@ -244,8 +251,13 @@ class PostGISSource:
         if q.cursor is not None:
             params["key"] = self._key(collection, q.cursor.key)
         params.update(pg_exclusion(restriction)[1])
+        condition = None
+        if q.filter is not None:
+            src = collection.source
+            condition, values = pg_filter(q.filter.expr, src.geometry_field, src.srid, src.srid in LONLAT_SRIDS)
+            params.update(values)
         shape = (q.bbox is not None, "t0" in params, "t1" in params, forward)
-        statement = self._page_sql(collection, props, shape, restriction)
+        statement = self._page_sql(collection, props, shape, restriction, condition)
         found, features, first, last = await self._fetch(statement, params)
         more = found > q.limit
         page = Page(features=features, number_returned=min(found, q.limit))

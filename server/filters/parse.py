@@ -16,7 +16,7 @@ import orjson
 from server.errors import InvalidParameter
 
 LANGUAGES = ("cql2-text", "cql2-json")
-MAX_LENGTH = 65_536  # characters; a 200-vertex polygon in WKT takes about 8,000
+MAX_LENGTH = 32_768  # characters; a 200-vertex polygon in WKT takes about 8,000
 MAX_DEPTH = 32  # nesting of parentheses (text) or of arrays and objects (JSON)
 MAX_NOTS = 64  # NOT operators in a text filter (each one nests)
 _QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
@@ -75,7 +75,9 @@ def _from_json(raw: str | dict) -> Any:
     if isinstance(raw, str):
         try:
             doc = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+        except orjson.JSONDecodeError as exc:
+            if "depth limit" in str(exc) or "recursion" in str(exc).lower():
+                raise _fail(f"nested more than {MAX_DEPTH} levels deep.") from None
             raise _fail("not valid JSON (filter-lang=cql2-json).") from None
     _json_nesting(doc)
     if isinstance(doc, bool):  # TRUE or FALSE as the whole filter

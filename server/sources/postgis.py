@@ -130,7 +130,7 @@ class PostGISSource:
                 async with self._pool.connection() as conn:
                     cur = await conn.execute(query, params)
                     return await (cur.fetchall() if many else cur.fetchone())
-            except psycopg.errors.DataException:  # a filter's arithmetic out of range, for instance
+            except psycopg.DataError:  # a filter's arithmetic out of range, for instance
                 raise InvalidParameter(OUT_OF_RANGE) from None
             except psycopg.errors.QueryCanceled:
                 raise Unavailable("The query took too long and was cancelled; retry shortly.") from None

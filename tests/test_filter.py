@@ -34,7 +34,8 @@ def _use(f):
 
 CORPUS = [
     ("area_m2 > 80000", lambda f: _area(f) is not None and _area(f) > 80000),
-    ("area_m2 <= 30000 AND land_use = '0702'", lambda f: _area(f) is not None and _area(f) <= 30000 and _use(f) == "0702"),
+    ("area_m2 <= 30000 AND land_use = '0702'",
+     lambda f: _area(f) is not None and _area(f) <= 30000 and _use(f) == "0702"),
     ("land_use <> '0101' OR area_m2 < 20000", lambda f: (_use(f) is not None and _use(f) != "0101")
      or (_area(f) is not None and _area(f) < 20000)),
     ("NOT (land_use = '0101')", lambda f: _use(f) is not None and _use(f) != "0101"),
@@ -52,10 +53,12 @@ CORPUS = [
     (f"S_WITHIN(geometry, {POLY})", lambda f: shape(f["geometry"]).within(AREA)),
     (f"S_DISJOINT(geometry, {POLY}) AND area_m2 > 90000", lambda f: shape(f["geometry"]).disjoint(AREA)
      and _area(f) > 90000),
-    ("S_CONTAINS(geometry, POINT(121.54 29.835))", lambda f: shape(f["geometry"]).contains(shapely.Point(121.54, 29.835))),
+    ("S_CONTAINS(geometry, POINT(121.54 29.835))",
+     lambda f: shape(f["geometry"]).contains(shapely.Point(121.54, 29.835))),
     ("S_INTERSECTS(geometry, BBOX(121.50, 29.80, 121.53, 29.83))",
      lambda f: shape(f["geometry"]).intersects(shapely.box(121.50, 29.80, 121.53, 29.83))),
-    ("T_BEFORE(registration_date, DATE('2017-06-01'))", lambda f: _date(f) is not None and _date(f) < dt.date(2017, 6, 1)),
+    ("T_BEFORE(registration_date, DATE('2017-06-01'))",
+     lambda f: _date(f) is not None and _date(f) < dt.date(2017, 6, 1)),
     ("T_AFTER(registration_date, TIMESTAMP('2022-03-01T12:00:00Z'))",
      lambda f: _date(f) is not None and _date(f) > dt.date(2022, 3, 1)),
     ("T_INTERSECTS(registration_date, INTERVAL('2019-01-01', '2019-12-31'))",
@@ -112,7 +115,8 @@ def test_corpus_is_not_trivial(everything):
 def test_filter_pages_with_bbox_and_cursor(client, everything):
     text = "area_m2 > 30000 AND land_use IN ('0101', '0702', '0201')"
     box = (121.50, 29.80, 121.58, 29.86)
-    expected = [f["id"] for f in everything if f["properties"]["area_m2"] > 30000 and _use(f) in ("0101", "0702", "0201")
+    expected = [f["id"] for f in everything
+                if f["properties"]["area_m2"] > 30000 and _use(f) in ("0101", "0702", "0201")
                 and shape(f["geometry"]).intersects(shapely.box(*box))]
     assert len(expected) > 25
     query = urlencode({"limit": 10, "bbox": ",".join(map(str, box)), "filter": text})
@@ -122,7 +126,7 @@ def test_filter_pages_with_bbox_and_cursor(client, everything):
             break
         doc = client.get(url).json()
         got += [f["id"] for f in doc["features"]]
-        url = next((l["href"] for l in doc["links"] if l["rel"] == "next"), None)  # carries the filter
+        url = next((k["href"] for k in doc["links"] if k["rel"] == "next"), None)  # carries the filter
     assert url is None and got == expected
 
 

@@ -67,6 +67,7 @@ CORPUS = [
      lambda f: _date(f) is not None and _date(f) > dt.date(2020, 1, 1)),
     ("registration_date >= DATE('2021-01-01') AND NOT T_AFTER(registration_date, DATE('2022-01-01'))",
      lambda f: _date(f) is not None and dt.date(2021, 1, 1) <= _date(f) <= dt.date(2022, 1, 1)),
+    ("'a' < 'b' AND land_use >= '0702'", lambda f: _use(f) is not None and _use(f) >= "0702"),
     ("TRUE", lambda f: True),
 ]
 

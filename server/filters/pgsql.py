@@ -35,6 +35,8 @@ _SPATIAL = {
     "equals": "ST_Equals", "touches": "ST_Touches", "overlaps": "ST_Overlaps", "crosses": "ST_Crosses",
 }
 _C = sql.SQL(' COLLATE "C"')
+_PG_TYPES = {"string": "text", "number": "double precision", "boolean": "boolean", "date": "date",
+             "datetime": "timestamptz"}
 
 
 class PgFilter:
@@ -56,8 +58,8 @@ class PgFilter:
         """A value expression."""
         if isinstance(node, Prop):
             return sql.Identifier(node.name)
-        if isinstance(node, Lit):
-            return self._param(node.value)
+        if isinstance(node, Lit):  # typed, so that literal-to-literal comparisons need no inference
+            return sql.SQL("{}::{}").format(self._param(node.value), sql.SQL(_PG_TYPES[node.type]))
         left, right = self.scalar(node.left), self.scalar(node.right)
         if node.op == "/":
             return sql.SQL("({}::double precision / NULLIF({}::double precision, 0))").format(left, right)

@@ -6,7 +6,8 @@ the given scale into a throwaway PostGIS (or uses ``--database-url ... --skip-lo
 same table with OneMap, tipg (its ``filter``) and pygeoapi (CQL2 on its PostgreSQL provider), each with
 the same number of workers. Peers come from a virtualenv outside the repository:
 
-    python3 -m venv /work/peers/filter && /work/peers/filter/bin/pip install tipg pygeoapi uvicorn psycopg2-binary
+    python3 -m venv /work/peers/filter
+    /work/peers/filter/bin/pip install tipg pygeoapi uvicorn psycopg2-binary geoalchemy2
     python load-tests/bench_filter.py --peers /work/peers/filter --scale 1000000
     python load-tests/bench_filter.py --peers /work/peers/filter --database-url URL --skip-load --only onemap
 """

@@ -16,8 +16,8 @@ from tests.support import ROOT
 PACKAGE = ROOT / "server"
 ENTRY = {"app", "cli", "commands"}
 FLOOR = {
-    "assets", "cache", "catalog", "codes", "credentials", "crs", "errors", "extents", "html", "params", "policy",
-    "queryables", "settings", "sources",
+    "assets", "cache", "catalog", "codes", "credentials", "crs", "errors", "extents", "filters", "html", "params",
+    "policy", "queryables", "settings", "sources",
     "stac_catalog", "stores", "tiling", "web",
 }
 CAPABILITIES = {

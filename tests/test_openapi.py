@@ -7,8 +7,9 @@ from openapi_spec_validator import validate
 
 OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
 F_JSON_HTML = {"f": "string"}
+FILTER = {"filter": "string", "filter-lang": "string", "filter-crs": "string"}
 SEARCH = {"bbox": "string", "intersects": "string", "datetime": "string", "ids": "string", "collections": "string",
-          "limit": "integer", "token": "string"}
+          "limit": "integer", "token": "string", **FILTER, "sortby": "string", "fields": "string"}
 # every route's query parameters, with their types
 DECLARED = {
     ("get", "/"): F_JSON_HTML,
@@ -17,7 +18,7 @@ DECLARED = {
     ("get", "/collections/{collectionId}"): F_JSON_HTML,
     ("get", "/collections/{collectionId}/items"): {
         "bbox": "string", "bbox-crs": "string", "crs": "string", "datetime": "string", "limit": "integer",
-        "properties": "string", "sortby": "string", "cursor": "string", "f": "string",
+        "properties": "string", "sortby": "string", "cursor": "string", **FILTER, "f": "string",
     },
     ("get", "/collections/{collectionId}/queryables"): {"f": "string"},
     ("get", "/collections/{collectionId}/sortables"): {"f": "string"},
@@ -40,6 +41,7 @@ DECLARED = {
     ("get", "/collections/{collectionId}/assets/{assetId}"): {},
     ("get", "/stac"): {},
     ("get", "/stac/conformance"): {},
+    ("get", "/stac/queryables"): {},
     ("get", "/stac/collections"): {},
     ("get", "/stac/collections/{collectionId}"): {},
     ("get", "/stac/collections/{collectionId}/items"): SEARCH,
@@ -54,6 +56,7 @@ DECLARED = {
 ENUMS = {
     ("/collections/{collectionId}/items", "f"): ["json", "html", "csv", "fgb"],
     ("/collections/{collectionId}/items/{featureId}", "f"): ["json", "html"],
+    ("/collections/{collectionId}/items", "filter-lang"): ["cql2-text", "cql2-json"],
     ("/styles/{styleId}", "f"): ["mapbox", "json"],
     ("/collections/{collectionId}/tiles/{tileMatrixSetId}", "f"): ["json", "tilejson"],
     ("/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}", "render"):
@@ -110,9 +113,11 @@ def test_stac_post_body_is_declared(spec):
     body = spec["paths"]["/stac/search"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     ref = body.get("$ref") or body["allOf"][0]["$ref"]  # an optional body: none searches everything
     model = spec["components"]["schemas"][ref.rsplit("/", 1)[-1]]
-    types = {name: prop["type"] for name, prop in model["properties"].items()}
+    types = {name: prop.get("type") or sorted(t.get("type") for t in prop["anyOf"])
+             for name, prop in model["properties"].items()}
     assert types == {"bbox": "array", "intersects": "object", "datetime": "string", "ids": "array",
-                     "collections": "array", "limit": "integer", "token": "string"}
+                     "collections": "array", "limit": "integer", "token": "string", "filter": ["object", "string"],
+                     "filter-lang": "string", "filter-crs": "string", "sortby": "array", "fields": "object"}
     assert model["additionalProperties"] is False
 
 

@@ -44,3 +44,20 @@ def test_search_filters_and_pages(live, method):
     assert sorted(ids) == ["dem_2023", "imagery_20231115", "imagery_20240518"], "three pages of one"
     hills = client.search(method=method, intersects={"type": "Point", "coordinates": [121.66, 29.77]})
     assert [i.id for i in hills.items()] == ["dem_2023"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_search_with_filter_sortby_and_fields(live, method):
+    client = _client(live)
+    assert client.conforms_to("FILTER") and client.conforms_to("SORT") and client.conforms_to("FIELDS")
+    recent = "collection = 'imagery' AND T_AFTER(datetime, TIMESTAMP('2024-01-01T00:00:00Z'))"
+    text = client.search(method=method, filter=recent)
+    assert [i.id for i in text.items()] == ["imagery_20240518"]
+    as_json = client.search(method=method, filter={"op": "s_intersects", "args": [
+        {"property": "geometry"}, {"type": "Point", "coordinates": [121.66, 29.77]}]})
+    assert [i.id for i in as_json.items()] == ["dem_2023"]
+    newest_first = client.search(method=method, sortby="-properties.datetime", limit=1, max_items=3)
+    assert [i.id for i in newest_first.items()] == ["imagery_20240518", "imagery_20231115", "dem_2023"]
+    slim = client.search(method=method, ids=["dem_2023"], fields=["id", "properties.datetime"])
+    (doc,) = slim.item_collection_as_dict()["features"]
+    assert set(doc["properties"]) == {"datetime"} and "assets" not in doc

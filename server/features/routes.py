@@ -24,9 +24,10 @@ from server.features.formats import CSV, FLATGEOBUF, to_csv, to_flatgeobuf
 from server.features.params import bbox_filter, parse_bbox, parse_properties, parse_sortby
 from server.features.schemas import router as schemas_router
 from server.features.schemas import schema_links
+from server.filters import CQL2_CONFORMANCE, FILTER_CONFORMANCE, LANGUAGES, Filter, filter_fields, parse_filter
 from server.html import render_page
 from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
-from server.policy import note_returned, restriction_for, visible_collection
+from server.policy import Restriction, note_returned, restriction_for, visible_collection
 from server.sources import Cursor, ItemQuery, Page
 from server.web import GEOJSON, HTML, JSON, base_url, format_param, link, output_format
 
@@ -42,6 +43,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
+    *FILTER_CONFORMANCE,
+    *CQL2_CONFORMANCE,
 ]
 CRS_DESCRIPTION = "The CRS of the response geometries, one of the collection's `crs` list (default CRS84)"
 BBOX_CRS_DESCRIPTION = "The CRS of `bbox`, one of the collection's `crs` list (default CRS84); axis order as it defines"
@@ -54,7 +57,11 @@ ItemFormat = Annotated[str | None, format_param(*ITEM_FORMATS)]
 SORTBY_DESCRIPTION = ("Comma-separated sort keys, `+field` (or `field`) ascending, `-field` descending, from the "
                       "collection's sortables; ties are broken by the id")
 _ITEM_PARAMS = {"f", "crs", *KEY_PARAMS}
-_ITEMS_PARAMS = {"bbox", "bbox-crs", "datetime", "limit", "properties", "sortby", "cursor", *_ITEM_PARAMS}
+_ITEMS_PARAMS = {"bbox", "bbox-crs", "datetime", "limit", "properties", "sortby", "cursor", "filter", "filter-lang",
+                 "filter-crs", *_ITEM_PARAMS}
+_FILTER = "A CQL2 filter on the properties the caller may see, the geometry and the time field"
+_FILTER_LANG = "The filter's encoding: cql2-text (default) or cql2-json"
+_FILTER_CRS = "The CRS of the filter's geometries: one of the collection's `crs` (in its axis order); CRS84 by default"
 
 
 def collection_links(c: Collection, base: str) -> list[dict]:
@@ -129,6 +136,7 @@ def _item_query(request: Request, c: VectorCollection, fmt: str, params: dict[st
     box, area = bbox_filter(parse_bbox(params["bbox"], in_crs), in_crs, c)
     out_crs = offered(c, params["crs"])
     return ItemQuery(
+        filter=_filter(c, restriction, params),
         properties=parse_properties(params["properties"], c, c.field_names),
         limit=parse_limit(params["limit"], settings.default_limit, settings.max_limit),
         bbox=box,
@@ -138,6 +146,16 @@ def _item_query(request: Request, c: VectorCollection, fmt: str, params: dict[st
         bbox_area=area,
         sortby=parse_sortby(params["sortby"], c, restriction),
     )
+
+
+def _filter(c: VectorCollection, restriction: Restriction, params: dict[str, Any]) -> Filter | None:
+    """The checked CQL2 filter, if any: its geometries in ``filter-crs`` (any CRS the collection offers)."""
+    if params["filter"] is None:
+        if params["filter-lang"] or params["filter-crs"]:
+            raise InvalidParameter("Parameters 'filter-lang' and 'filter-crs' apply to a 'filter', and none was given.")
+        return None
+    crs = offered(c, params["filter-crs"], "filter-crs")
+    return parse_filter(params["filter"], params["filter-lang"], crs, filter_fields(c, restriction))
 
 
 def _encoded(request: Request, c: VectorCollection, q: ItemQuery, page: Page, fmt: str) -> Response:
@@ -169,19 +187,26 @@ async def items(
     properties: Annotated[str | None, Query(description="Comma-separated property names to return")] = None,
     sortby: Annotated[str | None, Query(description=SORTBY_DESCRIPTION)] = None,
     cursor: Annotated[str | None, Query(description="Opaque paging cursor from a next/prev link")] = None,
+    filter: Annotated[str | None, Query(description=_FILTER)] = None,
+    filter_lang: Annotated[str | None, Query(alias="filter-lang", description=_FILTER_LANG,
+                                             json_schema_extra={"enum": list(LANGUAGES)})] = None,
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", description=_FILTER_CRS)] = None,
     f: Format = None,
 ):
-    """A page of features in id order (or ``sortby``), filtered by bbox and datetime, with next/prev links."""
+    """A page of features in id order (or ``sortby``), filtered by bbox, datetime and a CQL2 filter, with
+    next/prev links."""
     c = vector_collection(request, collectionId)
     _reject_unknown(request, _ITEMS_PARAMS)
     fmt = output_format(request, _FORMATS)
+    restriction = restriction_for(request, c)
     q = _item_query(request, c, fmt, {
         "bbox": bbox, "bbox-crs": bbox_crs, "crs": crs, "datetime": datetime, "limit": limit,
         "properties": properties, "sortby": sortby, "cursor": cursor,
+        "filter": filter, "filter-lang": filter_lang, "filter-crs": filter_crs,
     })
 
     async def produce() -> Response:
-        page = await request.app.state.source.query(c, q, restriction=restriction_for(request, c))
+        page = await request.app.state.source.query(c, q, restriction=restriction)
         note_returned(request, page.number_returned)
         return _encoded(request, c, q, page, fmt)
 

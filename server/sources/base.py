@@ -30,6 +30,8 @@ given in a projected ``bbox-crs``) the features must intersect that polygon (WKB
 Output CRS (``ItemQuery.crs``, Features Part 2): geometries are desensitized in the storage CRS first,
 then transformed (PostGIS: ``ST_Transform`` in the same statement), axes swapped where the CRS puts
 northing first (``ST_FlipCoordinates``), and rounded: to millimetres in a projected CRS, else as above.
+A CQL2 ``filter`` is evaluated on the stored values and geometry (before masking and generalization,
+like bbox); both sources give the same answers (``server.filters``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -48,6 +50,9 @@ from server.crs import CRS84, Crs
 from server.errors import InvalidParameter
 from server.policy.model import Restriction, RestrictionError, checked
 from server.sources.keyset import SortKey, order_keys
+
+if TYPE_CHECKING:  # server.filters reads server.params, which reads this module
+    from server.filters import Filter
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,8 @@ class Cursor:
 
 @dataclass(frozen=True)
 class ItemQuery:
-    """A validated items request. ``properties`` are field names from the catalog, in output order."""
+    """A validated items request. ``properties`` are field names from the catalog, in output order;
+    ``filter`` is a CQL2 filter checked against the caller's queryable fields."""
 
     properties: tuple[str, ...]
     limit: int
@@ -120,6 +126,7 @@ class ItemQuery:
     crs: Crs = CRS84
     bbox_area: bytes | None = None
     sortby: tuple[SortKey, ...] = ()
+    filter: Filter | None = None
 
     @property
     def sort_token(self) -> str:

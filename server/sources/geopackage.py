@@ -20,6 +20,7 @@ import shapely
 from server.catalog import Catalog, VectorCollection
 from server.crs import CRS84, Crs, from_storage
 from server.errors import Unavailable
+from server.filters import row_predicate
 from server.policy.desensitize import desensitize_geometries, mask_rows, output_digits, reduce_geometries
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import sqlite_exclusion
@@ -176,12 +177,14 @@ class GeoPackageSource:
         src = collection.source
         props = restriction.select(collection, q.properties)
         where, params = self._filters(collection, q, restriction)
-        columns = self._columns(collection, (*props, *(k.field for k in q.sortby)))
-        sql = f'SELECT {columns} FROM "{src.table}"'
+        sort_fields = tuple(k.field for k in q.sortby)
+        read = (*props, *sort_fields, *self._filter_columns(collection, q, props))
+        sql = f'SELECT {self._columns(collection, read)} FROM "{src.table}"'
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY {sqlite_order(q.order(collection))}"
-        rows = self._matching(self._conn().execute(sql, params), q)
+        rows = self._matching(self._conn().execute(sql, params), q, read)
+        rows = [r[: 2 + len(props) + len(sort_fields)] for r in rows]  # the filter's own columns go
         forward = q.cursor is None or q.cursor.forward
         more = len(rows) > q.limit
         rows = rows[: q.limit]
@@ -203,19 +206,31 @@ class GeoPackageSource:
         return page
 
     @staticmethod
-    def _matching(cursor: sqlite3.Cursor, q: ItemQuery) -> list[tuple]:
-        """Up to limit+1 rows whose geometry really intersects the bbox; geometry as WKB."""
+    def _filter_columns(collection: VectorCollection, q: ItemQuery, props: tuple[str, ...]) -> tuple[str, ...]:
+        """The fields a filter reads that are not selected anyway (read after the selected ones)."""
+        wanted = q.filter.fields if q.filter is not None else frozenset()
+        return tuple(f for f in collection.field_names if f in wanted and f not in props)
+
+    @staticmethod
+    def _matching(cursor: sqlite3.Cursor, q: ItemQuery, names: tuple[str, ...]) -> list[tuple]:
+        """Up to limit+1 rows whose geometry really intersects the bbox and that match the filter;
+        geometry as WKB. ``names`` are the property columns after the id and geometry."""
         wanted = q.limit + 1
         box = shapely.from_wkb(q.bbox_area) if q.bbox_area else shapely.box(*q.bbox) if q.bbox else None
         if box is not None:
             shapely.prepare(box)
+        matches = row_predicate(q.filter.expr) if q.filter is not None else None
         out: list[tuple] = []
         while len(out) < wanted:
             batch = cursor.fetchmany(max(256, wanted))
             if not batch:
                 break
             wkbs = [decode_gpkg_geometry(r[1]) for r in batch]
-            keep = shapely.intersects(box, shapely.from_wkb(wkbs)) if box is not None else [True] * len(batch)
+            geoms = shapely.from_wkb(wkbs) if box is not None or matches is not None else [None] * len(batch)
+            keep = shapely.intersects(box, geoms) if box is not None else [True] * len(batch)
+            if matches is not None:
+                rows = (dict(zip(names, r[2:], strict=True)) for r in batch)
+                keep = [k and matches(row, g) for row, g, k in zip(rows, geoms, keep, strict=True)]
             out.extend((r[0], w, *r[2:]) for r, w, k in zip(batch, wkbs, keep, strict=True) if k)
         return out[:wanted]
 

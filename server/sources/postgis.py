@@ -30,7 +30,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from server.catalog import Catalog, VectorCollection
 from server.crs import CRS84, Crs
-from server.errors import Unavailable
+from server.errors import InvalidParameter, Unavailable
+from server.filters import OUT_OF_RANGE, pg_filter
 from server.policy.desensitize import output_digits
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
@@ -120,6 +121,8 @@ class PostGISSource:
                 async with self._pool.connection() as conn:
                     cur = await conn.execute(query, params)
                     return await (cur.fetchall() if many else cur.fetchone())
+            except psycopg.DataError:  # a filter's arithmetic out of range, for instance
+                raise InvalidParameter(OUT_OF_RANGE) from None
             except psycopg.errors.QueryCanceled:
                 raise Unavailable("The query took too long and was cancelled; retry shortly.") from None
             except PoolTimeout:
@@ -163,12 +166,13 @@ class PostGISSource:
 
     def _page_sql(
         self, c: VectorCollection, props: tuple[str, ...], q: ItemQuery, shape: tuple[bool, ...],
-        restriction: Restriction, after: sql.Composable | None,
+        restriction: Restriction, after: sql.Composable | None, condition: sql.Composable | None = None,
     ) -> sql.Composed:
         """The page statement for a query shape: (bbox?, start?, end?, bbox area?, which cursor values are
-        null) with ``q``'s order and CRS; ``after`` is the keyset predicate of the cursor, if any."""
+        null) with ``q``'s order and CRS; ``after`` is the keyset predicate of the cursor, if any, and
+        ``condition`` a filter's (statements with one are composed per request, not cached)."""
         key = (c.id, props, shape, restriction.key, q.crs, q.sortby, None if q.cursor is None else q.cursor.forward)
-        if (found := self._statements.get(key)) is not None:
+        if condition is None and (found := self._statements.get(key)) is not None:
             return found
         has_bbox, has_start, has_end, has_area = shape[:4]
         src = c.source
@@ -188,6 +192,8 @@ class PostGISSource:
         kept, _ = pg_exclusion(restriction)  # rows this caller may not see
         if kept is not None:
             where.append(kept)
+        if condition is not None:
+            where.append(condition)
         sort_fields = [k.field for k in q.sortby]
         columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props, *sort_fields)))
         reading = q.order(c)
@@ -201,7 +207,8 @@ class PostGISSource:
             keys=sql.SQL(", ").join(map(sql.Identifier, [src.id_field, *sort_fields])),
             feature=self._feature(c, props, restriction, q.crs),
         )
-        self._statements[key] = composed
+        if condition is None:
+            self._statements[key] = composed
         return composed
 
     # -- parameters ---------------------------------------------------------------------------
@@ -245,8 +252,13 @@ class PostGISSource:
         after, after_params, nulls = self._keyset(collection, q)
         params.update(after_params)
         params.update(pg_exclusion(restriction)[1])
+        condition = None
+        if q.filter is not None:
+            src = collection.source
+            condition, values = pg_filter(q.filter.expr, src.geometry_field, src.srid, src.srid in LONLAT_SRIDS)
+            params.update(values)
         shape = (q.bbox is not None, "t0" in params, "t1" in params, "area" in params, *nulls)
-        statement = self._page_sql(collection, props, q, shape, restriction, after)
+        statement = self._page_sql(collection, props, q, shape, restriction, after, condition)
         found, features, first, last = await self._fetch(statement, params)
         return _page(q, found, features, first, last)
 

@@ -19,8 +19,10 @@ from server.cache import all_rasters, cache_response, path_collection
 from server.catalog import Collection, RasterCollection
 from server.credentials import KEY_PARAMS, without_credentials
 from server.errors import InvalidParameter, NotFound, collection_not_found
+from server.filters import CQL2_CONFORMANCE
 from server.policy import restrictions
 from server.stac_api import search
+from server.stac_api.extensions import EXTENSION_CONFORMANCE, apply_fields, queryables
 from server.stac_api.index import (
     GEOJSON,
     JSON,
@@ -44,6 +46,8 @@ CONFORMS_TO = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    *EXTENSION_CONFORMANCE,
+    *CQL2_CONFORMANCE,
 ]
 
 
@@ -88,6 +92,8 @@ async def landing(request: Request):
         link(root, "self", JSON, "This catalog"),
         link(root, "root", JSON, "This catalog"),
         link(f"{root}/conformance", "conformance", JSON, "STAC API conformance classes"),
+        link(f"{root}/queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables", "application/schema+json",
+             "Queryable properties of item search"),
         link(f"{root}/collections", "data", JSON, "Collections"),
         link(f"{root}/search", "search", GEOJSON, "Item search (GET)", method="GET"),
         link(f"{root}/search", "search", GEOJSON, "Item search (POST)", method="POST"),
@@ -147,12 +153,14 @@ def _page(request: Request, index: StacIndex, root: str, s: search.Search, url: 
         else:
             paged = [(k, v) for k, v in query if k != "token"] + [("token", token)]
             links.append(link(f"{url}?{urlencode(paged)}", rel, GEOJSON, method="GET"))
-    body = {"type": "FeatureCollection", "features": [item_json(e, root) for e in page],
+    features = [apply_fields(item_json(e, root), s.fields) for e in page]
+    body = {"type": "FeatureCollection", "features": features,
             "links": links, "numberMatched": matched, "numberReturned": len(page)}
     return json_response(body, media_type=GEOJSON)
 
 
-_SEARCH_PARAMS = {"bbox", "datetime", "limit", "token", "collections", "ids", "intersects"}
+_SEARCH_PARAMS = {"bbox", "datetime", "limit", "token", "collections", "ids", "intersects", "filter", "filter-lang",
+                  "filter-crs", "sortby", "fields"}
 _TOLERATED = {"f", *KEY_PARAMS}  # OGC clients add f=json; a key may come as a parameter
 
 
@@ -206,8 +214,15 @@ async def search_get(request: Request, query: Annotated[search.SearchQuery, Depe
 async def search_post(request: Request, body: Annotated[search.SearchBody | None, Body()] = None):
     """Search items across collections with a JSON body (none: every item)."""
     index, root = await _index(request)
-    s = _parse(request, body.model_dump(exclude_unset=True) if body is not None else {})
+    s = _parse(request, body.model_dump(exclude_unset=True, by_alias=True) if body is not None else {})
     return _page(request, index, root, s, f"{root}/search", post=True)
+
+
+@router.get("/queryables", summary="Queryable properties of item search")
+async def search_queryables(request: Request):
+    """The properties ``filter`` and ``sortby`` may name, as a JSON Schema."""
+    root = f"{base_url(request)}/stac"
+    return json_response(queryables(f"{root}/queryables"), media_type="application/schema+json")
 
 
 # a body sent without a Content-Type is read as JSON, like one sent as application/json

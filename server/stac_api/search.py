@@ -3,15 +3,17 @@
 Parameters: ``collections``, ``ids``, ``bbox`` (4 or 6 numbers, CRS84; west > east crosses the
 antimeridian), ``intersects`` (a GeoJSON geometry; not with ``bbox``), ``datetime`` and ``limit``
 (parsed as everywhere else: ``server.params``) and ``token`` (a paging token from a ``next``/``prev``
-link). ``SearchQuery`` declares them for GET, ``SearchBody`` for POST (lists as JSON arrays), so that
-``/api`` documents them; anything malformed is a 400 naming it.
+link), and the Filter, Sort and Fields extensions' ``filter``/``filter-lang``/``filter-crs``,
+``sortby`` and ``fields`` (``server.stac_api.extensions``). ``SearchQuery`` declares them for GET,
+``SearchBody`` for POST (lists as JSON arrays), so that ``/api`` documents them; anything malformed
+is a 400 naming it.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Any
 
@@ -22,13 +24,28 @@ from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
 from server.errors import InvalidParameter
+from server.filters import Filter
 from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
 from server.policy.model import Restriction, restricted_ids
 from server.sources import TimeInterval
+from server.stac_api.extensions import (
+    FieldsSpec,
+    item_row,
+    matcher,
+    parse_fields,
+    parse_search_filter,
+    parse_sortby,
+    sort_rows,
+)
 
 _BBOX = "CRS84 west,south,east,north (or 6 numbers: a 3D bbox); west > east crosses the antimeridian"
 _INTERSECTS = "A GeoJSON geometry the items intersect (not with bbox)"
 _TOKEN = "A paging token from a next or prev link"
+_FILTER = "A CQL2 filter on the queryables (/stac/queryables): text in a GET, text or CQL2-JSON in a POST"
+_FILTER_LANG = "cql2-text or cql2-json (default: cql2-text in a GET, by the filter's type in a POST)"
+_FILTER_CRS = "The CRS of the filter's geometries: CRS84 (default) or EPSG:4490 (lat/lon)"
+_SORTBY = "Sort keys: '-datetime,+id' in a GET, [{field, direction}] in a POST"
+_FIELDS = "Item parts to return: 'id,properties.datetime,-assets' in a GET, {include, exclude} in a POST"
 _GEOMETRIES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon", "GeometryCollection"}
 
 
@@ -43,16 +60,21 @@ class SearchQuery:
     collections: Annotated[str | None, Query(description="Comma-separated collection ids")] = None
     limit: Annotated[int | None, Query(ge=1, description=LIMIT_DESCRIPTION)] = None
     token: Annotated[str | None, Query(description=_TOKEN)] = None
+    filter: Annotated[str | None, Query(description=_FILTER)] = None
+    filter_lang: Annotated[str | None, Query(alias="filter-lang", description=_FILTER_LANG)] = None
+    filter_crs: Annotated[str | None, Query(alias="filter-crs", description=_FILTER_CRS)] = None
+    sortby: Annotated[str | None, Query(description=_SORTBY)] = None
+    fields: Annotated[str | None, Query(description=_FIELDS)] = None
 
     def given(self) -> dict[str, Any]:
-        """The parameters the client sent."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        """The parameters the client sent (by their names in the query)."""
+        return {k.replace("_", "-"): v for k, v in asdict(self).items() if v is not None}
 
 
 class SearchBody(BaseModel):
     """The JSON body of a POST search: the GET parameters, with lists as JSON arrays."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     bbox: list[float] | None = Field(None, description=_BBOX)
     intersects: dict[str, Any] | None = Field(None, description=_INTERSECTS)
@@ -61,6 +83,11 @@ class SearchBody(BaseModel):
     collections: list[str] | None = Field(None, description="Collection ids")
     limit: int | None = Field(None, ge=1, description=LIMIT_DESCRIPTION)
     token: str | None = Field(None, description=_TOKEN)
+    filter: dict[str, Any] | str | None = Field(None, description=_FILTER)
+    filter_lang: str | None = Field(None, alias="filter-lang", description=_FILTER_LANG)
+    filter_crs: str | None = Field(None, alias="filter-crs", description=_FILTER_CRS)
+    sortby: list[dict[str, Any]] | None = Field(None, description=_SORTBY)
+    fields: dict[str, Any] | None = Field(None, description=_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -74,6 +101,9 @@ class Search:
     interval: TimeInterval | None = None
     offset: int = 0
     body: dict[str, Any] = field(default_factory=dict)
+    filter: Filter | None = None
+    sortby: tuple[tuple[str, bool], ...] = ()
+    fields: FieldsSpec | None = None
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...] | None:
@@ -157,6 +187,9 @@ def parse(params: dict[str, Any], default_limit: int, max_limit: int) -> Search:
         interval=parse_datetime(params.get("datetime")),
         offset=_offset(params.get("token")),
         body={k: v for k, v in params.items() if k != "token"},
+        filter=parse_search_filter(params),
+        sortby=parse_sortby(params.get("sortby")),
+        fields=parse_fields(params.get("fields")),
     )
 
 
@@ -171,8 +204,12 @@ class Entry:
     doc: dict[str, Any]
 
 
-def matches(entry: Entry, s: Search) -> bool:
-    """Whether an item satisfies every filter of the search."""
+def _row(entry: Entry) -> dict[str, Any]:
+    return item_row(entry.id, entry.collection, entry.datetime, entry.doc.get("properties", {}))
+
+
+def matches(entry: Entry, s: Search, condition: Callable | None = None) -> bool:
+    """Whether an item satisfies every filter of the search (``condition``: its CQL2 filter's predicate)."""
     if s.collections is not None and entry.collection not in s.collections:
         return False
     if s.ids is not None and entry.id not in s.ids:
@@ -181,7 +218,9 @@ def matches(entry: Entry, s: Search) -> bool:
         start, end = s.interval.start, s.interval.end
         if (start and entry.datetime < start) or (end and entry.datetime > end):
             return False
-    return s.area is None or s.area.intersects(entry.geometry)
+    if s.area is not None and not s.area.intersects(entry.geometry):
+        return False
+    return condition is None or condition(_row(entry), entry.geometry)
 
 
 def run(entries: list[Entry], s: Search, *, restrictions: Mapping[str, Restriction]) -> tuple[list[Entry], int, bool]:
@@ -190,6 +229,9 @@ def run(entries: list[Entry], s: Search, *, restrictions: Mapping[str, Restricti
     Only items of the collections in ``restrictions`` (the caller's, by collection id) ever match.
     """
     visible = restricted_ids(restrictions)
-    found = [e for e in entries if e.collection in visible and matches(e, s)]
+    condition = matcher(s.filter)
+    found = [e for e in entries if e.collection in visible and matches(e, s, condition)]
+    if s.sortby:
+        found = sort_rows(found, (*s.sortby, ("collection", False), ("id", False)), _row)
     page = found[s.offset : s.offset + s.limit]
     return page, len(found), s.offset + s.limit < len(found)

@@ -1,0 +1,92 @@
+"""Filter benchmark: CQL2 on /collections/parcels/items over PostGIS, against tipg and pygeoapi.
+
+Two scenarios, each at 16 clients with the same requests on every server: a CQL2 attribute filter plus
+a bbox (page of 100), and ``S_INTERSECTS`` with a 200-vertex polygon (page of 100). Loads the sample at
+the given scale into a throwaway PostGIS (or uses ``--database-url ... --skip-load``), then serves the
+same table with OneMap, tipg (its ``filter``) and pygeoapi (CQL2 on its PostgreSQL provider), each with
+the same number of workers. Peers come from a virtualenv outside the repository:
+
+    python3 -m venv /work/peers/filter
+    /work/peers/filter/bin/pip install tipg pygeoapi uvicorn psycopg2-binary geoalchemy2
+    python load-tests/bench_filter.py --peers /work/peers/filter --scale 1000000
+    python load-tests/bench_filter.py --peers /work/peers/filter --database-url URL --skip-load --only onemap
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+from pathlib import Path
+from urllib.parse import quote
+
+from bench_features import bboxes, start_pygeoapi
+from harness import UNCACHED, Target, api_key, database, measure, report, start_onemap, start_peer
+
+ATTRIBUTE = "land_use IN ('0101','0702') AND area_m2 > 20000"
+COLLECTION = {"onemap": "/collections/parcels/items", "tipg": "/collections/public.parcels/items",
+              "pygeoapi": "/collections/parcels/items"}
+EXTRA = {"onemap": "", "tipg": "", "pygeoapi": "&f=json&filter-lang=cql2-text"}
+
+
+def polygons(n: int, vertices: int = 200, seed: int = 11) -> list[str]:
+    """Deterministic WKT circles of ``vertices`` points, ~400 m across, over the built-up area."""
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        x, y, r = rnd.uniform(121.46, 121.63), rnd.uniform(29.79, 29.90), rnd.uniform(0.002, 0.004)
+        ring = [(x + r * math.cos(2 * math.pi * i / vertices), y + r * math.sin(2 * math.pi * i / vertices))
+                for i in range(vertices)]
+        ring.append(ring[0])
+        out.append("POLYGON((" + ", ".join(f"{a:.6f} {b:.6f}" for a, b in ring) + "))")
+    return out
+
+
+def scenario_paths(name: str, scenario: str) -> list[str]:
+    """The request paths of one scenario for one server (the same filters everywhere)."""
+    base = f"{COLLECTION[name]}?limit=100{EXTRA[name]}"
+    if scenario == "attribute+bbox":
+        return [f"{base}&bbox={b}&filter={quote(ATTRIBUTE)}" for b in bboxes(200)]
+    return [f"{base}&filter={quote(f'S_INTERSECTS(geom, {p})')}" for p in polygons(100)]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--peers", type=Path, default=Path("/work/peers/filter"), help="virtualenv with tipg, pygeoapi")
+    ap.add_argument("--database-url", help="an existing PostGIS (default: a throwaway cluster)")
+    ap.add_argument("--scale", type=int, default=1_000_000)
+    ap.add_argument("--skip-load", action="store_true", help="the database already holds the sample")
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", nargs="*", default=["onemap", "tipg", "pygeoapi"], help="servers to run")
+    args = ap.parse_args()
+
+    url = database(args.database_url, args.scale, args.skip_load)
+    headers = {"X-API-Key": api_key(url, name="bench-filter")}
+    ready = {name: f"{COLLECTION[name]}?limit=1{EXTRA[name]}" for name in COLLECTION}
+    starters = {
+        "onemap": lambda: start_onemap("onemap", args.workers, {"ONEMAP_DATABASE_URL": url, **UNCACHED},
+                                       ready=ready["onemap"], headers=headers),
+        "tipg": lambda: start_peer("tipg", args.peers, "tipg.main:app", args.workers,
+                                   {"DATABASE_URL": url, "TIPG_DB_SCHEMAS": '["public"]',
+                                    "TIPG_MAX_FEATURES_PER_QUERY": "10000"}, ready=ready["tipg"]),
+        "pygeoapi": lambda: start_pygeoapi(args.peers, url, args.workers),
+    }
+    results: dict[str, dict] = {"attribute+bbox": {}, "s_intersects-200": {}}
+    for name in args.only:
+        server = starters[name]()
+        for scenario, rows in results.items():
+            target = Target(server, scenario_paths(name, scenario), headers if name == "onemap" else None, url)
+            rows.update(measure({name: target}, args.clients, args.seconds, args.runs))
+            print(f"{name} {scenario}: {rows[name].rps:.1f} req/s, p99 {rows[name].p99_ms:.0f} ms", flush=True)
+        server.stop()
+    for scenario, rows in results.items():
+        report(rows, baseline="onemap",
+               title=f"{scenario}: page of 100, {args.scale:,} parcels, {args.clients} clients, "
+                     f"{args.workers} workers each, median of {args.runs} x {args.seconds} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The typed tree as a PostGIS WHERE fragment: identifiers from the checked tree through
+``sql.Identifier``, every value a named parameter (``f0``, ``f1``...).
+
+String ordering (``<``, ``BETWEEN``...) uses the "C" collation, code-point order like the embedded
+store. Arithmetic is in double precision; division by zero is NULL (unknown), never an error.
+Filter geometries arrive as WKB in CRS84 and are compared with the stored geometry in its SRID.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import shapely
+from psycopg import sql
+
+from server.filters.tree import (
+    Between,
+    Compare,
+    Const,
+    Expr,
+    In,
+    IsNull,
+    Like,
+    Lit,
+    Logic,
+    Not,
+    Prop,
+    Scalar,
+    Spatial,
+    Temporal,
+)
+
+_SPATIAL = {
+    "intersects": "ST_Intersects", "within": "ST_Within", "contains": "ST_Contains", "disjoint": "ST_Disjoint",
+    "equals": "ST_Equals", "touches": "ST_Touches", "overlaps": "ST_Overlaps", "crosses": "ST_Crosses",
+}
+_C = sql.SQL(' COLLATE "C"')
+_PG_TYPES = {"string": "text", "number": "double precision", "boolean": "boolean", "date": "date",
+             "datetime": "timestamptz"}
+
+
+class PgFilter:
+    """Compiles one tree; ``params`` collects the bound values as it goes."""
+
+    def __init__(self, geometry: str, srid: int, lonlat: bool, prefix: str = "f") -> None:
+        self.geometry = sql.Identifier(geometry)
+        self.srid = srid
+        self.lonlat = lonlat
+        self.prefix = prefix
+        self.params: dict[str, Any] = {}
+
+    def _param(self, value: Any) -> sql.Placeholder:
+        name = f"{self.prefix}{len(self.params)}"
+        self.params[name] = value
+        return sql.Placeholder(name)
+
+    def scalar(self, node: Scalar) -> sql.Composable:
+        """A value expression."""
+        if isinstance(node, Prop):
+            return sql.Identifier(node.name)
+        if isinstance(node, Lit):  # typed, so that literal-to-literal comparisons need no inference
+            return sql.SQL("{}::{}").format(self._param(node.value), sql.SQL(_PG_TYPES[node.type]))
+        left, right = self.scalar(node.left), self.scalar(node.right)
+        if node.op == "/":
+            return sql.SQL("({}::double precision / NULLIF({}::double precision, 0))").format(left, right)
+        return sql.SQL("({}::double precision {} {}::double precision)").format(left, sql.SQL(node.op), right)
+
+    def _ordered(self, node: Scalar) -> sql.Composable:
+        value = self.scalar(node)
+        return sql.Composed([value, _C]) if node.type == "string" else value
+
+    def expr(self, node: Expr) -> sql.Composable:
+        """A condition."""
+        if isinstance(node, Const):
+            return sql.SQL("true" if node.value else "false")
+        if isinstance(node, Logic):
+            joiner = sql.SQL(" AND " if node.op == "and" else " OR ")
+            return sql.SQL("({})").format(joiner.join(self.expr(a) for a in node.args))
+        if isinstance(node, Not):
+            return sql.SQL("(NOT {})").format(self.expr(node.arg))
+        if isinstance(node, Compare):
+            left = self._ordered(node.left) if node.op not in ("=", "<>") else self.scalar(node.left)
+            return sql.SQL("({} {} {})").format(left, sql.SQL(node.op), self.scalar(node.right))
+        if isinstance(node, Like):
+            return sql.SQL("({} LIKE {})").format(self.scalar(node.value), self._param(node.pattern))
+        if isinstance(node, In):
+            values = self._param([v.value for v in node.values])
+            return sql.SQL("({} = ANY({}))").format(self.scalar(node.value), values)
+        if isinstance(node, Between):
+            return sql.SQL("({} BETWEEN {} AND {})").format(
+                self._ordered(node.value), self.scalar(node.low), self.scalar(node.high))
+        if isinstance(node, IsNull):
+            return sql.SQL("({} IS NULL)").format(self.scalar(node.value))
+        if isinstance(node, Spatial):
+            return self._spatial(node)
+        return self._temporal(node)
+
+    def _spatial(self, node: Spatial) -> sql.Composable:
+        shape: sql.Composable = sql.SQL("ST_GeomFromWKB({}, {})").format(
+            self._param(shapely.to_wkb(node.shape)), sql.Literal(self.srid if self.lonlat else 4326))
+        if not self.lonlat:
+            shape = sql.SQL("ST_Transform({}, {})").format(shape, sql.Literal(self.srid))
+        return sql.SQL("{}({}, {})").format(sql.SQL(_SPATIAL[node.op]), self.geometry, shape)
+
+    def _temporal(self, node: Temporal) -> sql.Composable:
+        t = sql.Identifier(node.field.name)
+        parts: list[sql.Composable] = []
+        if node.op == "before":
+            if node.start is None:
+                return sql.SQL("({} IS NULL AND NULL)").format(t)
+            parts.append(sql.SQL("{} < {}").format(t, self._param(node.start)))
+        elif node.op == "after":
+            if node.end is None:
+                return sql.SQL("({} IS NULL AND NULL)").format(t)
+            parts.append(sql.SQL("{} > {}").format(t, self._param(node.end)))
+        else:
+            low, high = (">=", "<=") if node.op == "intersects" else (">", "<")
+            if node.start is not None:
+                parts.append(sql.SQL("{} {} {}").format(t, sql.SQL(low), self._param(node.start)))
+            if node.end is not None:
+                parts.append(sql.SQL("{} {} {}").format(t, sql.SQL(high), self._param(node.end)))
+        if not parts:
+            parts.append(sql.SQL("{t} = {t}").format(t=t))
+        return sql.SQL("({})").format(sql.SQL(" AND ").join(parts))
+
+
+def pg_filter(expr: Expr, geometry: str, srid: int, lonlat: bool) -> tuple[sql.Composable, dict[str, Any]]:
+    """The WHERE fragment of a filter on a table whose geometry column is ``geometry`` in ``srid``
+    (``lonlat``: stored as lon/lat degrees, where CRS84 coordinates apply as they are), and its
+    named parameters."""
+    compiler = PgFilter(geometry, srid, lonlat)
+    return compiler.expr(expr), compiler.params

@@ -23,6 +23,7 @@ CAPABILITIES = (
     "server.raster.routes",
     "server.stac_api.routes",
     "server.styles.routes",
+    "server.processes.routes",
     "server.viewer.routes",
 )
 

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from pyproj import Transformer
 
 from server.app import create_app
+from server.settings import Settings
 from server.sources.gpkg_geometry import decode_gpkg_geometry
 from server.stores import open_store
 from server.stores.jobs import COLUMNS, Job
@@ -48,7 +49,8 @@ def test_process_list_and_description(client):
     desc = client.get("/processes/site-compliance").json()
     assert set(desc["inputs"]) == {"geometry", "crs", "planned_use"} and set(desc["outputs"]) == {"report"}
     assert "async-execute" in desc["jobControlOptions"]
-    assert "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core" in client.get("/conformance").json()["conformsTo"]
+    core = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core"
+    assert core in client.get("/conformance").json()["conformsTo"]
     missing = client.get("/processes/nope")
     assert missing.status_code == 404 and missing.json()["code"].endswith("no-such-process")
     assert client.post("/processes/nope/execution", json={"inputs": {}}).json()["code"].endswith("no-such-process")
@@ -84,14 +86,17 @@ def test_report_content_and_verdict(client):
     rules = {r["rule"]: r for r in report["reasons"]}
     if lines.get("permanent_basic_farmland", 0) > 0.01:
         assert report["verdict"] == "reject" and "permanent_basic_farmland" in rules
-        assert rules["permanent_basic_farmland"]["area_m2"] == pytest.approx(lines["permanent_basic_farmland"], abs=0.01)
+        farmland = lines["permanent_basic_farmland"]
+        assert rules["permanent_basic_farmland"]["area_m2"] == pytest.approx(farmland, abs=0.01)
     outside = site_m2 - lines.get("urban_development_boundary", 0.0)
     assert rules["construction_outside_urban_boundary"]["area_m2"] == pytest.approx(outside, abs=0.02)
     zoned = {c["code"]: c["area_m2"] for c in report["layers"]["planning_zones"]["by_use_code"]}
-    assert rules["planned_use_conflict"]["area_m2"] == pytest.approx(sum(a for c, a in zoned.items() if c != "07"), abs=0.02)
+    conflicting = sum(a for c, a in zoned.items() if c != "07")
+    assert rules["planned_use_conflict"]["area_m2"] == pytest.approx(conflicting, abs=0.02)
     for p in report["layers"]["parcels"]["list"]:
         assert 0 < p["area_m2"] <= site_m2 and p["href"].endswith(p["id"])
-    assert client.get(report["layers"]["parcels"]["list"][0]["href"].replace("http://testserver", "")).status_code == 200
+    first = report["layers"]["parcels"]["list"][0]["href"]
+    assert client.get(first.replace("http://testserver", "")).status_code == 200
     doc = run(client, {"geometry": SITE}, response="document").json()
     assert set(doc) == {"report"} and doc["report"]["site"]["planned_use"] is None
 
@@ -159,9 +164,10 @@ def _all_jobs(settings) -> list[Job]:
 def test_jobs_are_the_callers_own_audited_and_kept_in_the_store(backend, request):
     settings = settings_for(backend, request)
     app = create_app(settings)
-    with TestClient(app, headers={"X-API-Key": issue_key(settings, "a")}) as a, \
-            TestClient(app, headers={"X-API-Key": issue_key(settings, "b")}) as b:
-        r = a.post(EXECUTE, json={"inputs": {"geometry": SITE, "planned_use": "07"}}, headers={"Prefer": "respond-async"})
+    with TestClient(app, headers={"X-API-Key": issue_key(settings, "a")}) as a:
+        b = TestClient(app, headers={"X-API-Key": issue_key(settings, "b")})  # the same app: no second lifespan
+        r = a.post(EXECUTE, json={"inputs": {"geometry": SITE, "planned_use": "07"}},
+                   headers={"Prefer": "respond-async"})
         job_id = r.json()["jobID"]
         assert wait_for(a, f"/jobs/{job_id}")["status"] == "successful"
         other = b.get(f"/jobs/{job_id}")
@@ -184,3 +190,59 @@ def test_jobs_are_the_callers_own_audited_and_kept_in_the_store(backend, request
     # another server (a replica, or this one restarted) answers from the store
     with TestClient(create_app(settings), headers=a.headers) as replica:
         assert replica.get(f"/jobs/{job_id}/results").json()["verdict"] == row.verdict
+
+
+def test_backends_agree_per_class(request):
+    """The embedded store and PostGIS give the same areas, class by class, within 0.01 m²."""
+    reports = []
+    for backend in ("geopackage", "postgis"):
+        with keyed_client(settings_for(backend, request)) as c:
+            reports.append(run(c, {"geometry": SITE, "planned_use": "07"}).json())
+    gpkg, pg = reports
+    assert gpkg["verdict"] == pg["verdict"] and gpkg["site"] == pg["site"]
+    for layer in gpkg["layers"]:
+        a, b = gpkg["layers"][layer], pg["layers"][layer]
+        key = next(k for k in a if k.startswith("by_") or k == "list")
+        left = {(c.get("code") or c.get("id")): c["area_m2"] for c in a[key]}
+        right = {(c.get("code") or c.get("id")): c["area_m2"] for c in b[key]}
+        assert left.keys() == right.keys(), layer
+        for k, area in left.items():
+            assert area == pytest.approx(right[k], abs=0.01), (layer, k)
+
+
+def test_narrow_key_gets_results_without_hidden_layers(backend, request):
+    settings = settings_for(backend, request)
+    with TestClient(create_app(settings),
+                    headers={"X-API-Key": issue_key(settings, "survey only", frozenset({"land_survey"}))}) as c:
+        report = run(c, {"geometry": SITE, "planned_use": "07"}).json()
+    assert set(report["layers"]) == {"land_survey"}
+    assert report["unavailable_layers"] == ["control_lines", "planning_zones", "parcels"]
+    assert not report["complete"]
+    assert {r["rule"] for r in report["not_evaluated"]} == {
+        "ecological_red_line", "permanent_basic_farmland", "construction_outside_urban_boundary",
+        "planned_use_conflict"}
+    assert {r["rule"] for r in report["reasons"]} <= {"cropland_occupied"}
+
+
+def test_government_edition_never_counts_secret_rows(tmp_path_factory, sample_dir, request):
+    """Over a secret special-use parcel, the government edition's report has neither the parcel nor the
+    special-use survey and zone classes: their rows are not read, so no area comes from them."""
+    with sqlite3.connect(sample_dir / "onemap.gpkg") as conn:
+        code, blob = conn.execute("SELECT unit_code, geom FROM parcels WHERE land_use = '09' LIMIT 1").fetchone()
+    special = shapely.from_wkb(decode_gpkg_geometry(blob))
+    site = shapely.geometry.mapping(special.buffer(0.001, join_style="mitre").envelope)
+    data_dir = mislabelled_gpkg_dir(tmp_path_factory.mktemp("gov"), sample_dir, rasters=False)
+    classified = keyed_client(settings_for("geopackage", request))
+    gov_settings = Settings(data_dir=data_dir, edition="government")
+    with classified as master, TestClient(create_app(gov_settings),
+                                         headers={"X-API-Key": issue_key(gov_settings, "department")}) as gov:
+        full = run(master, {"geometry": site}).json()
+        seen = run(gov, {"geometry": site}).json()
+    assert code in {p["id"] for p in full["layers"]["parcels"]["list"]}
+    assert code not in {p["id"] for p in seen["layers"]["parcels"]["list"]} and code not in str(seen)
+    assert "09" in {c["code"] for c in full["layers"]["land_survey"]["by_land_code"]}
+    assert "09" not in {c["code"] for c in seen["layers"]["land_survey"]["by_land_code"]}
+    assert seen["layers"]["land_survey"]["overlap_m2"] < full["layers"]["land_survey"]["overlap_m2"]
+    assert "15" not in {c["code"] for c in seen["layers"]["planning_zones"]["by_use_code"]}
+    assert seen["site"] == full["site"]
+

@@ -11,7 +11,8 @@ OUTPUT_ID = "report"
 VERSION = "1.0.0"
 
 _TITLES = {
-    "zh": ("规划符合性分析", "计算用地范围与三区三线、规划用途分区、三调地类及宗地的重叠面积（CGCS2000 高斯-克吕格投影），"
+    "zh": ("规划符合性分析",
+           "计算用地范围与三区三线、规划用途分区、三调地类及宗地的重叠面积（CGCS2000 高斯-克吕格投影），"
            "并按配置的规则给出审查结论。"),
     "en": ("Site compliance", "Overlap in m² (CGCS2000 Gauss-Kruger) of a site with the control lines, the planning "
            "use zones, the land survey classes and the parcels, and a verdict from the configured rules."),

@@ -18,7 +18,7 @@ from shapely.geometry.base import BaseGeometry
 
 from server.codes.classes import PLANNING_USE_CLASSES
 from server.errors import InvalidParameter
-from server.sources.areas import SITE_SRID, Site, project
+from server.sources.areas import SITE_SRID, Site, project, transformed
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_PREFIX = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -86,7 +86,7 @@ def parse_geometry(value: Any, crs_uri: str) -> BaseGeometry:
     transformer, lat_first = _to_storage(crs_uri)
     if lat_first:
         geom = shapely.transform(geom, lambda xy: xy[:, ::-1])
-    return shapely.transform(geom, transformer.transform, interleaved=False)
+    return transformed(geom, transformer)
 
 
 def parse_crs(value: Any) -> str:
@@ -116,7 +116,8 @@ def parse_inputs(inputs: Any) -> SiteInputs:
         raise InvalidParameter("The execute request needs an 'inputs' object.")
     unknown = sorted(set(inputs) - KNOWN_INPUTS)
     if unknown:
-        raise InvalidParameter(f"Unknown input {', '.join(map(repr, unknown))}; inputs: {', '.join(sorted(KNOWN_INPUTS))}.")
+        names = ", ".join(map(repr, unknown))
+        raise InvalidParameter(f"Unknown input {names}; inputs: {', '.join(sorted(KNOWN_INPUTS))}.")
     if "geometry" not in inputs:
         raise InvalidParameter("Input 'geometry' is required.")
     geometry = parse_geometry(inputs["geometry"], parse_crs(inputs.get("crs")))

@@ -69,7 +69,15 @@ def _to_zone(srid: int, epsg: int) -> Transformer:
 
 def project(geoms: Any, srid: int, epsg: int) -> Any:
     """Geometries (lon/lat in ``srid``) projected to the GK zone ``epsg`` (x = easting)."""
-    return shapely.transform(geoms, _to_zone(srid, epsg).transform, interleaved=False)
+    return transformed(geoms, _to_zone(srid, epsg))
+
+
+def transformed(geoms: Any, transformer: Transformer) -> Any:
+    """Geometries with every coordinate pair (x, y) put through ``transformer``."""
+    def apply(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
+
+    return shapely.transform(geoms, apply)
 
 
 def overlap_areas(geoms: np.ndarray, site: Site, srid: int) -> np.ndarray:

@@ -153,7 +153,7 @@ class PostgresJobs(_Jobs):
                         self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
                                                      application_name="onemap-jobs")
                     with self._conn.cursor() as cur:
-                        cur.execute(sql, params)  # type: ignore[arg-type]  # fixed statements of this module
+                        cur.execute(sql, params)
                         return cur.fetchall() if fetch else []
                 except psycopg.OperationalError:
                     if self._conn is not None:

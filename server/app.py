@@ -24,6 +24,7 @@ CAPABILITIES = (
     "server.stac_api.routes",
     "server.styles.routes",
     "server.processes.routes",
+    "server.profiles.routes",
     "server.viewer.routes",
 )
 

@@ -47,6 +47,7 @@ DECLARED = {
     ("get", "/styles"): {"f": "string"},
     ("get", "/styles/{styleId}"): {"f": "string"},
     ("get", "/styles/{styleId}/metadata"): {"f": "string"},
+    ("get", "/codes/{unitCode}"): {"f": "string"},
     ("get", "/processes"): {},
     ("get", "/processes/{processId}"): {},
     ("post", "/processes/{processId}/execution"): {},

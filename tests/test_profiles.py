@@ -111,3 +111,53 @@ def test_government_profile_masks_and_hides(tmp_path_factory, sample_dir, codes,
         assert master.get(f"/codes/{codes['special']}").status_code == 200
         surveyed = shapely.geometry.shape(master.get(f"/codes/{codes['special']}").json()["parcel"]["geometry"])
         assert surveyed.area > 0
+
+
+def test_life_records_by_stage_in_time_order(client, codes, sample_dir):
+    with sqlite3.connect(sample_dir / "onemap.gpkg") as conn:
+        (built,) = conn.execute(
+            "SELECT e.parcel_code FROM parcel_events e WHERE e.event_type = 'completion_acceptance' "
+            "AND e.land_use <> '09' ORDER BY e.parcel_code LIMIT 1").fetchone()
+        stored = conn.execute("SELECT event_id, stage, event_date FROM parcel_events WHERE parcel_code = ?",
+                              (built,)).fetchall()
+    doc = client.get(f"/codes/{built}W00000000").json()
+    life = doc["life"]
+    assert list(life) == ["planning", "approval", "supply", "use", "registration", "supervision"]
+    got = {(r["event_id"], r["stage"], str(r["event_date"])) for records in life.values() for r in records}
+    assert got == set(stored)
+    for records in life.values():
+        dates = [str(r["event_date"]) for r in records]
+        assert dates == sorted(dates)
+    # the order of a construction parcel's life: supply, then its permit, start, and completion
+    first = {r["event_type"]: str(r["event_date"]) for records in life.values() for r in records}
+    assert first["land_use_planning_permit"] >= min(first.get("transfer_contract", "9"), first.get("allocation", "9"))
+    assert first["construction_start"] < first["completion_acceptance"]
+    supply = life["supply"][0]
+    assert len(supply["code"]) == 19 and len(life["registration"][0]["code"]) == 28
+    if supply["event_type"] == "transfer_contract":
+        assert supply["price_cny"] > 0 and supply["term_years"] in (40, 50, 70)
+    else:
+        assert supply["price_cny"] is None
+    html = client.get(f"/codes/{built}W00000000?f=html").text
+    assert 'id="life"' in html and 'data-stage="supply"' in html
+
+
+def test_life_records_are_classified(client, sample_dir, tmp_path_factory):
+    """Mortgage amounts and violation details are sensitive, holders' names secret; records of special-use
+    parcels are secret rows. Queryable through Features like any other collection."""
+    from server.catalog import load_catalog
+    from server.policy.editions import load_editions
+    from server.policy.resolve import PolicyResolver
+    from tests.support import ROOT
+
+    catalog, editions = load_catalog(ROOT / "collections"), load_editions(ROOT / "config")
+    events = catalog.get("parcel_events")
+    assert {f.name: f.level for f in events.fields if f.level} == {
+        "mortgage_amount_cny": "sensitive", "holder_name": "secret", "details": "sensitive"}
+    assert PolicyResolver(catalog, editions, "internet").policy(None).access("parcel_events") is None
+    gov = PolicyResolver(catalog, editions, "government").policy("k").access("parcel_events")
+    assert "holder_name" not in gov.fields and {"mortgage_amount_cny", "details"} <= set(gov.fields)
+    assert [(c.field, c.values) for c in gov.restriction.exclude] == [("land_use", ("09",))]
+    page = client.get("/collections/parcel_events/items?limit=50&datetime=2020-01-01/2020-12-31").json()
+    assert page["numberReturned"] > 0
+    assert all(f["properties"]["event_date"].startswith("2020") for f in page["features"])

@@ -31,6 +31,8 @@ NO_FIXTURE = "W00000000"
 # collection -> the field grouping its overlap areas
 MEASURED = {"planning_zones": "use_code", "control_lines": "line_type", "land_survey": "land_code"}
 BUILDING_FIELDS = ("parcel_code", "building_use", "floors", "height_m")
+EVENTS = "parcel_events"
+STAGES = ("planning", "approval", "supply", "use", "registration", "supervision")  # 规、批、供、用、登、管
 
 
 def code_parts(code: UnitCode) -> dict[str, Any]:
@@ -114,8 +116,37 @@ async def profile(source: Source, policy: Policy, code: UnitCode, data_dir: Path
             doc["unavailable"].append(cid)
         else:
             doc[cid] = _classes(policy, cid, field, found, parcel_m2, base)
+    life = await _life(source, policy, code, site, base)
+    if life is None:
+        doc["unavailable"].append(EVENTS)
+    else:
+        doc["life"] = life
     doc.update(await _rasters(policy, geometry, site, data_dir, base))
     return doc
+
+
+async def _life(source: Source, policy: Policy, code: UnitCode, site: Site,
+                base: str) -> dict[str, list[dict[str, Any]]] | None:
+    """The parcel's life records the caller may see, by stage (规批供用登管 order), each stage in time order.
+
+    Masked fields are left out (the source's overlap read returns values as stored)."""
+    access = policy.access(EVENTS)
+    view = access.view if access is not None else None
+    if access is None or not isinstance(view, VectorCollection):
+        return None
+    restriction, id_field = access.restriction, view.source.id_field
+    fields = tuple(f for f in view.field_names if f in restriction.fields and f not in restriction.masked)
+    if "parcel_code" not in fields or "stage" not in fields:
+        return None
+    found = await source.overlaps(view, site, fields, restriction=restriction)
+    records = [dict(zip(fields, o.values, strict=True)) for o in found]
+    records = [r for r in records if r["parcel_code"] == code.parcel_code]
+    for r in records:
+        r["href"] = f"{base}/collections/{EVENTS}/items/{r[id_field]}"
+    by_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage in STAGES}
+    for r in sorted(records, key=lambda r: (str(r.get("event_date") or ""), r[id_field])):
+        by_stage.setdefault(r["stage"], []).append(r)
+    return by_stage
 
 
 async def _rasters(policy: Policy, geometry: Any, site: Site, data_dir: Path, base: str) -> dict[str, Any]:

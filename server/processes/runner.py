@@ -63,15 +63,19 @@ class Runner:
                               "cancelled; run it asynchronously or with a smaller site.") from None
 
     async def execute_sync(self, policy: Policy, inputs: SiteInputs, base: str, lang: str) -> dict[str, Any]:
-        """Run now and record the execution (failed ones too)."""
+        """Run now and record the execution once it ended (failed ones too): one write per execution."""
         job = self.new_job(policy, inputs, "running")
-        await self.store(self.jobs.add, job)
         try:
             report = await self.run(policy, inputs, base, lang)
         except OGCError as exc:
-            await self.store(self.jobs.update, job.id, status="failed", message=exc.description, finished=now_text())
+            job.status, job.message = "failed", exc.description
             raise
-        await self._finished(job.id, report, keep=False)
+        else:
+            job.status, job.verdict = "successful", report["verdict"]
+            job.unavailable = ",".join(report["unavailable_layers"])
+        finally:
+            job.finished = job.updated = now_text()
+            await self.store(self.jobs.add, job)
         return report
 
     async def execute_async(self, policy: Policy, inputs: SiteInputs, base: str, lang: str) -> Job:
@@ -87,7 +91,7 @@ class Runner:
         try:
             await self.store(self.jobs.update, job_id, status="running")
             report = await self.run(policy, inputs, base, lang)
-            await self._finished(job_id, report, keep=True)
+            await self._finished(job_id, report)
         except OGCError as exc:
             await self.store(self.jobs.update, job_id, status="failed", message=exc.description, finished=now_text())
         except Exception:  # a job must end failed, never stay running
@@ -95,10 +99,10 @@ class Runner:
             await self.store(self.jobs.update, job_id, status="failed", message="An internal error occurred.",
                              finished=now_text())
 
-    async def _finished(self, job_id: str, report: dict[str, Any], keep: bool) -> None:
+    async def _finished(self, job_id: str, report: dict[str, Any]) -> None:
         await self.store(self.jobs.update, job_id, status="successful", finished=now_text(),
                          verdict=report["verdict"], unavailable=",".join(report["unavailable_layers"]),
-                         result=orjson.dumps(report).decode() if keep else None)
+                         result=orjson.dumps(report).decode())
 
     async def job(self, policy: Policy, job_id: str) -> Job | None:
         """The caller's job, marked failed first when its server stopped before it finished."""

@@ -10,6 +10,7 @@ in ``unavailable``; a parcel the caller may not see is the same 404 as one that 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,11 @@ async def profile(source: Source, policy: Policy, code: UnitCode, data_dir: Path
     doc: dict[str, Any] = {"unit_code": code.code, "code": code_parts(code), "parcel": parcel, "unavailable": []}
     parcel_m2 = float(project(geometry, SITE_SRID, site.epsg).area)
     doc["parcel_area_m2"] = round(parcel_m2, 2)
-    buildings = await _overlaps(source, policy, "buildings", site, BUILDING_FIELDS)
+    layers = [("buildings", BUILDING_FIELDS), *((cid, (field,)) for cid, field in MEASURED.items())]
+    found, life = await asyncio.gather(  # one read per layer, all at once
+        asyncio.gather(*(_overlaps(source, policy, cid, site, fields) for cid, fields in layers)),
+        _life(source, policy, code, site, base))
+    buildings, *measured = found
     if buildings is None:
         doc["unavailable"].append("buildings")
     else:
@@ -110,13 +115,11 @@ async def profile(source: Source, policy: Policy, code: UnitCode, data_dir: Path
         doc["fixtures"] = [{"unit_code": b.id, **dict(zip(BUILDING_FIELDS[1:], b.values[1:], strict=True)),
                             "footprint_on_parcel_m2": round(b.area_m2, 2),
                             "href": f"{base}/collections/buildings/items/{b.id}"} for b in on_parcel]
-    for cid, field in MEASURED.items():
-        found = await _overlaps(source, policy, cid, site, (field,))
+    for (cid, field), found in zip(MEASURED.items(), measured, strict=True):
         if found is None:
             doc["unavailable"].append(cid)
         else:
             doc[cid] = _classes(policy, cid, field, found, parcel_m2, base)
-    life = await _life(source, policy, code, site, base)
     if life is None:
         doc["unavailable"].append(EVENTS)
     else:

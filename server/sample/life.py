@@ -21,9 +21,10 @@ import numpy as np
 
 END = dt.date(2025, 6, 30)  # the sample's "today": nothing is dated later
 AUTHORITY = {
-    "county": "示例县自然资源和规划局",
+    "county": "示例县行政审批局",  # permits, allocation decisions and idle-land findings
     "province": "浙江省人民政府",
-    "county_gov": "示例县人民政府",
+    "trading": "示例县公共资源交易中心",  # transfer contracts, let by public tender
+    "works": "示例县建设工程质量安全监督站",  # construction start and completion acceptance
     "registry": "示例县不动产登记中心",
     "inspector": "示例县自然资源执法监察大队",
 }
@@ -107,12 +108,12 @@ class LifeMaker:
         if hi and rng.random() < 0.8:
             price = round(area * float(rng.uniform(lo, hi)), -3)
             ev.add(i, pcode, ucode, use, "supply", "transfer_contract", "国有建设用地使用权出让合同", supply,
-                   f"{pcode[:6]}{year}A{rng.integers(1, 99999):05d}", AUTHORITY["county"], code=pcode,
+                   f"{pcode[:6]}{year}A{rng.integers(1, 99999):05d}", AUTHORITY["trading"], code=pcode,
                    planned_use=planned, area_m2=round(area, 2), supply_method="出让", price_cny=price,
                    term_years=term)
         else:
             ev.add(i, pcode, ucode, use, "supply", "allocation", "国有建设用地划拨决定书", supply,
-                   f"{pcode[:6]}{year}H{rng.integers(1, 99999):05d}", AUTHORITY["county_gov"], code=pcode,
+                   f"{pcode[:6]}{year}H{rng.integers(1, 99999):05d}", AUTHORITY["county"], code=pcode,
                    planned_use=planned, area_m2=round(area, 2), supply_method="划拨")
         permit = supply + _day(rng, 5, 60)
         ev.add(i, pcode, ucode, use, "planning", "land_use_planning_permit", "建设用地规划许可证", permit,
@@ -128,7 +129,7 @@ class LifeMaker:
                start - _day(rng, 10, 60), f"建字第{pcode[:6]}{start.year}{rng.integers(1, 99999):05d}号",
                AUTHORITY["county"], code=pcode, planned_use=planned)
         ev.add(i, pcode, ucode, use, "use", "construction_start", "开工", start,
-               f"施{start.year}{rng.integers(1, 99999):05d}", AUTHORITY["county"])
+               f"施{start.year}{rng.integers(1, 99999):05d}", AUTHORITY["works"])
         if start - supply > dt.timedelta(days=365):
             found = supply + _day(rng, 380, 450)
             ev.add(i, pcode, ucode, use, "supervision", "idle_land_finding", "闲置土地认定", found,
@@ -136,7 +137,7 @@ class LifeMaker:
                    details=f"约定开工日期后{(start - supply).days - 365}日方开工")
         if done <= END:
             ev.add(i, pcode, ucode, use, "use", "completion_acceptance", "竣工验收", done,
-                   f"竣{done.year}{rng.integers(1, 99999):05d}", AUTHORITY["county"])
+                   f"竣{done.year}{rng.integers(1, 99999):05d}", AUTHORITY["works"])
 
     def _registration(self, i: int, pcode: str, ucode: str, use: str, ptype: str, registered: dt.date,
                       area: float, owner: str | None) -> None:

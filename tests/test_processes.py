@@ -246,3 +246,42 @@ def test_government_edition_never_counts_secret_rows(tmp_path_factory, sample_di
     assert "15" not in {c["code"] for c in seen["layers"]["planning_zones"]["by_use_code"]}
     assert seen["site"] == full["site"]
 
+
+
+def _config_dir(tmp_path, change):
+    import shutil
+
+    import yaml
+
+    from tests.support import ROOT
+
+    target = tmp_path / "config"
+    shutil.copytree(ROOT / "config", target)
+    doc = yaml.safe_load((target / "compliance.yaml").read_text(encoding="utf-8"))
+    change(doc)
+    (target / "compliance.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return target
+
+
+def test_slow_run_is_cancelled_with_a_503_and_a_bad_rules_file_is_a_503(request, tmp_path):
+    slow = _config_dir(tmp_path / "slow", lambda d: d["limits"].update(timeout_s=0.001))
+    settings = settings_for("geopackage", request, config_dir=slow)
+    with keyed_client(settings) as c:
+        r = run(c, {"geometry": SITE})
+        assert r.status_code == 503 and "cancelled" in r.json()["description"] and r.headers["Retry-After"]
+        assert not (set(r.json()) - {"code", "description", "status"})
+    broken = _config_dir(tmp_path / "broken", lambda d: d["rules"][0].update(kind="nearby"))
+    with keyed_client(settings_for("geopackage", request, config_dir=broken)) as c:
+        r = run(c, {"geometry": SITE})
+        assert r.status_code == 503 and "compliance.yaml" not in r.text and str(tmp_path) not in r.text
+
+
+def test_anonymous_callers_list_no_jobs(tmp_path_factory, sample_dir):
+    data_dir = mislabelled_gpkg_dir(tmp_path_factory.mktemp("anon-jobs"), sample_dir, rasters=False)
+    with TestClient(create_app(Settings(data_dir=data_dir, edition="internet"))) as anon:
+        r = anon.post(EXECUTE, json={"inputs": {"geometry": SITE}}, headers={"Prefer": "respond-async"})
+        job = r.json()["jobID"]
+        assert wait_for(anon, f"/jobs/{job}")["status"] == "successful"
+        assert anon.get("/jobs").json()["jobs"] == []
+        report = anon.get(f"/jobs/{job}/results").json()
+        assert set(report["unavailable_layers"]) == {"control_lines", "parcels"}

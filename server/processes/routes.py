@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import logging
+
 import anyio
 from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import Response
 
 from server.catalog import VectorCollection
-from server.errors import InvalidParameter, NotFound, OGCError
+from server.errors import InvalidParameter, NotFound, OGCError, Unavailable
 from server.policy import policy_of
 from server.processes.description import OUTPUT_ID, PROCESS_ID, description, summary
 from server.processes.inputs import SiteInputs, parse_inputs
@@ -24,6 +26,7 @@ from server.processes.runner import Runner, status_info
 from server.web import JSON, base_url, json_response, language, link
 
 router = APIRouter(tags=["Processes"])
+log = logging.getLogger("onemap.processes")
 
 _EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
 CONFORMANCE = [
@@ -75,7 +78,11 @@ def _runner(request: Request) -> Runner:
     runner = getattr(state, "process_runner", None)
     if runner is None:
         vectors = {c.id for c in state.catalog.of_kind(VectorCollection)}
-        config = load_compliance(state.settings.config_dir, vectors)
+        try:
+            config = load_compliance(state.settings.config_dir, vectors)
+        except ValueError as exc:
+            log.error("site-compliance configuration: %s", exc)
+            raise Unavailable("The process configuration is not valid; the server log says why.", 60) from None
         jobs = state.store.jobs()
         jobs.setup()
         runner = Runner(config, jobs, state.source, state.policy.edition)
@@ -153,7 +160,9 @@ async def jobs(request: Request):
     """The caller's latest jobs on this edition, newest first."""
     runner, base = _runner(request), base_url(request)
     policy = policy_of(request)
-    found = await runner.store(runner.jobs.list, policy.caller, runner.edition, JOB_LIST_MAX)
+    # anonymous callers share one identity: their jobs are reached only by their unguessable ids
+    found = [] if policy.key_id is None else await runner.store(runner.jobs.list, policy.caller, runner.edition,
+                                                                 JOB_LIST_MAX)
     return json_response({"jobs": [status_info(j, base) for j in found],
                           "links": [link(f"{base}/jobs", "self", JSON, "Jobs")]})
 

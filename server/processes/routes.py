@@ -8,9 +8,8 @@ the store's admin part under the caller's policy (see the README).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
 import logging
+from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Body, Header, Request

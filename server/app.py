@@ -23,6 +23,8 @@ CAPABILITIES = (
     "server.raster.routes",
     "server.stac_api.routes",
     "server.styles.routes",
+    "server.processes.routes",
+    "server.profiles.routes",
     "server.viewer.routes",
 )
 

@@ -18,10 +18,10 @@ def test_every_shipped_collection_has_its_kind():
     kinds = {c.id: c.kind for c in catalog}
     assert kinds == {"admin_boundaries": "vector", "buildings": "vector", "control_lines": "vector",
                      "dem": "raster", "imagery": "raster", "land_survey": "vector", "parcels": "vector",
-                     "planning_zones": "vector"}
+                     "parcel_events": "vector", "planning_zones": "vector"}
     assert all(isinstance(c, VectorCollection if c.kind == "vector" else RasterCollection) for c in catalog)
     assert [c.id for c in catalog.of_kind(RasterCollection)] == ["dem", "imagery"]
-    assert len(catalog.of_kind(VectorCollection)) == 6 and len(catalog) == 8
+    assert len(catalog.of_kind(VectorCollection)) == 7 and len(catalog) == 9
     assert Catalog(catalog.of_kind(RasterCollection)).ids == ("dem", "imagery")
 
 

@@ -21,7 +21,8 @@ FLOOR = {
     "stac_catalog", "stores", "tiling", "web",
 }
 CAPABILITIES = {
-    "common", "features", "raster", "release", "sample", "stac_api", "styles", "tiles", "viewer",
+    "common", "features", "processes", "profiles", "raster", "release", "sample", "stac_api", "styles", "tiles",
+    "viewer",
 }
 
 

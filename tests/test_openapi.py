@@ -51,6 +51,13 @@ DECLARED = {
     ("get", "/styles"): {"f": "string"},
     ("get", "/styles/{styleId}"): {"f": "string"},
     ("get", "/styles/{styleId}/metadata"): {"f": "string"},
+    ("get", "/codes/{unitCode}"): {"f": "string"},
+    ("get", "/processes"): {},
+    ("get", "/processes/{processId}"): {},
+    ("post", "/processes/{processId}/execution"): {},
+    ("get", "/jobs"): {},
+    ("get", "/jobs/{jobId}"): {},
+    ("get", "/jobs/{jobId}/results"): {},
     ("get", "/map"): {},
 }
 ENUMS = {

@@ -229,3 +229,14 @@ def test_imagery_and_its_time_switch_in_chromium(browser_run):
         assert all(r["status"] == 200 and r["type"].startswith("image/jpeg") for r in stamped), stamped
     assert not report["consoleErrors"][report["vectorConsoleErrorCount"]:], report["consoleErrors"]
     _assert_drawn(shots / "imagery.png")
+
+
+def test_draw_a_site_and_open_a_parcel_profile_in_chromium(browser_run):
+    report, _, server = browser_run
+    compliance = report["compliance"]
+    assert compliance["status"] == 200 and compliance["drawn"] == "Polygon", compliance
+    assert compliance["verdict"] in ("approve", "flag", "conflict", "reject"), compliance
+    assert "land_survey" in compliance["layers"] and "parcels" in compliance["layers"], compliance
+    profile = report["profile"]
+    assert profile and profile["href"] and profile["href"].startswith(f"{server}/codes/"), profile
+    assert profile["status"] == 200 and profile["type"].startswith("text/html") and profile["hasMap"], profile

@@ -19,6 +19,8 @@ import orjson
 
 from server.catalog import Collection, CollectionBase, VectorCollection
 
+ANONYMOUS = "-"
+
 
 @dataclass(frozen=True)
 class RowCondition:
@@ -195,6 +197,11 @@ class Policy:
     collections: Mapping[str, CollectionAccess]
     cache_scope: str
     anonymous: bool = field(default=False)
+
+    @property
+    def caller(self) -> str:
+        """The key id, or ``-`` for an anonymous caller (as jobs and audit rows record it)."""
+        return self.key_id or ANONYMOUS
 
     def access(self, collection_id: str) -> CollectionAccess | None:
         """The caller's access to a collection, or ``None`` when it is hidden (or missing)."""

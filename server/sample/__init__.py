@@ -15,7 +15,8 @@ from server.settings import packaged
 from server.stores import Store
 from server.stores.batches import Batch, write_all
 
-COLLECTIONS = ("admin_boundaries", "land_survey", "planning_zones", "control_lines", "parcels", "buildings")
+COLLECTIONS = ("admin_boundaries", "land_survey", "planning_zones", "control_lines", "parcels", "buildings",
+               "parcel_events")
 
 
 def sample_collections(collections_dir: Path | None = None) -> list[VectorCollection]:

@@ -19,6 +19,7 @@ from server.sample.controls import control_lines
 from server.sample.county import CITY_CODE, COUNTY_CODE, COUNTY_NAME, Layout
 from server.sample.geom import to_multipolygons
 from server.sample.landuse import Patches, planning_zones, survey_patches
+from server.sample.life import chunk_events
 from server.sample.owners import PERSON_KINDS, Owners, household_counts
 from server.sample.parcels import CHOICES, allocate, chunks, subdivide
 from server.stores.batches import Batch
@@ -144,7 +145,9 @@ class ParcelMaker:
                 continue
             parcels, geoms_planar, land_codes, angle = made
             yield parcels
-            yield self._buildings(parcels, geoms_planar, land_codes, angle, rng)
+            buildings = self._buildings(parcels, geoms_planar, land_codes, angle, rng)
+            yield buildings
+            yield self._events(parcels, buildings, _rng(self.scale, 200, int(units[0])))
             done += len(parcels)
             progress(f"parcels: {done:,} / {self.scale:,}")
 
@@ -201,6 +204,16 @@ class ParcelMaker:
             "building_use": b.use,
             "completed_date": b.completed.astype(str).tolist(),
         }, geoms)
+
+
+    @staticmethod
+    def _events(parcels: Batch, buildings: Batch, rng: np.random.Generator) -> Batch:
+        """The life records of the chunk's parcels (a generator of their own: parcels stay as they were)."""
+        completed: dict[str, str] = {}
+        for code, day in zip(buildings.columns["parcel_code"], buildings.columns["completed_date"], strict=True):
+            completed[code] = min(day, completed.get(code, day))
+        columns, geoms = chunk_events(parcels.columns, parcels.geoms, completed, rng)
+        return Batch("parcel_events", columns, geoms)
 
 
 def generate(scale: int, progress: Callable[[str], None] | None = None) -> Iterator[Batch]:

@@ -49,6 +49,7 @@ from server.catalog import VectorCollection
 from server.crs import CRS84, Crs
 from server.errors import InvalidParameter
 from server.policy.model import Restriction, RestrictionError, checked
+from server.sources.areas import Overlap, Site
 from server.sources.keyset import SortKey, order_keys
 
 if TYPE_CHECKING:  # server.filters reads server.params, which reads this module
@@ -243,6 +244,11 @@ class Source(Protocol):
 
     async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
         """The extent of the rows the restriction keeps, as stored."""
+
+    async def overlaps(self, collection: VectorCollection, site: Site, fields: tuple[str, ...], *,
+                       restriction: Restriction) -> list[Overlap]:
+        """The kept rows overlapping ``site``, by id, with ``fields``' values and the overlap in m² (see
+        ``server.sources.areas``); ``fields`` must be visible and unmasked in the restriction."""
 
     async def version(self, collection: VectorCollection) -> str:
         """A token that changes whenever the collection's data changes."""

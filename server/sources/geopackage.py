@@ -24,6 +24,7 @@ from server.filters import row_predicate
 from server.policy.desensitize import desensitize_geometries, mask_rows, output_digits, reduce_geometries
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import sqlite_exclusion
+from server.sources.areas import Overlap, Site, readable_fields
 from server.sources.base import (
     Extent,
     ItemQuery,
@@ -34,6 +35,7 @@ from server.sources.base import (
     integer_id,
     restricted_layers,
 )
+from server.sources.gpkg_areas import gpkg_overlaps
 from server.sources.gpkg_geometry import decode_gpkg_geometry
 from server.sources.gpkg_versions import data_version
 from server.sources.keyset import sqlite_after, sqlite_order, typed_values
@@ -128,6 +130,13 @@ class GeoPackageSource:
     async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
         """Bounding box and time span of the rows the restriction keeps."""
         return await self._run(self._extent, collection, checked(restriction, collection))
+
+    async def overlaps(self, collection: VectorCollection, site: Site, fields: tuple[str, ...], *,
+                       restriction: Restriction) -> list[Overlap]:
+        """Rows overlapping ``site`` with their overlap in m², measured in a worker thread (``gpkg_areas``)."""
+        restriction = checked(restriction, collection)
+        fields = readable_fields(fields, restriction)
+        return await self._run(lambda: gpkg_overlaps(self._conn(), collection, site, fields, restriction))
 
     async def version(self, collection: VectorCollection) -> str:
         """The collection's data version (``onemap_versions``, see ``gpkg_versions``).

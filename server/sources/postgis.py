@@ -36,6 +36,7 @@ from server.policy.desensitize import output_digits
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
 from server.settings import Settings
+from server.sources.areas import Overlap, Site, readable_fields
 from server.sources.base import (
     Extent,
     ItemQuery,
@@ -47,6 +48,7 @@ from server.sources.base import (
     restricted_layers,
 )
 from server.sources.keyset import order_keys, pg_after, pg_order, typed_values
+from server.sources.postgis_areas import overlaps_from_rows, overlaps_statement, site_params
 from server.sources.postgis_page import page_rows
 from server.sources.postgis_schema import load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
@@ -320,6 +322,15 @@ class PostGISSource:
         result = Extent(bbox=bbox, interval=interval)
         self._extents[memo] = (version, result)
         return result
+
+    async def overlaps(self, collection: VectorCollection, site: Site, fields: tuple[str, ...], *,
+                       restriction: Restriction) -> list[Overlap]:
+        """Rows overlapping ``site`` with their overlap in m², from one statement (``postgis_areas``)."""
+        restriction = checked(restriction, collection)
+        fields = readable_fields(fields, restriction)
+        statement, params = overlaps_statement(template("overlaps"), collection, fields, restriction)
+        rows = await self._fetch(statement, {**params, **site_params(site)}, many=True)
+        return overlaps_from_rows(rows, fields)
 
     async def version(self, collection: VectorCollection) -> str:
         """The collection's data version from ``onemap_versions``; ``"0"`` when versioning is not installed."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from server.policy.model import Restriction
     from server.sources.base import Source
     from server.stores.batches import Batch, Writer
+    from server.stores.jobs import PostgresJobs, SqliteJobs
 
 GPKG_NAME = "onemap.gpkg"  # the embedded store's file, in a data directory and in a release bundle
 Progress = Callable[[str], None]
@@ -47,6 +48,10 @@ class Store(ABC):
     @abstractmethod
     def admin(self) -> AdminStore:
         """The admin tables: API keys and the audit log (the caller closes it)."""
+
+    @abstractmethod
+    def jobs(self) -> SqliteJobs | PostgresJobs:
+        """The process jobs table, in the admin part of the store (see ``server.stores.jobs``)."""
 
     @contextmanager
     def opened_admin(self) -> Iterator[AdminStore]:

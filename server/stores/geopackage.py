@@ -22,6 +22,7 @@ from server.stores.base import Progress, Store
 from server.stores.batches import Batch
 from server.stores.files import replace_file
 from server.stores.gpkg_writer import GeoPackageWriter, open_for_edits
+from server.stores.jobs import SqliteJobs
 from server.stores.reader import gpkg_batches
 
 
@@ -52,6 +53,10 @@ class GeoPackageStore(Store):
     def admin(self) -> SqliteAdmin:
         """The admin tables beside the data file."""
         return SqliteAdmin(self.path.parent / ADMIN_FILE)
+
+    def jobs(self) -> SqliteJobs:
+        """The jobs table in the admin file."""
+        return SqliteJobs(self.path.parent / ADMIN_FILE)
 
     def writer(self, collections: list[VectorCollection]) -> GeoPackageWriter:
         """A new file, moved over this one when it finishes."""

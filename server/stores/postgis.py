@@ -20,6 +20,7 @@ from server.sources.tile_overviews import PG_SCHEMA
 from server.stores.base import Progress, Store
 from server.stores.batches import Batch, write_all
 from server.stores.geopackage import GeoPackageStore
+from server.stores.jobs import PostgresJobs
 from server.stores.pg_writer import PostGISWriter
 from server.stores.reader import pg_batches
 
@@ -47,6 +48,10 @@ class PostGISStore(Store):
     def admin(self) -> PostgresAdmin:
         """The admin tables, on a connection of their own."""
         return PostgresAdmin(self.url)
+
+    def jobs(self) -> PostgresJobs:
+        """The jobs table in the database."""
+        return PostgresJobs(self.url)
 
     def writer(self, collections: list[VectorCollection]) -> PostGISWriter:
         """Tables replaced in one transaction when it finishes."""

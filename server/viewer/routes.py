@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse
 
 from server.catalog import Collection, RasterCollection, VectorCollection
+from server.codes.classes import PLANNING_USE_CLASSES
 from server.errors import NotFound, Unavailable
 from server.extents import union_bbox
 from server.html import STATIC_DIR, render_page
@@ -77,7 +78,8 @@ async def map_page(request: Request) -> HTMLResponse:
     if not maplibre_installed(request.app.state.settings.maplibre_dir):
         return render_page(request, "map.html", status_code=503, missing=True)
     config = viewer_config(visible_collections(request), base_url(request))
-    return render_page(request, "map.html", missing=False, config=orjson.dumps(config).decode())
+    return render_page(request, "map.html", missing=False, config=orjson.dumps(config).decode(),
+                       planning_uses=sorted(PLANNING_USE_CLASSES.items()))
 
 
 @router.get("/map/lib/{name}", summary="MapLibre GL JS files", include_in_schema=False)

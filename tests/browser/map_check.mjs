@@ -82,6 +82,62 @@ async function run(page) {
   report.vectorConsoleErrorCount = report.consoleErrors.length;
   report.imagery = withImagery ? await imageryStep(page) : null;
   mark("imagery");
+  report.profile = await profileStep(page);
+  report.compliance = await complianceStep(page);
+  mark("compliance");
+}
+
+// Click inside a drawn parcel: the panel links to its unit-code profile, which opens.
+async function profileStep(page) {
+  await page.evaluate(() => window.__map.jumpTo({ zoom: 16 }));
+  await waitIdle(page);
+  const spot = await page.evaluate(() => {
+    const map = window.__map;
+    for (const f of map.queryRenderedFeatures()) {
+      if (f.sourceLayer !== "parcels") continue;
+      const ring = f.geometry.type === "Polygon" ? f.geometry.coordinates[0] : f.geometry.coordinates[0][0];
+      const pts = ring.map((c) => map.project(c));
+      const x = pts.reduce((a, p) => a + p.x, 0) / pts.length;
+      const y = pts.reduce((a, p) => a + p.y, 0) / pts.length;
+      const hit = map.queryRenderedFeatures([x, y]).some((g) => g.sourceLayer === "parcels");
+      const box = map.getCanvas().getBoundingClientRect();
+      if (hit && x > 5 && y > 5 && x < box.width - 5 && y < box.height - 5) return { x, y };
+    }
+    return null;
+  });
+  if (!spot) return null;
+  const box = await page.locator("#map canvas").boundingBox();
+  await page.mouse.click(box.x + spot.x, box.y + spot.y);
+  const link = await page.waitForSelector("#feature a.profile", { timeout: 5000 }).catch(() => null);
+  if (!link) return { href: null };
+  const href = await link.getAttribute("href");
+  const opened = await page.evaluate(async (u) => {
+    const r = await fetch(u);
+    return { status: r.status, type: r.headers.get("content-type"), text: await r.text() };
+  }, href);
+  return { href, status: opened.status, type: opened.type, hasMap: opened.text.includes('id="parcel-map"') };
+}
+
+// Draw a site of four clicks around the centre, run it, and read the verdict and layers shown.
+async function complianceStep(page) {
+  await page.click("#draw-site");
+  const box = await page.locator("#map canvas").boundingBox();
+  const cx = box.x + box.width / 2;
+  const cy = box.y + box.height / 2;
+  for (const [dx, dy] of [[-80, -60], [80, -60], [80, 60], [-80, 60]]) {
+    await page.mouse.click(cx + dx, cy + dy);
+  }
+  const response = page.waitForResponse((r) => r.url().includes("/processes/site-compliance/execution"),
+    { timeout: 10000 });
+  await page.click("#run-site");
+  const answered = await response.catch(() => null);
+  await page.waitForSelector("#compliance [data-verdict]", { timeout: 10000 }).catch(() => {});
+  return page.evaluate((status) => ({
+    status,
+    verdict: document.querySelector("#compliance [data-verdict]")?.dataset.verdict || null,
+    layers: [...document.querySelectorAll("#compliance h3")].map((h) => h.dataset.layer),
+    drawn: window.__map.queryRenderedFeatures({ layers: ["compliance-fill"] })[0]?.geometry?.type || null,
+  }), answered ? answered.status() : null);
 }
 
 // Switch the first imagery layer on over its extent, then switch to its other acquisition time.

@@ -2,6 +2,7 @@
 // server, next to this file), with a layer switcher, an imagery time switch, a tile grid choice
 // and the properties of the features under a click. Every request goes to this server only.
 import * as maplibregl from "../lib/maplibre-gl.mjs";
+import { setupCompliance } from "./compliance.js";
 
 const mapEl = document.getElementById("map");
 const config = JSON.parse(mapEl.dataset.config);
@@ -147,7 +148,14 @@ function showFeatures(features) {
       const href = `${config.base}/collections/${collection}/items/${encodeURIComponent(idValue)}?f=html${key}`;
       heading.append(" ", el("a", { href, target: "_blank", text: "↗" }));
     }
-    panel.append(heading, propertyTable(feature.properties));
+    panel.append(heading);
+    const code = feature.properties.unit_code;
+    if (code && (collection === "parcels" || collection === "buildings")) {
+      const key = apiKey ? `&api_key=${encodeURIComponent(apiKey)}` : "";
+      panel.append(el("p", {}, el("a", { class: "profile", href: `${config.base}/codes/${encodeURIComponent(code)}?f=html${key}`,
+        target: "_blank", text: "一码全息 Unit-code profile" })));
+    }
+    panel.append(propertyTable(feature.properties));
   }
 }
 
@@ -227,7 +235,10 @@ map.on("load", () => {
   addImagery(map);
   buildLayerSwitcher(map);
   buildTmsChoice();
-  map.on("click", (event) => showFeatures(featuresAt(map, event.point)));
+  const compliance = setupCompliance(map, config.base, keyHeaders);
+  map.on("click", (event) => {
+    if (!compliance.isDrawing()) showFeatures(featuresAt(map, event.point));
+  });
   map.on("moveend", () => showPosition(map));
   map.once("idle", () => {
     showPosition(map);

@@ -1,0 +1,1 @@
+"""OGC API Processes: the site-compliance process and its jobs."""

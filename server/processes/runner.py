@@ -1,0 +1,131 @@
+"""Running ``site-compliance`` synchronously or as a job, and the job documents (statusInfo).
+
+Every execution becomes a row of the store's jobs table (``server.stores.jobs``), which is also the
+audit of executions. Asynchronous runs are tasks of the worker that accepted them; their status and
+results live in the store, so any replica answers ``/jobs/{id}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import orjson
+import shapely
+
+from server.errors import OGCError, Unavailable
+from server.policy import Policy
+from server.processes.compliance import site_compliance
+from server.processes.description import PROCESS_ID
+from server.processes.inputs import SiteInputs
+from server.processes.rules import ComplianceConfig
+from server.sources import Source
+from server.stores.jobs import Job, PostgresJobs, SqliteJobs, now_text
+
+log = logging.getLogger("onemap.processes")
+
+
+@dataclass
+class Runner:
+    """The process configuration, the jobs table and the tasks this worker runs."""
+
+    config: ComplianceConfig
+    jobs: SqliteJobs | PostgresJobs
+    source: Source
+    edition: str
+    tasks: set[asyncio.Task] = field(default_factory=set)
+
+    async def store(self, fn, *args, **kwargs):
+        """A jobs-table call in a worker thread."""
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    def new_job(self, policy: Policy, inputs: SiteInputs, status: str) -> Job:
+        """A job record for an execution by ``policy``'s caller."""
+        now = now_text()
+        digest = hashlib.sha256(shapely.to_wkb(shapely.normalize(inputs.site.geometry))).hexdigest()[:32]
+        return Job(id=uuid.uuid4().hex, owner=policy.caller, edition=self.edition, process=PROCESS_ID,
+                   status=status, created=now, updated=now, geometry_hash=digest,
+                   area_m2=round(inputs.area_m2, 2), vertices=inputs.vertices, planned_use=inputs.planned_use)
+
+    async def run(self, policy: Policy, inputs: SiteInputs, base: str, lang: str) -> dict[str, Any]:
+        """The report, cancelled at the configured timeout (503)."""
+        try:
+            return await asyncio.wait_for(site_compliance(self.source, policy, self.config, inputs, base, lang),
+                                          self.config.limits.timeout_s)
+        except TimeoutError:
+            raise Unavailable(f"The process took longer than {self.config.limits.timeout_s:g} s and was "
+                              "cancelled; run it asynchronously or with a smaller site.") from None
+
+    async def execute_sync(self, policy: Policy, inputs: SiteInputs, base: str, lang: str) -> dict[str, Any]:
+        """Run now and record the execution once it ended (failed ones too): one write per execution."""
+        job = self.new_job(policy, inputs, "running")
+        try:
+            report = await self.run(policy, inputs, base, lang)
+        except OGCError as exc:
+            job.status, job.message = "failed", exc.description
+            raise
+        else:
+            job.status, job.verdict = "successful", report["verdict"]
+            job.unavailable = ",".join(report["unavailable_layers"])
+        finally:
+            job.finished = job.updated = now_text()
+            await self.store(self.jobs.add, job)
+        return report
+
+    async def execute_async(self, policy: Policy, inputs: SiteInputs, base: str, lang: str) -> Job:
+        """Record an accepted job and start it in this worker."""
+        job = self.new_job(policy, inputs, "accepted")
+        await self.store(self.jobs.add, job)
+        task = asyncio.create_task(self._background(job.id, policy, inputs, base, lang))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return job
+
+    async def _background(self, job_id: str, policy: Policy, inputs: SiteInputs, base: str, lang: str) -> None:
+        try:
+            await self.store(self.jobs.update, job_id, status="running")
+            report = await self.run(policy, inputs, base, lang)
+            await self._finished(job_id, report)
+        except OGCError as exc:
+            await self.store(self.jobs.update, job_id, status="failed", message=exc.description, finished=now_text())
+        except Exception:  # a job must end failed, never stay running
+            log.exception("job %s failed", job_id)
+            await self.store(self.jobs.update, job_id, status="failed", message="An internal error occurred.",
+                             finished=now_text())
+
+    async def _finished(self, job_id: str, report: dict[str, Any]) -> None:
+        await self.store(self.jobs.update, job_id, status="successful", finished=now_text(),
+                         verdict=report["verdict"], unavailable=",".join(report["unavailable_layers"]),
+                         result=orjson.dumps(report).decode())
+
+    async def job(self, policy: Policy, job_id: str) -> Job | None:
+        """The caller's job, marked failed first when its server stopped before it finished."""
+        found = await self.store(self.jobs.get, job_id[:64], policy.caller, self.edition)
+        if found is not None and found.stale(dt.datetime.now(dt.UTC), self.config.limits.timeout_s):
+            message = "The server running this job stopped before it finished; execute it again."
+            await self.store(self.jobs.update, found.id, status="failed", message=message, finished=now_text())
+            found.status, found.message = "failed", message
+        return found
+
+
+def status_info(job: Job, base: str) -> dict[str, Any]:
+    """The OGC statusInfo document of a job."""
+    url = f"{base}/jobs/{job.id}"
+    doc: dict[str, Any] = {
+        "processID": job.process, "type": "process", "jobID": job.id, "status": job.status,
+        "message": job.message or job.status, "created": job.created, "updated": job.updated,
+        "links": [{"href": url, "rel": "self", "type": "application/json", "title": "Job status"}],
+    }
+    if job.finished:
+        doc["finished"] = job.finished
+    if job.status == "successful":
+        doc["progress"] = 100
+        doc["links"].append({"href": f"{url}/results", "rel": "http://www.opengis.net/def/rel/ogc/1.0/results",
+                             "type": "application/json", "title": "Results"})
+    return doc

@@ -1,0 +1,1 @@
+"""The unit-code profile (一码全息): GET /codes/{unit_code}."""

@@ -1,0 +1,169 @@
+"""Process jobs (OGC API Processes) in the store's admin part, so that every replica answers for them.
+
+Embedded store: a table in the admin SQLite file (``onemap_admin.sqlite``); PostGIS: a table in the
+database. Every execution is recorded - synchronous ones too - with who ran it, the edition, the
+process, the input geometry's hash, area and vertex count, the verdict and the layers that were not
+available to the caller: this table is the audit of executions. A job that was accepted or running
+when its server stopped is reported failed once it is older than the process timeout (``stale``),
+never left running forever.
+
+All methods are synchronous (the server calls them in worker threads).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+FINAL = ("successful", "failed", "dismissed")
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS onemap_jobs (
+    id text PRIMARY KEY,
+    owner text NOT NULL,
+    edition text NOT NULL,
+    process text NOT NULL,
+    status text NOT NULL,
+    message text,
+    created text NOT NULL,
+    updated text NOT NULL,
+    finished text,
+    geometry_hash text,
+    area_m2 double precision,
+    vertices integer,
+    planned_use text,
+    verdict text,
+    unavailable text,
+    result text
+)"""
+INDEX = "CREATE INDEX IF NOT EXISTS onemap_jobs_owner ON onemap_jobs (owner, edition, created)"
+
+
+@dataclass
+class Job:
+    """One execution. Times are RFC 3339 UTC strings; ``result`` is the JSON text of the results."""
+
+    id: str
+    owner: str
+    edition: str
+    process: str
+    status: str
+    created: str
+    updated: str
+    message: str | None = None
+    finished: str | None = None
+    geometry_hash: str | None = None
+    area_m2: float | None = None
+    vertices: int | None = None
+    planned_use: str | None = None
+    verdict: str | None = None
+    unavailable: str | None = None
+    result: str | None = None
+
+    def stale(self, now: dt.datetime, timeout_s: float) -> bool:
+        """Still accepted or running well past the timeout: its server stopped before it finished."""
+        if self.status in FINAL:
+            return False
+        updated = dt.datetime.fromisoformat(self.updated)
+        return (now - updated).total_seconds() > timeout_s + 30
+
+
+COLUMNS = tuple(f.name for f in fields(Job))
+
+
+def now_text() -> str:
+    """The current time as stored."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+class _Jobs:
+    """The statements, shared by both backends (``%s`` placeholders)."""
+
+    def _run(self, sql: str, params: tuple = (), fetch: bool = False) -> list[tuple]:
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        """Create the table (idempotent)."""
+        self._run(SCHEMA)
+        self._run(INDEX)
+
+    def add(self, job: Job) -> None:
+        """Record a new job."""
+        marks = ", ".join(["%s"] * len(COLUMNS))
+        self._run(f"INSERT INTO onemap_jobs ({', '.join(COLUMNS)}) VALUES ({marks})",
+                  tuple(getattr(job, c) for c in COLUMNS))
+
+    def update(self, job_id: str, **values: Any) -> None:
+        """Change a job's status, message, verdict or result (``updated`` moves)."""
+        values["updated"] = now_text()
+        unknown = set(values) - set(COLUMNS)
+        if unknown:
+            raise ValueError(f"not job columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = %s" for name in values)
+        self._run(f"UPDATE onemap_jobs SET {assignments} WHERE id = %s", (*values.values(), job_id))
+
+    def get(self, job_id: str, owner: str, edition: str) -> Job | None:
+        """The job if this owner ran it on this edition; None otherwise (another's job is not found)."""
+        rows = self._run(f"SELECT {', '.join(COLUMNS)} FROM onemap_jobs WHERE id = %s AND owner = %s "
+                         "AND edition = %s", (job_id, owner, edition), fetch=True)
+        return Job(*rows[0]) if rows else None
+
+    def list(self, owner: str, edition: str, limit: int) -> list[Job]:
+        """The owner's latest jobs on this edition, newest first (without results)."""
+        columns = ", ".join(c if c != "result" else "NULL" for c in COLUMNS)
+        rows = self._run(f"SELECT {columns} FROM onemap_jobs WHERE owner = %s AND edition = %s "
+                         "ORDER BY created DESC LIMIT %s", (owner, edition, limit), fetch=True)
+        return [Job(*r) for r in rows]
+
+
+class SqliteJobs(_Jobs):
+    """Jobs in the admin SQLite file (WAL, as the audit)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def _run(self, sql: str, params: tuple = (), fetch: bool = False) -> list[tuple]:
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            cur = conn.execute(sql.replace("%s", "?"), params)
+            return cur.fetchall() if fetch else []
+        finally:
+            conn.close()
+
+
+class PostgresJobs(_Jobs):
+    """Jobs in the database, on one connection of their own (reconnected when lost)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._conn: psycopg.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _run(self, sql: str, params: tuple = (), fetch: bool = False) -> list[tuple]:
+        with self._lock:
+            for attempt in range(2):
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
+                                                     application_name="onemap-jobs")
+                    with self._conn.cursor() as cur:
+                        cur.execute(sql, params)
+                        return cur.fetchall() if fetch else []
+                except psycopg.OperationalError:
+                    if self._conn is not None:
+                        self._conn.close()
+                    self._conn = None
+                    if attempt:
+                        raise
+        return []
+
+    def close(self) -> None:
+        """Close the connection."""
+        if self._conn is not None:
+            self._conn.close()

@@ -15,14 +15,24 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 
 from server.errors import InvalidParameter
-from server.sources.base import TimeInterval
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 _OPEN = ("", "..")
+
+
+
+@dataclass(frozen=True)
+class TimeInterval:
+    """A closed/open interval in UTC; ``None`` is open-ended. An instant has start == end."""
+
+    start: dt.datetime | None
+    end: dt.datetime | None
+
 
 DATETIME_DESCRIPTION = (
     "An RFC 3339 date-time with a time zone (2024-05-18T02:35:00Z), a date (2024-05-31: that whole day), "

@@ -37,7 +37,6 @@ like bbox); both sources give the same answers (``server.filters``).
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -48,20 +47,13 @@ import orjson
 from server.catalog import VectorCollection
 from server.crs import CRS84, Crs
 from server.errors import InvalidParameter
+from server.params import TimeInterval
 from server.policy.model import Restriction, RestrictionError, checked
 from server.sources.areas import Overlap, Site
 from server.sources.keyset import SortKey, order_keys
 
-if TYPE_CHECKING:  # server.filters reads server.params, which reads this module
+if TYPE_CHECKING:
     from server.filters import Filter
-
-
-@dataclass(frozen=True)
-class TimeInterval:
-    """A closed/open interval in UTC; ``None`` is open-ended. An instant has start == end."""
-
-    start: dt.datetime | None
-    end: dt.datetime | None
 
 
 INTEGER = re.compile(r"[+-]?[0-9]+")

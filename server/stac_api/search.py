@@ -25,9 +25,8 @@ from shapely.geometry.base import BaseGeometry
 
 from server.errors import InvalidParameter
 from server.filters import Filter
-from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, parse_datetime, parse_limit
+from server.params import DATETIME_DESCRIPTION, LIMIT_DESCRIPTION, TimeInterval, parse_datetime, parse_limit
 from server.policy.model import Restriction, restricted_ids
-from server.sources import TimeInterval
 from server.stac_api.extensions import (
     FieldsSpec,
     item_row,

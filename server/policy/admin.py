@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Protocol
 import orjson
 import psycopg
 
+from server.pgconn import OwnConnection
 from server.policy.keys import KeyRecord
 
 SQL_DIR = Path(__file__).parent / "sql"
@@ -201,29 +201,10 @@ class PostgresAdmin:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._conn: psycopg.Connection | None = None
-        self._lock = threading.Lock()
+        self._db = OwnConnection(url, "onemap-admin")
 
     def _run(self, sql: str, params: Any = None, many: bool = False, fetch: bool = False) -> list[tuple]:
-        with self._lock:
-            for attempt in range(2):
-                try:
-                    if self._conn is None or self._conn.closed:
-                        self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
-                                                     application_name="onemap-admin")
-                    with self._conn.cursor() as cur:
-                        if many:
-                            cur.executemany(sql, params)
-                        else:
-                            cur.execute(sql, params)
-                        return cur.fetchall() if fetch else []
-                except psycopg.OperationalError:
-                    if self._conn is not None:
-                        self._conn.close()
-                    self._conn = None
-                    if attempt:
-                        raise
-        return []
+        return self._db.run(sql, params, many=many, fetch=fetch)
 
     def setup(self) -> None:
         ddl = (SQL_DIR / "admin_pg.sql").read_text(encoding="utf-8")
@@ -268,7 +249,4 @@ class PostgresAdmin:
         return [_audit_record(r) for r in self._run(sql, [*params, limit], fetch=True)]
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._db.close()

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import threading
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import psycopg
+from server.pgconn import OwnConnection
 
 FINAL = ("successful", "failed", "dismissed")
 SCHEMA = """
@@ -142,28 +141,11 @@ class PostgresJobs(_Jobs):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._conn: psycopg.Connection | None = None
-        self._lock = threading.Lock()
+        self._db = OwnConnection(url, "onemap-jobs")
 
     def _run(self, sql: str, params: tuple = (), fetch: bool = False) -> list[tuple]:
-        with self._lock:
-            for attempt in range(2):
-                try:
-                    if self._conn is None or self._conn.closed:
-                        self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
-                                                     application_name="onemap-jobs")
-                    with self._conn.cursor() as cur:
-                        cur.execute(sql, params)
-                        return cur.fetchall() if fetch else []
-                except psycopg.OperationalError:
-                    if self._conn is not None:
-                        self._conn.close()
-                    self._conn = None
-                    if attempt:
-                        raise
-        return []
+        return self._db.run(sql, params, fetch=fetch)
 
     def close(self) -> None:
         """Close the connection."""
-        if self._conn is not None:
-            self._conn.close()
+        self._db.close()

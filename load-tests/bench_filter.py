@@ -6,10 +6,10 @@ the given scale into a throwaway PostGIS (or uses ``--database-url ... --skip-lo
 same table with OneMap, tipg (its ``filter``) and pygeoapi (CQL2 on its PostgreSQL provider), each with
 the same number of workers. Peers come from a virtualenv outside the repository:
 
-    python3 -m venv /work/peers/filter
-    /work/peers/filter/bin/pip install tipg pygeoapi uvicorn psycopg2-binary geoalchemy2
-    python load-tests/bench_filter.py --peers /work/peers/filter --scale 1000000
-    python load-tests/bench_filter.py --peers /work/peers/filter --database-url URL --skip-load --only onemap
+    python3 -m venv /tmp/peers
+    /tmp/peers/bin/pip install tipg pygeoapi uvicorn psycopg2-binary geoalchemy2
+    python load-tests/bench_filter.py --peers /tmp/peers --scale 1000000
+    python load-tests/bench_filter.py --peers /tmp/peers --database-url URL --skip-load --only onemap
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def scenario_paths(name: str, scenario: str) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--peers", type=Path, default=Path("/work/peers/filter"), help="virtualenv with tipg, pygeoapi")
+    ap.add_argument("--peers", type=Path, default=Path("/tmp/peers"), help="virtualenv with tipg, pygeoapi")
     ap.add_argument("--database-url", help="an existing PostGIS (default: a throwaway cluster)")
     ap.add_argument("--scale", type=int, default=1_000_000)
     ap.add_argument("--skip-load", action="store_true", help="the database already holds the sample")

@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     forwarded_header: Literal["x-forwarded-for", "forwarded", "x-real-ip"] = Field(
         default="x-forwarded-for", description="The one header the trusted proxies set to name the client"
     )
+    session_ttl_s: int = Field(
+        default=8 * 3600, ge=60, description="Lifetime of a browser session (never past its key's end)"
+    )
+    session_secret: str | None = Field(
+        default=None,
+        description="Signs session cookies; same on every replica (else from cache_secret, else random per process)",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=0, description="Larger request bodies are refused (413)")
     default_limit: int = Field(default=10, ge=1)
     max_limit: int = Field(default=10_000, ge=1)

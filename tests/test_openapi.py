@@ -59,6 +59,9 @@ DECLARED = {
     ("get", "/jobs/{jobId}"): {},
     ("get", "/jobs/{jobId}/results"): {},
     ("get", "/map"): {},
+    ("post", "/session"): {},
+    ("delete", "/session"): {},
+    ("post", "/session/logout"): {},
 }
 ENUMS = {
     ("/collections/{collectionId}/items", "f"): ["json", "html", "csv", "fgb"],

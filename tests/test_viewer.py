@@ -231,6 +231,22 @@ def test_imagery_and_its_time_switch_in_chromium(browser_run):
     _assert_drawn(shots / "imagery.png")
 
 
+def test_a_session_draws_the_map_again_without_the_key_in_chromium(browser_run):
+    """/map?api_key=K once: the page sets the session cookie, no later request carries the key,
+    and /map opened again without it still draws real tiles."""
+    report, shots, server = browser_run
+    keyed = [r["url"] for r in report["requests"] if "api_key" in r["url"]]
+    assert keyed == [report["requests"][0]["url"]] and "/map?" in keyed[0], keyed
+    assert "api_key" not in report["reload"]["addressAfterLoad"], "the key stayed in the address bar"
+    again = report["requests"][report["reload"]["from"]:]
+    assert again[0]["url"] == f"{server}/map" and again[0]["status"] == 200
+    tiles = [r for r in again if "/tiles/WebMercatorQuad/" in r["url"]]
+    assert tiles and all(r["status"] in (200, 204) for r in tiles), tiles
+    assert any(r["status"] == 200 and r["type"].startswith("application/vnd.mapbox-vector-tile") for r in tiles)
+    assert report["reload"]["counts"].get("land_survey", 0) > 10, report["reload"]
+    _assert_drawn(shots / "reloaded.png")
+
+
 def test_draw_a_site_and_open_a_parcel_profile_in_chromium(browser_run):
     report, _, server = browser_run
     compliance = report["compliance"]

@@ -22,10 +22,12 @@ from server.policy.middleware import PolicyMiddleware
 from server.policy.model import CollectionAccess, Policy, Restriction, RestrictionError, RowCondition, checked
 from server.policy.repeats import refuse_repeated
 from server.policy.runtime import PolicyRuntime
+from server.policy.session_routes import router as session_router
 
 __all__ = [
     "CollectionAccess", "Policy", "PolicyRuntime", "Restriction", "RestrictionError", "RowCondition",
     "access", "checked", "install", "note_returned", "policy_of", "refuse_repeated", "restriction_for", "restrictions",
+    "session_active",
     "visible_collection", "visible_collections",
 ]
 
@@ -35,11 +37,13 @@ K = TypeVar("K", bound=CollectionBase)
 def install(app: FastAPI) -> PolicyRuntime:
     """Attach the policy to an app built by ``create_app``: middleware, start-up checks, audit writer.
 
+    Also serves ``/session`` (browser sessions, ``session_routes.py``).
     Call after the routers are included. Raises ``EditionError`` for an unknown edition or rules
     that do not match the catalog; start-up fails (``StoreRefused``) on a store above the edition.
     """
     runtime = PolicyRuntime(app.state.settings, app.state.catalog, app.state.store)
     app.state.policy = runtime
+    app.include_router(session_router)
     app.add_middleware(PolicyMiddleware, runtime=runtime, settings=app.state.settings)
     inner = app.router.lifespan_context
 
@@ -120,3 +124,9 @@ def note_returned(request: Request, count: int) -> None:
     audit = getattr(request.state, "audit", None)
     if isinstance(audit, dict):
         audit["returned"] = count
+
+
+def session_active(request: Request) -> bool:
+    """Whether the browser is (or, with this response, will be) signed in by the session cookie:
+    pages and the viewer then build no link or request with the key in it."""
+    return bool(getattr(request.state, "session", False))

@@ -4,7 +4,10 @@ Runs once per request, before routing, outermost. The client's address is resolv
 direct peer, or what a trusted proxy forwarded: ``proxies.py``) and written back to the scope, so
 key ranges, rate limits, the audit and the access log all see the same address. Library files of
 the viewer need no key; the landing page, conformance and the API definition need none either
-(they carry no data); everything else is authenticated by ``PolicyRuntime.authenticate``.
+(they carry no data); everything else is authenticated by ``PolicyRuntime.authenticate``, or,
+without a key, by the ``onemap_session`` cookie (``sessions.py``; ``GET``/``HEAD`` only unless the
+request is same-origin). An HTML page opened with ``?api_key=`` also gets the session cookie, so
+its links and the viewer need no key after it. ``/session`` itself is answered by ``session_routes``.
 Refusals (401/403/429, 413 for a body above ``max_body_bytes``, 503 while the store is unchecked)
 are answered here with the OGC exception body. WebSocket upgrades are refused before the app.
 ``HEAD`` is served as ``GET`` without the body. Every request is audited after its response: time,
@@ -22,16 +25,18 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.credentials import KEY_HEADER, KEY_PARAMS, printable
-from server.errors import OGCError, PayloadTooLarge, ogc_response
+from server.credentials import KEY_HEADER, KEY_HEADER_NAME, KEY_PARAMS, printable
+from server.errors import Forbidden, OGCError, PayloadTooLarge, ogc_response
 from server.policy.admin import AuditRecord
 from server.policy.audit import audit_params
 from server.policy.keys import parse_key
 from server.policy.model import Policy
 from server.policy.proxies import ClientResolver
 from server.policy.runtime import PolicyRuntime
+from server.policy.sessions import SAFE_METHODS, cookie_header, same_origin, secure_cookie, session_cookie
 from server.settings import Settings
 
+SESSION_PATHS = frozenset({"/session", "/session/logout"})
 NO_KEY_PATHS = frozenset({"/", "/conformance", "/api", "/api.html", "/docs/oauth2-redirect", "/favicon.ico"})
 LIBRARY_PREFIXES = ("/map/lib/", "/map/static/")
 TILE_ROUTE_MARK = "{tileCol}"
@@ -81,6 +86,7 @@ class _Exchange:
     policy: Policy | None = None
     key_id: str | None = None
     status: int = 500
+    grant: str | None = None  # the Set-Cookie of a session to hand an HTML page opened with ?api_key=
 
 
 class PolicyMiddleware:
@@ -91,6 +97,7 @@ class PolicyMiddleware:
         self.runtime = runtime
         self.clients = ClientResolver(settings.trusted_proxies, settings.forwarded_header)
         self.max_body = settings.max_body_bytes
+        self.base_url = settings.base_url
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -119,6 +126,8 @@ class PolicyMiddleware:
             return
         state["policy"] = exchange.policy
         state["audit"] = {}
+        state["session"] = exchange.grant is not None or (presented_key(scope) is None
+                                                          and session_cookie(scope["headers"]) is not None)
         await self._serve(scope, receive, send, exchange)
 
     async def _admit(self, scope: Scope, exchange: _Exchange) -> Policy:
@@ -128,8 +137,12 @@ class PolicyMiddleware:
             return runtime.anonymous() or runtime.public_only()
         await runtime.ensure_ready()
         raw_key = presented_key(scope)
-        if raw_key is None and scope["path"] in NO_KEY_PATHS and not runtime.spec.anonymous:
+        token = session_cookie(scope.get("headers", ())) if raw_key is None else None
+        if scope["path"] in SESSION_PATHS or (raw_key is None and token is None and scope["path"] in NO_KEY_PATHS
+                                              and not runtime.spec.anonymous):
             policy = runtime.public_only()
+        elif token is not None:
+            policy = await self._session_policy(scope, token, exchange)
         else:
             try:
                 policy = await runtime.authenticate(raw_key, exchange.client_ip, exchange.now)
@@ -137,10 +150,48 @@ class PolicyMiddleware:
                 if exc.status in (403, 429):  # the key itself was genuine: the refusal is its own
                     exchange.key_id = _key_id(raw_key)
                 raise
+            if raw_key is not None and scope["method"] == "GET" and _from_query(scope):
+                token, max_age = runtime.sessions.issue(await runtime.key_record(raw_key), exchange.now)
+                exchange.grant = cookie_header(token, max_age, self.secure(scope))
         length = _declared_length(scope)
         if length is not None and length > self.max_body:
             raise PayloadTooLarge(self.max_body)
         return policy
+
+    def own_origin(self, scope: Scope) -> str:
+        """This server's base URL: ``ONEMAP_BASE_URL``, else the scheme and Host of the request."""
+        if self.base_url:
+            return self.base_url
+        host = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"host"), "")
+        return f"{scope.get('scheme', 'http')}://{host}"
+
+    def secure(self, scope: Scope) -> bool:
+        """Whether the session cookie must be ``Secure`` (HTTPS request or HTTPS base URL)."""
+        return secure_cookie(scope.get("scheme"), self.base_url)
+
+    async def _session_policy(self, scope: Scope, token: str, exchange: _Exchange) -> Policy:
+        """The policy of a session cookie; a cross-site request other than GET/HEAD is refused (CSRF)."""
+        runtime = self.runtime
+        if scope["method"] not in SAFE_METHODS and not same_origin(scope.get("headers", ()), self.own_origin(scope)):
+            raise Forbidden("A session cookie authorizes a cross-site request only to read (GET); "
+                            f"send the key in the {KEY_HEADER_NAME} header.")
+        try:
+            return await runtime.authenticate_session(token, exchange.client_ip, exchange.now)
+        except OGCError as exc:
+            if exc.status in (403, 429):
+                found = runtime.sessions.verify(token, exchange.now)
+                exchange.key_id = found.key_id if found else None
+            elif exc.status == 401 and (fallback := self._without_credential(scope)) is not None:
+                return fallback  # a stale cookie is worth no less than none: what needs no key still answers
+            raise
+
+    def _without_credential(self, scope: Scope) -> Policy | None:
+        """What a caller presenting nothing may see here: the anonymous policy, the key-free pages' policy,
+        or ``None`` when a credential is required."""
+        anonymous = self.runtime.anonymous()
+        if anonymous is not None:
+            return anonymous
+        return self.runtime.public_only() if scope["path"] in NO_KEY_PATHS else None
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
         """Run the app (``HEAD`` as ``GET`` without the body; the body read no further than the limit)."""
@@ -160,6 +211,9 @@ class PolicyMiddleware:
         async def recorded(message: Message) -> None:
             if message["type"] == "http.response.start":
                 exchange.status = message["status"]
+                if exchange.grant is not None and _is_page(message):
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (b"set-cookie", exchange.grant.encode("latin-1"))]}
             elif head and message["type"] == "http.response.body" and message.get("body"):
                 message = {**message, "body": b""}
             await send(message)
@@ -176,7 +230,7 @@ class PolicyMiddleware:
         self.runtime.audit.submit(AuditRecord(
             ts=exchange.now,
             edition=self.runtime.edition,
-            key_id=policy.key_id if policy is not None else exchange.key_id,
+            key_id=(policy.key_id if policy is not None else None) or exchange.key_id or _noted_key(scope),
             client_ip=exchange.client_ip,
             method=exchange.method,
             route=printable(route_path) if route_path else None,
@@ -201,3 +255,22 @@ def _key_id(raw: str | None) -> str | None:
     """The id part of a well-formed key (never the secret)."""
     parsed = parse_key(raw) if raw else None
     return parsed[0] if parsed else None
+
+
+def _from_query(scope: Scope) -> bool:
+    """Whether the request's key came as a query parameter (not in the header)."""
+    return not any(name == KEY_HEADER for name, _ in scope.get("headers", ()))
+
+
+def _is_page(message: Message) -> bool:
+    """A successful HTML page (what a browser opened, so what may receive the session cookie)."""
+    if message["status"] != 200:
+        return False
+    kind = next((v for k, v in message.get("headers", []) if k.lower() == b"content-type"), b"")
+    return kind.startswith(b"text/html")
+
+
+def _noted_key(scope: Scope) -> str | None:
+    """The key id a route noted (``POST /session`` authenticates the key itself)."""
+    noted = scope.get("state", {}).get("audit", {}).get("key_id")
+    return str(noted) if noted else None

@@ -1,6 +1,7 @@
 """The policy's server-side state: the edition's resolver, key lookups, limits, audit and store checks.
 
-Authentication of one request (``authenticate``): no key -> the anonymous policy when the edition
+Authentication of one request (``authenticate``, or ``authenticate_session`` for a browser
+session standing for a key, see ``sessions.py``): no key -> the anonymous policy when the edition
 allows it, else 401; a malformed, unknown, revoked or wrong key -> 401; a client address outside
 the key's ranges or a time outside its validity window -> 403; over the per-key rate or the daily
 quota -> 429 with Retry-After (shared by every worker through Redis when configured, see
@@ -30,6 +31,7 @@ from server.policy.keys import KeyRecord, parse_key
 from server.policy.labels import StoreLabel, label_problem
 from server.policy.model import Policy
 from server.policy.resolve import PolicyResolver
+from server.policy.sessions import SessionSigner
 from server.policy.shared_limits import Limits
 from server.settings import Settings
 
@@ -76,6 +78,7 @@ class PolicyRuntime:
                                  log=log)
         self.limits = Limits(settings.redis_url, settings.redis_timeout_s, breaker, self.spec.limits_without_redis,
                              self._seed_quota)
+        self.sessions = SessionSigner(settings)
         self._keys: TTLCache[str, KeyRecord | None] = TTLCache(maxsize=10_000, ttl=KEY_TTL_S)
         self.ready = False
         self.problem: str | None = None
@@ -186,10 +189,33 @@ class PolicyRuntime:
             if policy is None:
                 raise Unauthorized(f"This server requires an API key. {KEY_HELP}")
             return policy
+        return await self._admitted(await self.key_record(raw_key), client_ip, now)
+
+    async def key_record(self, raw_key: str) -> KeyRecord:
+        """The stored record of a genuine, unrevoked key, or ``Unauthorized``."""
         parsed = parse_key(raw_key)
         record = await self._record(parsed[0]) if parsed else None
         if parsed is None or record is None or record.revoked is not None or not record.matches(parsed[1]):
             raise Unauthorized(f"The API key is not valid. {KEY_HELP}")
+        return record
+
+    async def authenticate_session(self, token: str, client_ip: str | None, now: dt.datetime) -> Policy:
+        """The policy of the key a session cookie stands for; 401 for a bad, expired or orphaned session."""
+        found = self.sessions.verify(token, now)
+        record = await self._record(found.key_id) if found else None
+        if found is None or record is None or record.revoked is not None or not self.sessions.bound_to(found, record):
+            raise Unauthorized(f"The session is not valid or has expired; sign in again. {KEY_HELP}")
+        return await self._admitted(record, client_ip, now)
+
+    async def open_session(self, raw_key: str, client_ip: str | None, now: dt.datetime) -> tuple[str, int, Policy]:
+        """Verify a key as a request would and issue a session for it: (token, max-age in s, policy)."""
+        record = await self.key_record(raw_key)
+        policy = await self._admitted(record, client_ip, now)
+        token, max_age = self.sessions.issue(record, now)
+        return token, max_age, policy
+
+    async def _admitted(self, record: KeyRecord, client_ip: str | None, now: dt.datetime) -> Policy:
+        """The key's policy once its ranges, window, rate and quota allow this request (else 403/429)."""
         if not record.allows_ip(client_ip):
             raise Forbidden(f"The API key may not be used from address {client_ip}.")
         if (problem := record.window_problem(now)) is not None:

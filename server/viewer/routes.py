@@ -22,7 +22,7 @@ from server.codes.classes import PLANNING_USE_CLASSES
 from server.errors import NotFound, Unavailable
 from server.extents import union_bbox
 from server.html import STATIC_DIR, render_page
-from server.policy import visible_collections
+from server.policy import session_active, visible_collections
 from server.web import base_url
 
 router = APIRouter(tags=["Map viewer"])
@@ -47,13 +47,15 @@ def _title(c: Collection) -> dict[str, str]:
     return {"zh": c.title.zh, "en": c.title.en}
 
 
-def viewer_config(visible: list[Collection], base: str) -> dict[str, Any]:
-    """What the page needs to know: style URL, collection titles, imagery layers and their times."""
+def viewer_config(visible: list[Collection], base: str, session: bool = False) -> dict[str, Any]:
+    """What the page needs to know: style URL, collection titles, imagery layers and their times, and
+    whether a session cookie signs the browser in (then the page puts the key in no request)."""
     vector = [c for c in visible if isinstance(c, VectorCollection)]
     imagery = [c for c in visible if isinstance(c, RasterCollection) and c.raster.kind == "imagery"]
     bounds = union_bbox([*vector, *imagery])
     return {
         "base": base,
+        "session": session,
         "styleUrl": f"{base}/styles/basemap?f=mapbox",
         "tileMatrixSetsUrl": f"{base}/tileMatrixSets?f=json",
         "bounds": list(bounds) if bounds else None,
@@ -77,7 +79,7 @@ async def map_page(request: Request) -> HTMLResponse:
     """The interactive map: layer switcher, feature properties on click, imagery time switch."""
     if not maplibre_installed(request.app.state.settings.maplibre_dir):
         return render_page(request, "map.html", status_code=503, missing=True)
-    config = viewer_config(visible_collections(request), base_url(request))
+    config = viewer_config(visible_collections(request), base_url(request), session_active(request))
     return render_page(request, "map.html", missing=False, config=orjson.dumps(config).decode(),
                        planning_uses=sorted(PLANNING_USE_CLASSES.items()))
 

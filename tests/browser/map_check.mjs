@@ -5,8 +5,10 @@
 //
 // Report: ready, console errors, every request (url, status, type), rendered feature counts per
 // collection at the start view and at a close-up, the feature panel after a click, and the
-// layer switcher's effect, then (with --imagery) the imagery layer and its time switch.
-// Screenshots: start.png, closeup.png and imagery.png in the given directory.
+// layer switcher's effect, then (with --imagery) the imagery layer and its time switch, the
+// site-compliance panel, and last the page opened again without the key in its URL (the
+// session cookie set by the first page must be enough). Screenshots: start.png, closeup.png,
+// imagery.png and reloaded.png in the given directory.
 import { chromium } from "playwright-core";
 
 const [url, outDir] = process.argv.slice(2);
@@ -85,6 +87,21 @@ async function run(page) {
   report.profile = await profileStep(page);
   report.compliance = await complianceStep(page);
   mark("compliance");
+  report.reload = await reloadStep(page);
+  mark("reload");
+}
+
+// Open the map again at its URL without the key: the session cookie alone must draw it.
+async function reloadStep(page) {
+  const addressAfterLoad = page.url();
+  const bare = new URL(url);
+  bare.searchParams.delete("api_key");
+  const from = report.requests.length;
+  await page.goto(bare.toString(), { waitUntil: "domcontentloaded", timeout: TIMEOUT_MS });
+  await page.waitForFunction(() => window.__mapReady === true, null, { timeout: TIMEOUT_MS });
+  await waitIdle(page);
+  await page.screenshot({ path: `${outDir}/reloaded.png` });
+  return { addressAfterLoad, from, counts: await page.evaluate(countsByCollection) };
 }
 
 // Click inside a drawn parcel: the panel links to its unit-code profile, which opens.

@@ -11,8 +11,16 @@ const titles = new Map(
 );
 const idFields = new Map(config.collections.map((c) => [c.id, c.idField]));
 const RASTER_TYPES = new Set(["raster", "hillshade", "color-relief"]);
-// A key given to the page (/map?api_key=...) goes with every request to this server, as a header.
-const apiKey = new URLSearchParams(window.location.search).get("api_key");
+// A key given to the page (/map?api_key=...) goes with every request to this server, as a header,
+// unless the browser is signed in by the session cookie (set by that very page): then no request
+// and no link carries it, and it leaves the address bar too.
+const pageParams = new URLSearchParams(window.location.search);
+const apiKey = config.session ? null : pageParams.get("api_key");
+if (config.session && pageParams.has("api_key")) {
+  pageParams.delete("api_key");
+  const query = pageParams.toString();
+  window.history.replaceState(null, "", `${window.location.pathname}${query ? `?${query}` : ""}${window.location.hash}`);
+}
 
 function keyHeaders(url) {
   return apiKey && url.startsWith(config.base) ? { "X-API-Key": apiKey } : {};

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -80,11 +81,12 @@ def now_text() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
-class _Jobs:
-    """The statements, shared by both backends (``%s`` placeholders)."""
+class _Jobs(ABC):
+    """The statements, shared by both backends (``%s`` placeholders); a backend runs them."""
 
+    @abstractmethod
     def _run(self, sql: str, params: tuple = (), fetch: bool = False) -> list[tuple]:
-        raise NotImplementedError
+        """Execute one statement; its rows with ``fetch``."""
 
     def setup(self) -> None:
         """Create the table (idempotent)."""

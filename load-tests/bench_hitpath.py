@@ -6,7 +6,7 @@ Scenarios, each driven by wrk at ``--clients`` (64) against ``--workers`` (2):
 
 - keyed identity / gzip / br: cached base-map tiles for a key with an IP range, a validity window, a
   rate and a daily quota (all checked on every request), an audit row per request, ETag and Vary; the
-  bare app sends the median tile's bytes in the same encoding;
+  bare app sends a tile of the mean size in the same encoding;
 - keyed 304: the same caller revalidating with ``If-None-Match`` (what mobile clients on poor networks
   send most); the bare app answers with an empty body;
 - anonymous: the internet edition (a release of the sample, ``onemap release`` + ``onemap import``)

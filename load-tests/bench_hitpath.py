@@ -95,12 +95,12 @@ def typical_body(base: str, paths: list[str], encoding: str | None) -> tuple[byt
 
 
 def side_by_side(name: str, ours: Server, bare: Server, paths: list[str], headers: dict | None,
-                 args: argparse.Namespace, bare_paths: list[str] | None = None) -> dict[str, Result]:
+                 args: argparse.Namespace, workers: int | None = None) -> dict[str, Result]:
     """One scenario: OneMap and the bare app, taking turns; prints the table and the ratio."""
     targets = {f"onemap {name}": Target(ours, paths, headers),
-               f"bare ASGI {name}": Target(bare, bare_paths or [p.split("\t")[0] for p in paths], headers)}
+               f"bare ASGI {name}": Target(bare, [p.split("\t")[0] for p in paths], headers)}
     results = measure(targets, args.clients, args.seconds, args.runs)
-    report(results, title=f"{name}: {args.clients} clients, {args.workers} workers, median of {args.runs} x "
+    report(results, title=f"{name}: {args.clients} clients, {workers or args.workers} workers, median of {args.runs} x "
                           f"{args.seconds} s")
     mine, theirs = results[f"onemap {name}"], results[f"bare ASGI {name}"]
     print(f"  OneMap reaches {mine.rps / theirs.rps:.0%} of the bare ASGI req/s (p99 {mine.p99_ms:.1f} ms vs "
@@ -158,7 +158,7 @@ def scaling(args: argparse.Namespace, env: dict, key: str, two: dict[str, Result
         body, kind, etags = typical_body(ours.base, paths, "identity")
         bare = start_bare(1, body, kind)
         one = side_by_side("keyed identity, 1 worker", ours, bare, [p for p in paths if p in etags],
-                           {"Accept-Encoding": "identity"}, args)
+                           {"Accept-Encoding": "identity"}, args, workers=1)
         bare.stop()
     finally:
         ours.stop()

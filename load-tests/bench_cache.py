@@ -74,13 +74,15 @@ def tile_paths(count: int) -> list[str]:
     return [f"/tiles/WebMercatorQuad/{t.z}/{t.y}/{t.x}" for t in tiles[::step]][:count]
 
 
-def seed_redis(env: dict, data_dir: Path, key: str, redis_url: str) -> None:
+def seed_redis(env: dict, data_dir: Path, key: str | None, redis_url: str,
+               layers: tuple[tuple[str, str], ...] = (("basemap", "12-15"), ("imagery", "12-16"))) -> None:
     """Render the base map (levels 12-15) and the imagery (12-16) of the area people look at into
-    Redis through the tile route (``onemap seed``): what a deployment does before opening."""
-    for collections, zooms in (("basemap", "12-15"), ("imagery", "12-16")):
+    Redis through the tile route (``onemap seed``): what a deployment does before opening. Without
+    ``key``, for anonymous callers."""
+    for collections, zooms in layers:
         cmd = [sys.executable, "-m", "server.cli", "seed", "--collections", collections, "--zooms", zooms,
                "--bbox", AREA, "--concurrency", "2", "--data-dir", str(data_dir), "--redis-url", redis_url,
-               "--api-key", key]
+               *(["--api-key", key] if key else [])]
         subprocess.run(cmd, env=env, cwd=REPO, check=True, timeout=3600)
 
 

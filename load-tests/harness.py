@@ -31,17 +31,27 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 # every request does the work; X-Cache (a debug header) lets the scripts check that it did
 UNCACHED = {"ONEMAP_CACHE_MEMORY_BYTES": "0", "ONEMAP_CACHE_FAST_PATH": "false", "ONEMAP_CACHE_DEBUG_HEADER": "true"}
+# a line of the URL list is a path, or a path, a tab and the ETag to send as If-None-Match
 _LUA = """
 local urls = {}
 local i = 0
 %HEADERS%
 init = function(args)
-  for line in io.lines(args[1]) do urls[#urls + 1] = line end
+  for line in io.lines(args[1]) do
+    local path, etag = line:match("^([^\t]+)\t?(.*)$")
+    local headers = nil
+    if etag ~= "" then
+      headers = {}
+      for k, v in pairs(wrk.headers) do headers[k] = v end
+      headers["If-None-Match"] = etag
+    end
+    urls[#urls + 1] = {path, headers}
+  end
   i = math.random(#urls)
 end
 request = function()
   i = (i % #urls) + 1
-  return wrk.format("GET", urls[i])
+  return wrk.format("GET", urls[i][1], urls[i][2])
 end
 """
 

@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry hooks ask the environment on every request; nothing here configures them
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         dependencies=[Depends(policy.refuse_repeated)],  # what a route reads is what the audit records
     )
     app.state.settings = settings

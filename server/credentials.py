@@ -55,6 +55,8 @@ _ESCAPES |= {0x2028: "\\u2028", 0x2029: "\\u2029", ord("\\"): "\\\\"}
 
 def printable(text: str) -> str:
     """``text`` with every control character written as an escape (``\\x0a``), on one line."""
+    if text.isprintable() and "\\" not in text:  # the common case, without building a copy
+        return text
     return text.translate(_ESCAPES)
 
 

@@ -8,6 +8,8 @@ process. Both backends hold the keys and the audit the quota is seeded from.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import os
 import shutil
 import socket
@@ -19,10 +21,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from server.app import create_app
+from server.cache.breaker import CircuitBreaker
 from server.commands.access import build_key
+from server.policy.limits import quota_day
+from server.policy.shared_limits import Limits
 from server.settings import Settings
 from server.stores import open_store
 from tests.support import ROOT
@@ -153,3 +159,60 @@ def test_no_redis_limits_in_process(sample_dir, tmp_path):
     with TestClient(create_app(settings)) as client:
         codes = [client.get(DATA, headers={"X-API-Key": key}).status_code for _ in range(4)]
     assert codes == [200, 200, 429, 429]
+
+
+def _limits(url: str) -> Limits:
+    async def no_history(_key_id: str, _since: dt.datetime) -> int:
+        return 0
+
+    limits = Limits(url, 2.0, CircuitBreaker("test limits", 3, 10.0), "closed", no_history)
+    limits.open()
+    return limits
+
+
+def _evalsha_calls(url: str) -> int:
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return int(stats.get("cmdstat_evalsha", {}).get("calls", 0)) + int(stats.get("cmdstat_eval", {}).get("calls", 0))
+
+
+def test_busy_keys_take_leases_and_never_pass_their_limits(redis_server):
+    """Two workers' limiters on one Redis: a busy key costs a Redis call per lease, not per request, and the
+    workers together still admit exactly the daily quota (leases are counted when taken) and no more
+    than the bucket's tokens (the rate's burst plus its refill while the test runs)."""
+    workers = [_limits(redis_server.url), _limits(redis_server.url)]
+    now = dt.datetime.now(dt.UTC)
+
+    async def run() -> tuple[int, int, float]:
+        quota_admitted = rate_admitted = 0
+        for i in range(5_200):  # the quota is 5,000: taken in leases of 5, alternately by each worker
+            quota_admitted += await workers[i % 2].quota("lease-quota", 5_000, now) == 0
+        started = time.monotonic()
+        for i in range(3_000):  # 2,000/s: a burst of 2,000 tokens, leases of 100
+            rate_admitted += await workers[i % 2].rate("lease-rate", 2_000.0) == 0
+        return quota_admitted, rate_admitted, time.monotonic() - started
+
+    calls_before = _evalsha_calls(redis_server.url)
+    quota_admitted, rate_admitted, elapsed = asyncio.run(run())
+    calls = _evalsha_calls(redis_server.url) - calls_before
+    assert quota_admitted == 5_000
+    assert 2_000 <= rate_admitted <= 2_000 + 2_000 * elapsed + 1
+    assert calls < (5_000 // 5 + 3_000 // 100) * 1.2  # a call per lease, none per request or refusal
+    assert int(redis.Redis.from_url(redis_server.url).get(f"onemap:quota:lease-quota:{quota_day(now)[0]}")) == 5_000
+
+
+def test_concurrent_requests_of_a_busy_key_share_one_lease(redis_server):
+    """Requests arriving together while a worker's lease is empty wait for one Redis call and share its lease
+    (they must not each take a lease, wasting the bucket and refusing a key far below its rate)."""
+    limits = _limits(redis_server.url)
+    now = dt.datetime.now(dt.UTC)
+
+    async def run() -> list[tuple[int, int]]:
+        async def one() -> tuple[int, int]:
+            return (await limits.rate("lease-busy", 1_000_000.0), await limits.quota("lease-busy", 10**9, now))
+
+        return await asyncio.gather(*(one() for _ in range(500)))
+
+    calls_before = _evalsha_calls(redis_server.url)
+    answers = asyncio.run(run())
+    assert answers == [(0, 0)] * 500
+    assert _evalsha_calls(redis_server.url) - calls_before <= 4  # one lease of each, maybe a quota seed

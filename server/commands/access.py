@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sys
+from dataclasses import asdict
 from typing import TextIO
 
 import orjson
@@ -150,7 +151,7 @@ def audit_show(settings: Settings, since: str | None = None, key: str | None = N
     with open_store(settings).opened_admin() as store:
         records = store.query_audit(start, key, collection, limit)
     if as_json:
-        docs = [{**r.__dict__, "ts": r.ts.isoformat()} for r in records]
+        docs = [{**asdict(r), "ts": r.ts.isoformat()} for r in records]
         out.write(orjson.dumps(docs, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         for r in records:

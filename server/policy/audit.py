@@ -8,6 +8,7 @@ and the loss is logged. ``stop`` writes everything left before the server exits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import deque
@@ -20,6 +21,7 @@ log = logging.getLogger("onemap.audit")
 MAX_PARAMS_CHARS = 2000
 
 
+@functools.lru_cache(maxsize=4096)  # map clients repeat their URLs
 def audit_params(query_string: bytes) -> str | None:
     """The query parameters worth keeping, with any credential removed."""
     if not query_string:

@@ -11,6 +11,7 @@ any when empty), a validity window, a daily quota and a per-second rate.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -95,11 +96,8 @@ class KeyRecord:
         """Whether the client address lies in one of the key's ranges (any address when none)."""
         if not self.networks:
             return True
-        try:
-            address = ipaddress.ip_address(client_ip or "")
-        except ValueError:
-            return False
-        return any(address in ipaddress.ip_network(n) for n in self.networks)
+        address = _address(client_ip or "")
+        return address is not None and any(address in n for n in _networks(self.networks))
 
     def window_problem(self, now: dt.datetime) -> str | None:
         """Why the key is not valid at ``now``, or ``None``."""
@@ -108,3 +106,18 @@ class KeyRecord:
         if self.not_after is not None and now > self.not_after:
             return f"The API key expired at {self.not_after.isoformat()}."
         return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A client address, parsed once (``None`` when it is not one)."""
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _networks(ranges: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A key's ranges, parsed once."""
+    return tuple(ipaddress.ip_network(n) for n in ranges)

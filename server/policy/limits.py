@@ -28,6 +28,21 @@ def quota_day(now: dt.datetime) -> tuple[str, dt.datetime, int]:
     return start.date().isoformat(), start.astimezone(dt.UTC), max(1, math.ceil((next_day - local).total_seconds()))
 
 
+class QuotaCalendar:
+    """``quota_day`` for a stream of instants, recomputed only when ``now`` leaves the current day."""
+
+    def __init__(self) -> None:
+        self._day: tuple[str, dt.datetime, dt.datetime] | None = None  # label, start and end in UTC
+
+    def day(self, now: dt.datetime) -> tuple[str, dt.datetime, int]:
+        """(day label, start of the day in UTC, seconds until the next day), as ``quota_day``."""
+        day = self._day
+        if day is None or not day[1] <= now < day[2]:
+            label, start, _ = quota_day(now)
+            day = self._day = (label, start, start + dt.timedelta(days=1))
+        return day[0], day[1], max(1, math.ceil((day[2] - now).total_seconds()))
+
+
 @dataclass
 class Bucket:
     """A token bucket holding up to ``capacity`` tokens, refilled at ``rate`` per second."""

@@ -18,6 +18,7 @@ removed), what was returned and the status, with control characters escaped.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import time
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from server.credentials import KEY_HEADER, KEY_HEADER_NAME, KEY_PARAMS, printabl
 from server.errors import Forbidden, OGCError, PayloadTooLarge, ogc_response
 from server.policy.admin import AuditRecord
 from server.policy.audit import audit_params
-from server.policy.keys import parse_key
+from server.policy.keys import KeyRecord
 from server.policy.model import Policy
 from server.policy.proxies import ClientResolver
 from server.policy.runtime import PolicyRuntime
@@ -42,6 +43,7 @@ LIBRARY_PREFIXES = ("/map/lib/", "/map/static/")
 TILE_ROUTE_MARK = "{tileCol}"
 COLLECTION_PATH = re.compile(r"^/collections/([^/]+)")
 WEBSOCKET_POLICY_VIOLATION = 1008
+_KEY_PARAM_BYTES = tuple(p.encode() for p in KEY_PARAMS)
 
 
 def presented_key(scope: Scope) -> str | None:
@@ -50,10 +52,15 @@ def presented_key(scope: Scope) -> str | None:
         if name == KEY_HEADER:
             return value.decode("latin-1")
     qs = scope.get("query_string", b"")
-    if qs and any(p.encode() in qs for p in KEY_PARAMS):
-        for k, v in parse_qsl(qs.decode("latin-1"), keep_blank_values=True):
-            if k in KEY_PARAMS:
-                return v
+    return _query_key(qs) if qs and any(p in qs for p in _KEY_PARAM_BYTES) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _query_key(query_string: bytes) -> str | None:
+    """The key query parameter of a raw query string (memoized: map clients repeat their URLs)."""
+    for k, v in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if k in KEY_PARAMS:
+            return v
     return None
 
 
@@ -86,7 +93,7 @@ class _Exchange:
     policy: Policy | None = None
     key_id: str | None = None
     status: int = 500
-    grant: str | None = None  # the Set-Cookie of a session to hand an HTML page opened with ?api_key=
+    grant: KeyRecord | None = None  # an HTML page opened with ?api_key= gets a session of this key
 
 
 class PolicyMiddleware:
@@ -144,18 +151,26 @@ class PolicyMiddleware:
         elif token is not None:
             policy = await self._session_policy(scope, token, exchange)
         else:
-            try:
-                policy = await runtime.authenticate(raw_key, exchange.client_ip, exchange.now)
-            except OGCError as exc:
-                if exc.status in (403, 429):  # the key itself was genuine: the refusal is its own
-                    exchange.key_id = _key_id(raw_key)
-                raise
-            if raw_key is not None and scope["method"] == "GET" and _from_query(scope):
-                token, max_age = runtime.sessions.issue(await runtime.key_record(raw_key), exchange.now)
-                exchange.grant = cookie_header(token, max_age, self.secure(scope))
+            policy = await self._key_policy(scope, raw_key, exchange)
         length = _declared_length(scope)
         if length is not None and length > self.max_body:
             raise PayloadTooLarge(self.max_body)
+        return policy
+
+    async def _key_policy(self, scope: Scope, raw_key: str | None, exchange: _Exchange) -> Policy:
+        """The policy of the key presented (or the anonymous one); a GET with the key in its query may
+        hand a session to the HTML page it opens (made only when the answer is a page)."""
+        runtime = self.runtime
+        if raw_key is None:
+            return await runtime.authenticate(None, exchange.client_ip, exchange.now)
+        record = await runtime.key_record(raw_key)
+        try:
+            policy = await runtime.admit(record, exchange.client_ip, exchange.now)
+        except OGCError:  # 403/429: the key itself was genuine, the refusal is its own
+            exchange.key_id = record.id
+            raise
+        if scope["method"] == "GET" and _from_query(scope):
+            exchange.grant = record
         return policy
 
     def own_origin(self, scope: Scope) -> str:
@@ -212,8 +227,10 @@ class PolicyMiddleware:
             if message["type"] == "http.response.start":
                 exchange.status = message["status"]
                 if exchange.grant is not None and _is_page(message):
+                    token, max_age = self.runtime.sessions.issue(exchange.grant, exchange.now)
+                    cookie = cookie_header(token, max_age, self.secure(scope))
                     message = {**message, "headers": [*message.get("headers", []),
-                                                      (b"set-cookie", exchange.grant.encode("latin-1"))]}
+                                                      (b"set-cookie", cookie.encode("latin-1"))]}
             elif head and message["type"] == "http.response.body" and message.get("body"):
                 message = {**message, "body": b""}
             await send(message)
@@ -249,12 +266,6 @@ def _collection(scope: Scope) -> str | None:
     if found is None and (m := COLLECTION_PATH.match(scope["path"])):
         found = m.group(1)
     return printable(found)[:200] if found else None
-
-
-def _key_id(raw: str | None) -> str | None:
-    """The id part of a well-formed key (never the secret)."""
-    parsed = parse_key(raw) if raw else None
-    return parsed[0] if parsed else None
 
 
 def _from_query(scope: Scope) -> bool:

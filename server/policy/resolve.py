@@ -111,6 +111,8 @@ def collection_access(c: Collection, spec: EditionSpec) -> CollectionAccess | No
     )
     return CollectionAccess(id=c.id, restriction=restriction, view=restricted(c, restriction))
 
+MAX_POLICIES = 10_000  # remembered policies (keys x scope sets); all are dropped past it
+
 
 class PolicyResolver:
     """Builds the policy of each caller of one edition; policies are cached per (key, scope)."""
@@ -132,7 +134,7 @@ class PolicyResolver:
                                    f"{', '.join(hidden)}, which the edition hides; keep them visible")
             self.base[c.id] = access
         self._scopes: LRUCache[frozenset[str] | None, tuple[MappingProxyType, str]] = LRUCache(maxsize=1024)
-        self._policies: LRUCache[tuple, Policy] = LRUCache(maxsize=4096)
+        self._policies: dict[tuple, Policy] = {}  # one per key and scope set: few, and read on every request
 
     def _scoped(self, scopes: frozenset[str] | None) -> tuple[MappingProxyType, str]:
         found = self._scopes.get(scopes)
@@ -149,5 +151,7 @@ class PolicyResolver:
         if found is None:
             access, scope = self._scoped(scopes)
             found = Policy(self.edition, key_id, access, scope, anonymous=key_id is None)
+            if len(self._policies) >= MAX_POLICIES:
+                self._policies.clear()
             self._policies[cache_key] = found
         return found

@@ -11,6 +11,7 @@ takes effect on every replica within that time.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -80,6 +81,7 @@ class PolicyRuntime:
                              self._seed_quota)
         self.sessions = SessionSigner(settings)
         self._keys: TTLCache[str, KeyRecord | None] = TTLCache(maxsize=10_000, ttl=KEY_TTL_S)
+        self._key_reads: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self.ready = False
         self.problem: str | None = None
         self._next_try = 0.0
@@ -134,6 +136,7 @@ class PolicyRuntime:
         """Raise ``Unavailable`` until the store has been checked (retried at most every 2 s); the
         store's label is read again every ``LABEL_RECHECK_S`` seconds."""
         if self.ready and time.monotonic() >= self._label_due:
+            self._label_due = time.monotonic() + LABEL_RECHECK_S  # one re-check at a time, not one per request
             await self._recheck()
         if self.ready:
             return
@@ -162,6 +165,15 @@ class PolicyRuntime:
         cached = self._keys.get(key_id, _UNKNOWN)  # one lookup: the entry may expire between two
         if cached is None or isinstance(cached, KeyRecord):
             return cached
+        reading = self._key_reads.get(key_id)
+        if reading is None:  # one read per key at a time: requests arriving meanwhile wait for it
+            reading = asyncio.ensure_future(self._read_key(key_id))
+            self._key_reads[key_id] = reading
+            reading.add_done_callback(lambda done: self._key_reads.pop(key_id, None)
+                                      and (done.cancelled() or done.exception()))
+        return await asyncio.shield(reading)
+
+    async def _read_key(self, key_id: str) -> KeyRecord | None:
         try:
             record = await run_in_threadpool(self.admin.get_key, key_id)
         except Exception as exc:
@@ -189,7 +201,7 @@ class PolicyRuntime:
             if policy is None:
                 raise Unauthorized(f"This server requires an API key. {KEY_HELP}")
             return policy
-        return await self._admitted(await self.key_record(raw_key), client_ip, now)
+        return await self.admit(await self.key_record(raw_key), client_ip, now)
 
     async def key_record(self, raw_key: str) -> KeyRecord:
         """The stored record of a genuine, unrevoked key, or ``Unauthorized``."""
@@ -205,16 +217,16 @@ class PolicyRuntime:
         record = await self._record(found.key_id) if found else None
         if found is None or record is None or record.revoked is not None or not self.sessions.bound_to(found, record):
             raise Unauthorized(f"The session is not valid or has expired; sign in again. {KEY_HELP}")
-        return await self._admitted(record, client_ip, now)
+        return await self.admit(record, client_ip, now)
 
     async def open_session(self, raw_key: str, client_ip: str | None, now: dt.datetime) -> tuple[str, int, Policy]:
         """Verify a key as a request would and issue a session for it: (token, max-age in s, policy)."""
         record = await self.key_record(raw_key)
-        policy = await self._admitted(record, client_ip, now)
+        policy = await self.admit(record, client_ip, now)
         token, max_age = self.sessions.issue(record, now)
         return token, max_age, policy
 
-    async def _admitted(self, record: KeyRecord, client_ip: str | None, now: dt.datetime) -> Policy:
+    async def admit(self, record: KeyRecord, client_ip: str | None, now: dt.datetime) -> Policy:
         """The key's policy once its ranges, window, rate and quota allow this request (else 403/429)."""
         if not record.allows_ip(client_ip):
             raise Forbidden(f"The API key may not be used from address {client_ip}.")

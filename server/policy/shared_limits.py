@@ -7,6 +7,15 @@ and quota, not N times them. The bucket (``onemap:rate:<key id>``) refills from 
 expiring after the day) is seeded, the first time a day is seen, from the audit log like the
 in-process counter; the script sets the seed only when no replica has done so first.
 
+A worker takes what it needs in small leases rather than one token per request: at most
+``LEASE_S`` seconds' worth of a key's rate (dropped when unused after that), and at most
+``1/QUOTA_LEASE_SHARE`` of its daily quota, per call; a key with a low rate or quota gets leases of one,
+which is exact. So the shared counters never let a key past its rate or quota, and a busy key costs
+Redis a call per lease, not per request; at worst each worker holds one unused lease, which is lost
+(a key may be refused up to that many requests early, never admitted late). A refusal is remembered
+as long as it holds (an empty bucket until it has refilled a lease's tokens, a used-up quota until the
+day ends), so a key hammering past its limits costs no Redis call per request either.
+
 When Redis does not answer (short timeouts, then a circuit breaker skips it for the cool-down), the
 edition's ``limits_without_redis`` decides: ``closed`` refuses keyed requests that have a rate or a
 quota with 503 and ``Retry-After``; ``open`` lets each process limit on its own (in-process buckets
@@ -20,7 +29,9 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
@@ -30,13 +41,15 @@ from redis.exceptions import RedisError
 
 from server.cache.breaker import CircuitBreaker
 from server.errors import Unavailable
-from server.policy.limits import QuotaCounter, RateLimiter, quota_day
+from server.policy.limits import QuotaCalendar, QuotaCounter, RateLimiter
 
 log = logging.getLogger("onemap.policy")
 RATE_PREFIX = "onemap:rate:"
 QUOTA_PREFIX = "onemap:quota:"
+LEASE_S = 0.05  # a rate lease holds at most this long's worth of tokens, and lives as long
+QUOTA_LEASE_SHARE = 1000  # a quota lease holds at most this share of the day's quota
 
-# KEYS[1] bucket; ARGV rate, capacity. Returns the seconds to wait, as a string (0 = admitted).
+# KEYS[1] bucket; ARGV rate, capacity, tokens wanted. Returns {tokens granted, seconds to wait as a string}.
 TOKEN_BUCKET = """
 local rate, cap = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t = redis.call('TIME')
@@ -44,15 +57,20 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
 local tokens, stamp = tonumber(b[1]) or cap, tonumber(b[2]) or now
 tokens = math.min(cap, tokens + math.max(0, now - stamp) * rate)
-local wait = 0
-if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / rate end
+local wait, take = 0, 0
+if tokens >= 1 then
+  take = math.min(tonumber(ARGV[3]), math.floor(tokens))
+  tokens = tokens - take
+else
+  wait = (1 - tokens) / rate
+end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
 redis.call('EXPIRE', KEYS[1], math.ceil(cap / rate) + 1)
-return tostring(wait)
+return {take, tostring(wait)}
 """
 
-# KEYS[1] the day's count; ARGV quota, seconds to keep it, seed (-1: none yet).
-# Returns -1 when the count needs a seed, 1 when admitted (and counted), 0 when the quota is used up.
+# KEYS[1] the day's count; ARGV quota, seconds to keep it, seed (-1: none yet), requests wanted.
+# Returns -1 when the count needs a seed, else the requests granted (and counted): 0 when the quota is used up.
 DAILY_QUOTA = """
 local n = redis.call('GET', KEYS[1])
 if not n then
@@ -60,10 +78,26 @@ if not n then
   redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[2])
   n = ARGV[3]
 end
-if tonumber(n) >= tonumber(ARGV[1]) then return 0 end
-redis.call('INCR', KEYS[1])
-return 1
+local take = math.min(tonumber(ARGV[4]), tonumber(ARGV[1]) - tonumber(n))
+if take <= 0 then return 0 end
+redis.call('INCRBY', KEYS[1], take)
+return take
 """
+
+
+@dataclass(slots=True)
+class _Lease:
+    """Tokens or requests a worker took from Redis and hands out itself, until ``until`` (monotonic)."""
+
+    left: int
+    until: float = math.inf
+
+    def take(self, now: float) -> bool:
+        """Whether one more request is covered by this lease (and count it)."""
+        if self.left > 0 and now < self.until:
+            self.left -= 1
+            return True
+        return False
 
 
 class Limits:
@@ -82,6 +116,12 @@ class Limits:
         self._redis: aioredis.Redis | None = None
         self._bucket: Any = None
         self._quota: Any = None
+        self._rate_leases: dict[str, _Lease] = {}
+        self._quota_leases: dict[str, tuple[str, _Lease]] = {}  # key id -> (day, lease)
+        self._rate_refused: dict[str, float] = {}  # key id -> monotonic time its bucket has a token again
+        self._quota_refused: dict[str, tuple[str, int]] = {}  # key id -> (day, quota) used up
+        self._calendar = QuotaCalendar()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
     def open(self) -> None:
         """Create the client and register the scripts (connections are made lazily)."""
@@ -117,28 +157,79 @@ class Limits:
         return Unavailable("Rate limits and quotas cannot be checked now; retry shortly.",
                            retry_after=max(1, math.ceil(self.breaker.cooldown_s)))
 
+    def _lock(self, name: tuple[str, str]) -> asyncio.Lock:
+        """One lease request per key and limit at a time in this process: the others wait and share it."""
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
     async def rate(self, key_id: str, rate: float) -> int:
         """0 when the request may go, else the Retry-After seconds; ``Unavailable`` when closed and Redis is out."""
         if self._redis is not None:
-            answer = await self._shared(self._bucket, [RATE_PREFIX + key_id], [rate, max(1.0, rate)])
-            if answer is not None:
-                wait = float(answer)
-                return 0 if wait == 0 else max(1, math.ceil(wait))
+            lease = self._rate_leases.get(key_id)
+            if lease is not None and lease.take(time.monotonic()):
+                return 0
+            async with self._lock(("rate", key_id)):
+                wait = await self._rate_lease(key_id, rate)
+            if wait is not None:
+                return wait
             if self.without_redis == "closed":
                 raise self._unavailable()
         return self.local_rates.check(key_id, rate)
 
+    async def _rate_lease(self, key_id: str, rate: float) -> int | None:
+        """Admit from the lease, a remembered refusal or a new lease: 0 or the Retry-After seconds; ``None``
+        when Redis did not answer."""
+        now = time.monotonic()
+        lease = self._rate_leases.get(key_id)
+        if lease is not None and lease.take(now):  # taken while this request waited for the lock
+            return 0
+        if (refill := self._rate_refused.get(key_id, 0.0)) > now:
+            return max(1, math.ceil(refill - now))
+        want = max(1, int(rate * LEASE_S))
+        answer = await self._shared(self._bucket, [RATE_PREFIX + key_id], [rate, max(1.0, rate), want])
+        if answer is None:
+            return None
+        granted, wait = int(answer[0]), float(answer[1])
+        if granted:
+            self._rate_leases[key_id] = _Lease(granted - 1, now + LEASE_S)
+            return 0
+        self._rate_refused[key_id] = now + max(wait, want / rate)  # ask again once a lease has refilled
+        return max(1, math.ceil(wait))
+
     async def quota(self, key_id: str, quota: int, now: dt.datetime) -> int:
         """0 when the request is within the day's quota (and counts it), else the Retry-After seconds."""
         if self._redis is not None:
-            day, start, until_next = quota_day(now)
-            keys, seed = [f"{QUOTA_PREFIX}{key_id}:{day}"], -1
-            answer = await self._shared(self._quota, keys, [quota, until_next + 3600, seed])
-            if answer == -1:
-                seed = await self._seed(key_id, start)
-                answer = await self._shared(self._quota, keys, [quota, until_next + 3600, seed])
+            day, start, until_next = self._calendar.day(now)
+            held = self._quota_leases.get(key_id)
+            if held is not None and held[0] == day and held[1].take(0.0):
+                return 0
+            async with self._lock(("quota", key_id)):
+                answer = await self._quota_lease(key_id, quota, day, start, until_next)
             if answer is not None:
-                return 0 if answer == 1 else until_next
+                return answer
             if self.without_redis == "closed":
                 raise self._unavailable()
         return await self.local_quotas.take(key_id, quota, now)
+
+    async def _quota_lease(self, key_id: str, quota: int, day: str, start: dt.datetime, until_next: int) -> int | None:
+        """Admit from the lease, a remembered refusal or a new lease: 0 or the Retry-After seconds; ``None``
+        when Redis did not answer."""
+        held = self._quota_leases.get(key_id)
+        if held is not None and held[0] == day and held[1].take(0.0):  # taken while this request waited
+            return 0
+        if self._quota_refused.get(key_id) == (day, quota):
+            return until_next
+        keys, seed, want = [f"{QUOTA_PREFIX}{key_id}:{day}"], -1, max(1, quota // QUOTA_LEASE_SHARE)
+        answer = await self._shared(self._quota, keys, [quota, until_next + 3600, seed, want])
+        if answer == -1:
+            seed = await self._seed(key_id, start)
+            answer = await self._shared(self._quota, keys, [quota, until_next + 3600, seed, want])
+        if answer is None:
+            return None
+        if answer > 0:
+            self._quota_leases[key_id] = (day, _Lease(int(answer) - 1))
+            return 0
+        self._quota_refused[key_id] = (day, quota)
+        return until_next

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import Query, Request
 from fastapi.responses import Response
 
+from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 from server.errors import NotAcceptable
 
 GEOJSON = "application/geo+json"
@@ -71,3 +73,47 @@ def self_links(url: str, fmt: str, formats: dict[str, str], title: str) -> list[
         link(f"{url}{sep}f={f}", "self" if f == fmt else "alternate", media, f"{title} ({f})")
         for f, media in formats.items()
     ]
+
+
+# where documents hold URLs a client fetches next: link objects, TileJSON and style sources, style resources
+_URL_KEYS = frozenset({"href", "url", "tiles", "sprite", "glyphs", "data"})
+
+
+def key_query(request: Request) -> str:
+    """``api_key=...`` when the request was authenticated by that query parameter (and not by the header),
+    else ``""``: what a client that can send nothing else needs on the URLs it follows next."""
+    if KEY_HEADER_NAME in request.headers:
+        return ""
+    for name in KEY_PARAMS:
+        value = request.query_params.get(name)
+        if value:
+            return urlencode({name: value})
+    return ""
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def _carried(value: Any, base: str, query: str, url_key: bool) -> Any:
+    if isinstance(value, str):
+        return _with_query(value, query) if url_key and value.startswith(base) else value
+    if isinstance(value, list):
+        return [_carried(v, base, query, url_key) for v in value]
+    if isinstance(value, dict):
+        return {k: _carried(v, base, query, k in _URL_KEYS) for k, v in value.items()}
+    return value
+
+
+def carry_key(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the caller's ``api_key`` parameter added to every URL on this server that it holds
+    (links, tile templates, TileJSON and style sources), when the caller authenticated by that parameter.
+
+    For clients given one URL with the key (MapLibre with a style, OpenLayers with a tileset, QGIS):
+    the tiles and documents they follow from it then answer too. Only for responses that are never
+    cached (the key would reach another caller): styles, tilesets, TileJSON and tile matrix set lists.
+    """
+    query = key_query(request)
+    if not query:
+        return doc
+    return _carried(doc, base_url(request), query, False)

@@ -42,7 +42,7 @@ from server.raster.crs import fast_equivalent
 from server.raster.store import Opened, RasterStore, get_store
 from server.settings import Settings
 from server.tiling.zooms import wmq_level
-from server.web import base_url, json_response
+from server.web import base_url, carry_key, json_response
 
 MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 _ALIASES = {"jpg": "jpeg"}
@@ -266,7 +266,7 @@ class RasterTiles:
 
     def tileset(self, request: Request, collection: RasterCollection, tms: morecantile.TileMatrixSet) -> Response:
         """OGC tileset metadata of the collection in one grid."""
-        return json_response(tileset_metadata(collection, tms, base_url(request)))
+        return json_response(carry_key(request, tileset_metadata(collection, tms, base_url(request))))
 
     async def tile(
         self, request: Request, collection: RasterCollection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile

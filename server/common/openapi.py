@@ -22,7 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
 
 from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
-from server.web import JSON, OPENAPI, OPENAPI_VERSION, json_response
+from server.web import JSON, OPENAPI, OPENAPI_VERSION, json_response, negotiate
 
 router = APIRouter()
 
@@ -126,7 +126,7 @@ async def api(request: Request) -> Response:
     root = request.scope.get("root_path", "").rstrip("/")
     if root:  # mounted under a prefix: the paths are relative to it
         doc = {**doc, "servers": [{"url": root}]}
-    wanted = OPENAPI if OPENAPI.split(";")[0] in request.headers.get("accept", "") else JSON
+    wanted = OPENAPI if negotiate(request.headers.get("accept", ""), ("json", "openapi")) == "openapi" else JSON
     return json_response(doc, media_type=wanted, headers={"Vary": "Accept"})
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 
 from server.cache import cached
-from server.catalog import Collection, Text, VectorCollection
+from server.catalog import Collection, RasterCollection, Text, VectorCollection
 from server.common import openapi
 from server.crs import storage_crs, supported
 from server.html import render_page
@@ -81,6 +81,8 @@ def collection_document(request: Request, c: Collection, lang: str) -> dict[str,
         doc["itemType"] = "feature"
         doc["crs"] = [crs.uri for crs in supported(c)]
         doc["storageCrs"] = storage_crs(c).uri
+    elif isinstance(c, RasterCollection):  # no items: tiles (a coverage for the DEM, a map for imagery)
+        doc["dataType"] = c.data_type
     for contribute in _contributions(request, "collection_links"):
         doc["links"] += contribute(c, base)
     return doc

@@ -36,7 +36,7 @@ from server.tiles import metadata
 from server.tiling.handlers import handler_for
 from server.tiling.matrix_sets import check_tile, get_tms, id_of, tms_ids
 from server.tiling.zooms import tile_request, visible
-from server.web import JSON, base_url, carry_key, format_param, json_response, language, link
+from server.web import JSON, base_url, carry_key, format_param, json_response, language, link, output_format
 
 router = APIRouter(tags=["Tiles"])
 
@@ -84,7 +84,8 @@ def landing_links(base: str) -> list[dict[str, Any]]:
 
 def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
     """Links from a collection to its tilesets."""
-    rel = "tilesets-vector" if isinstance(collection, VectorCollection) else "tilesets-map"
+    # the relation names the tilesets' dataType: vector, coverage (the DEM) or map (imagery)
+    rel = "tilesets-vector" if isinstance(collection, VectorCollection) else f"tilesets-{collection.data_type}"
     return [link(f"{base}/collections/{collection.id}/tiles", metadata.REL + rel, JSON, "Tilesets")]
 
 
@@ -108,12 +109,8 @@ def _properties(request: Request, collection: VectorCollection) -> tuple[str, ..
     return tuple(f for f in collection.field_names if wanted is None or f in wanted or f == id_field)
 
 
-def _wants_tilejson(request: Request, f: str | None) -> bool:
-    if f is not None:
-        if f not in ("json", "tilejson"):
-            raise NotAcceptable(f"Parameter 'f': '{f}' is not offered here; use json or tilejson.")
-        return f == "tilejson"
-    return metadata.TILEJSON in request.headers.get("accept", "")
+def _wants_tilejson(request: Request) -> bool:
+    return output_format(request, ("json", "tilejson")) == "tilejson"
 
 
 def _check_format(f: str | None) -> None:
@@ -289,7 +286,7 @@ def _tileset_response(
         description = single.description.en if lang == "en" else single.description.zh
     else:
         title, description = "OneMap base map 一张图底图", "Every vector collection as a layer."
-    if _wants_tilejson(request, f):
+    if _wants_tilejson(request):
         if tms.id != "WebMercatorQuad":
             raise NotAcceptable(f"TileJSON is offered for WebMercatorQuad only, not for {tms.id}.")
         doc = metadata.tilejson(collections, url, title, description, lang)

@@ -23,8 +23,10 @@ from server.web import (
     OPENAPI,
     OPENAPI_VERSION,
     base_url,
+    carry_key,
     format_param,
     json_response,
+    key_query,
     language,
     link,
     output_format,
@@ -109,7 +111,7 @@ async def landing(request: Request, f: Format = None):
     }
     if fmt == "html":
         return render_page(request, "landing.html", doc=doc)
-    return json_response(doc)
+    return json_response(carry_key(request, doc))
 
 
 @router.get("/conformance", summary="Conformance classes")
@@ -134,8 +136,10 @@ async def collections(request: Request, f: Format = None):
         doc = {"links": self_links(f"{base}/collections", fmt, _FORMATS, "Collections"), "collections": docs}
         if fmt == "html":
             return render_page(request, "collections.html", doc=doc)
-        return json_response(doc, headers={"Content-Language": lang})
+        return json_response(carry_key(request, doc), headers={"Content-Language": lang})
 
+    if key_query(request):  # its links carry the caller's key: never cached, it would reach another caller
+        return await produce()
     return await cached(request, "collections", (fmt,), produce, query=False, base=True, language=lang)
 
 
@@ -150,6 +154,8 @@ async def collection(request: Request, collectionId: str, f: Format = None):
         doc = collection_document(request, c, lang)
         if fmt == "html":
             return render_page(request, "collection.html", doc=doc, collection=c, lang=lang)
-        return json_response(doc, headers={"Content-Language": lang})
+        return json_response(carry_key(request, doc), headers={"Content-Language": lang})
 
+    if key_query(request):  # as above
+        return await produce()
     return await cached(request, "collection", (c.id, fmt), produce, query=False, base=True, language=lang)

@@ -41,6 +41,7 @@ from server.raster.assets import readable, select_asset
 from server.raster.crs import fast_equivalent
 from server.raster.store import Opened, RasterStore, get_store
 from server.settings import Settings
+from server.tiling.matrix_sets import tms_uri
 from server.tiling.zooms import wmq_level
 from server.web import base_url, carry_key, json_response
 
@@ -252,8 +253,7 @@ def tileset_metadata(collection: RasterCollection, tms: morecantile.TileMatrixSe
         "tileMatrixSetLimits": _limits(collection, tms),
         "boundingBox": {"lowerLeft": [west, south], "upperRight": [east, north], "crs": CRS84},
     }
-    if tms.uri:
-        doc["tileMatrixSetURI"] = tms.uri
+    doc["tileMatrixSetURI"] = tms_uri(tms, base_url)
     return doc
 
 

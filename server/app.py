@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 
 from server import cache, credentials, errors, policy
 from server.catalog import load_catalog
+from server.policy import cors
 from server.settings import Settings
 from server.stores import open_store
 from server.tiling.handlers import collect_handlers
@@ -71,5 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tile_handlers = collect_handlers(app.state.capabilities)
     for module in app.state.capabilities:
         app.include_router(module.router)
-    policy.install(app)  # outermost middleware: every request is authenticated and audited
+    policy.install(app)  # every request is authenticated and audited
+    cors.install(app, settings)  # outermost: preflights need no key, every response carries CORS headers
     return app

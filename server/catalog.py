@@ -198,6 +198,11 @@ class RasterCollection(CollectionBase):
         _check_row_rules(self.classification, [])
         return self
 
+    @property
+    def data_type(self) -> str:
+        """The OGC data type of its tiles: ``coverage`` (values: an elevation model) or ``map`` (imagery)."""
+        return "coverage" if self.raster.kind == "dem" else "map"
+
 
 def _check_row_rules(classification: Classification, names: list[str]) -> None:
     for rule in classification.rows:

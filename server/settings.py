@@ -82,6 +82,27 @@ class Settings(BaseSettings):
         default=False, description="Send X-Cache (hit, hit-shared, miss): it tells a caller what others asked for"
     )
 
+    # -- cross-origin access (server/policy/cors.py) --
+    cors_origins: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        default=None,
+        description="Origins whose scripts may read responses (comma-separated, or *); unset: * internet, none else",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: object) -> tuple[str, ...] | None:
+        """``*``, or ``https://a.example, http://localhost:8080`` (scheme, host and port; no path)."""
+        if value is None:
+            return None
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ValueError("expected origins separated by commas, or *")
+        origins = tuple(str(i).strip().rstrip("/") for i in items if str(i).strip())
+        for origin in origins:
+            if origin != "*" and (not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1]):
+                raise ValueError(f"'{origin}' is not an origin such as https://map.example.org or *")
+        return origins
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: object) -> tuple[str, ...]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import Query, Request
 from fastapi.responses import Response
 
+from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
 from server.errors import NotAcceptable
 
 GEOJSON = "application/geo+json"
@@ -28,17 +31,72 @@ def base_url(request: Request) -> str:
     return (configured or str(request.base_url)).rstrip("/")
 
 
+# the media types each ``f`` value stands for when the Accept header chooses
+MEDIA_TYPES: dict[str, tuple[str, ...]] = {
+    "json": (JSON, GEOJSON, "application/schema+json"),
+    "html": (HTML, "application/xhtml+xml"),
+    "csv": ("text/csv",),
+    "fgb": ("application/flatgeobuf",),
+    "mapbox": ("application/vnd.mapbox.style+json",),
+    "tilejson": ("application/vnd.mapbox.tile+json",),
+    "openapi": (OPENAPI,),
+}
+
+
+@lru_cache(maxsize=256)
+def accept_ranges(accept: str) -> tuple[tuple[str, str, float], ...]:
+    """An Accept header as (type, subtype, q) media ranges; parameters other than ``q`` are ignored."""
+    ranges = []
+    for item in accept.lower().split(","):
+        media, *params = item.strip().split(";")
+        kind, _, sub = media.strip().partition("/")
+        if not kind or not sub:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        ranges.append((kind, sub, q))
+    return tuple(ranges)
+
+
+def quality(ranges: tuple[tuple[str, str, float], ...], media: str) -> float:
+    """The q the most specific matching range gives ``media`` (0 when none matches; RFC 9110 12.5.1)."""
+    kind, _, sub = media.split(";")[0].lower().partition("/")
+    best, specificity = 0.0, -1
+    for r_kind, r_sub, q in ranges:
+        rank = 2 if (r_kind, r_sub) == (kind, sub) else 1 if r_kind == kind and r_sub == "*" else \
+            0 if (r_kind, r_sub) == ("*", "*") else -1
+        if rank > specificity:
+            best, specificity = q, rank
+    return best
+
+
+def negotiate(accept: str, offered: tuple[str, ...]) -> str | None:
+    """The ``f`` value among ``offered`` the Accept header ranks highest (the first on a tie), or None
+    when the header is absent or takes none of them."""
+    ranges = accept_ranges(accept)
+    if not ranges:
+        return None
+    scores = [(max((quality(ranges, m) for m in MEDIA_TYPES.get(f, ())), default=0.0), -i, f)
+              for i, f in enumerate(offered)]
+    score, _, chosen = max(scores)
+    return chosen if score > 0 else None
+
+
 def output_format(request: Request, allowed: tuple[str, ...] = ("json", "html")) -> str:
-    """The representation asked for: ``f`` wins, then Accept; the first allowed one by default."""
+    """The representation asked for: ``f`` wins, then Accept (q-values honoured); the first allowed one by
+    default, also when Accept takes none of them."""
     f = request.query_params.get("f")
     if f is not None:
         if f not in allowed:
             raise NotAcceptable(f"Parameter 'f': '{f}' is not offered here; use one of {', '.join(allowed)}.")
         return f
-    accept = request.headers.get("accept", "")
-    if "html" in allowed and HTML in accept and "json" not in accept:
-        return "html"
-    return allowed[0]
+    return negotiate(request.headers.get("accept", ""), allowed) or allowed[0]
 
 
 def format_param(*allowed: str) -> Any:
@@ -71,3 +129,47 @@ def self_links(url: str, fmt: str, formats: dict[str, str], title: str) -> list[
         link(f"{url}{sep}f={f}", "self" if f == fmt else "alternate", media, f"{title} ({f})")
         for f, media in formats.items()
     ]
+
+
+# where documents hold URLs a client fetches next: link objects, TileJSON and style sources, style resources
+_URL_KEYS = frozenset({"href", "url", "tiles", "sprite", "glyphs", "data"})
+
+
+def key_query(request: Request) -> str:
+    """``api_key=...`` when the request was authenticated by that query parameter (and not by the header),
+    else ``""``: what a client that can send nothing else needs on the URLs it follows next."""
+    if KEY_HEADER_NAME in request.headers:
+        return ""
+    for name in KEY_PARAMS:
+        value = request.query_params.get(name)
+        if value:
+            return urlencode({name: value})
+    return ""
+
+
+def _with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def _carried(value: Any, base: str, query: str, url_key: bool) -> Any:
+    if isinstance(value, str):
+        return _with_query(value, query) if url_key and value.startswith(base) else value
+    if isinstance(value, list):
+        return [_carried(v, base, query, url_key) for v in value]
+    if isinstance(value, dict):
+        return {k: _carried(v, base, query, k in _URL_KEYS) for k, v in value.items()}
+    return value
+
+
+def carry_key(request: Request, doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the caller's ``api_key`` parameter added to every URL on this server that it holds
+    (links, tile templates, TileJSON and style sources), when the caller authenticated by that parameter.
+
+    For clients given one URL with the key (MapLibre with a style, OpenLayers with a tileset, QGIS):
+    the tiles and documents they follow from it then answer too. Only for responses that are never
+    cached (the key would reach another caller): styles, tilesets, TileJSON and tile matrix set lists.
+    """
+    query = key_query(request)
+    if not query:
+        return doc
+    return _carried(doc, base_url(request), query, False)

@@ -19,7 +19,7 @@ VARY_LANGUAGE = VARY + ", Accept-Language"
 
 @lru_cache(maxsize=512)
 def _codings(accept_encoding: str) -> tuple[bool, bool]:
-    """(br acceptable, gzip acceptable) from an Accept-Encoding value, honouring q=0 and ``*``."""
+    """(br acceptable, gzip acceptable) from an Accept-Encoding value, honouring q=0 and ``*`` (gzip only)."""
     weights: dict[str, float] = {}
     for item in accept_encoding.lower().split(","):
         name, _, params = item.strip().partition(";")
@@ -32,8 +32,8 @@ def _codings(accept_encoding: str) -> tuple[bool, bool]:
                 except ValueError:
                     q = 0.0
         weights[name.strip()] = q
-    star = weights.get("*", 0.0)
-    return weights.get("br", star) > 0, weights.get("gzip", weights.get("x-gzip", star)) > 0
+    star = weights.get("*", 0.0)  # "any coding" gets gzip, which every client decodes; brotli only by name
+    return weights.get("br", 0.0) > 0, weights.get("gzip", weights.get("x-gzip", star)) > 0
 
 
 def choose_encoding(accept_encoding: str, entry: Entry) -> str | None:

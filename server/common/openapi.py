@@ -22,7 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
 
 from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
-from server.web import JSON, OPENAPI, OPENAPI_VERSION, json_response
+from server.web import GEOJSON, JSON, MEDIA_TYPES, OPENAPI, OPENAPI_VERSION, json_response, negotiate
 
 router = APIRouter()
 
@@ -101,6 +101,88 @@ def _key_schemes(doc: dict[str, Any]) -> None:
     doc["security"] = [{name: []} for name in schemes] + [{}]
 
 
+# what ``f`` (and, for tiles, the tile format) values answer, by the path they are served on
+_TILE_MEDIA = {"mvt": "application/vnd.mapbox-vector-tile", "jpeg": "image/jpeg", "jpg": "image/jpeg",
+               "png": "image/png", "webp": "image/webp"}
+_GEOJSON_OBJECT = {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}}
+_SCHEMAS = {
+    "FeatureCollection": {
+        "type": "object", "required": ["type", "features"],
+        "properties": {"type": {"type": "string", "enum": ["FeatureCollection"]},
+                       "features": {"type": "array", "items": {"$ref": "#/components/schemas/Feature"}},
+                       "links": {"type": "array", "items": {"type": "object"}},
+                       "numberReturned": {"type": "integer", "minimum": 0},
+                       "numberMatched": {"type": "integer", "minimum": 0}},
+    },
+    "Feature": {
+        "type": "object", "required": ["type", "geometry", "properties"],
+        "properties": {"type": {"type": "string", "enum": ["Feature"]},
+                       "id": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                       "geometry": {**_GEOJSON_OBJECT, "nullable": True},
+                       "properties": {"type": "object", "nullable": True}},
+    },
+}
+# refusals every keyed route may answer, besides its own 400/404 (the OGC exception body)
+_REFUSALS = {"401": "No key, or an unknown or revoked key", "403": "The key may not be used from here or now",
+             "406": "The representation asked for (f or Accept) is not offered", "429": "Over the key's rate or quota",
+             "503": "The store is unavailable or a query took too long (Retry-After)"}
+
+
+def _media(path: str, f: str) -> str | None:
+    """The media type a value of ``f`` answers on ``path``."""
+    if "{tileCol}" in path or f in _TILE_MEDIA:
+        return _TILE_MEDIA.get(f)
+    if f == "json" and "/items" in path and not path.startswith("/stac"):
+        return GEOJSON
+    if f == "json" and path.endswith(("/queryables", "/sortables")):
+        return "application/schema+json"
+    return MEDIA_TYPES.get(f, (None,))[0]
+
+
+def _document_json(path: str, content: dict[str, Any]) -> None:
+    """The JSON media types a path answers besides ``application/json``: GeoJSON (features, STAC items)
+    and JSON Schema (queryables, sortables)."""
+    if "/items" in path and not path.startswith("/stac"):
+        name = "Feature" if path.endswith("}") and path.count("{") == 2 else "FeatureCollection"
+        content[GEOJSON] = {"schema": {"$ref": f"#/components/schemas/{name}"}}
+    elif path.startswith("/stac") and ("/items" in path or path.endswith("/search")):
+        content[GEOJSON] = {"schema": {"type": "object"}}  # STAC items and item collections
+    if path.endswith(("/queryables", "/sortables")):
+        content["application/schema+json"] = {"schema": {"type": "object"}}
+
+
+def _document_operation(path: str, operation: dict[str, Any], limits: tuple[int, int]) -> None:
+    """Media types per ``f`` value, limit bounds, the refusals and the 404 of a path with parameters."""
+    params = operation.get("parameters", [])
+    responses = operation.setdefault("responses", {})
+    ok = responses.get("200")
+    for param in params:
+        schema = param.get("schema", {})
+        if param["name"] == "limit" and param["in"] == "query":
+            schema.update(minimum=1, maximum=limits[1], default=limits[0])
+        if param["name"] == "f" and ok is not None:
+            content = ok.setdefault("content", {})
+            for f in schema.get("enum", []):
+                media = _media(path, f)
+                if media and media not in content:
+                    content[media] = {"schema": {"type": "string"} if "html" in media or "csv" in media else {}}
+    if ok is not None:
+        _document_json(path, ok.setdefault("content", {}))
+    error = {"content": {JSON: {"schema": {"$ref": "#/components/schemas/Exception"}}}}
+    if "{" in path:
+        responses.setdefault("404", {"description": "No such resource (or one the caller may not see)", **error})
+    for status, description in _REFUSALS.items():
+        responses.setdefault(status, {"description": description, **error})
+
+
+def _document_responses(doc: dict[str, Any], limits: tuple[int, int]) -> None:
+    """What each operation really answers: media types, GeoJSON schemas, refusals, ``limit`` bounds."""
+    doc["components"]["schemas"].update(_SCHEMAS)
+    for path, operations in doc.get("paths", {}).items():
+        for operation in operations.values():
+            _document_operation(path, operation, limits)
+
+
 def api_document(app: FastAPI) -> dict[str, Any]:
     """The OpenAPI 3.0 document of the app's routes (built once per app)."""
     cached = getattr(app.state, "api_document", None)
@@ -115,6 +197,8 @@ def api_document(app: FastAPI) -> dict[str, Any]:
         doc["info"].get("license", {}).pop("identifier", None)
         _ogc_errors(doc)
         _key_schemes(doc)
+        settings = app.state.settings
+        _document_responses(doc, (settings.default_limit, settings.max_limit))
         cached = app.state.api_document = as_openapi30(doc)
     return cached
 
@@ -126,7 +210,7 @@ async def api(request: Request) -> Response:
     root = request.scope.get("root_path", "").rstrip("/")
     if root:  # mounted under a prefix: the paths are relative to it
         doc = {**doc, "servers": [{"url": root}]}
-    wanted = OPENAPI if OPENAPI.split(";")[0] in request.headers.get("accept", "") else JSON
+    wanted = OPENAPI if negotiate(request.headers.get("accept", ""), ("json", "openapi")) == "openapi" else JSON
     return json_response(doc, media_type=wanted, headers={"Vary": "Accept"})
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 
 from server.cache import cached
-from server.catalog import Collection, Text, VectorCollection
+from server.catalog import Collection, RasterCollection, Text, VectorCollection
 from server.common import openapi
 from server.crs import storage_crs, supported
 from server.html import render_page
@@ -23,8 +23,10 @@ from server.web import (
     OPENAPI,
     OPENAPI_VERSION,
     base_url,
+    carry_key,
     format_param,
     json_response,
+    key_query,
     language,
     link,
     output_format,
@@ -81,6 +83,8 @@ def collection_document(request: Request, c: Collection, lang: str) -> dict[str,
         doc["itemType"] = "feature"
         doc["crs"] = [crs.uri for crs in supported(c)]
         doc["storageCrs"] = storage_crs(c).uri
+    elif isinstance(c, RasterCollection):  # no items: tiles (a coverage for the DEM, a map for imagery)
+        doc["dataType"] = c.data_type
     for contribute in _contributions(request, "collection_links"):
         doc["links"] += contribute(c, base)
     return doc
@@ -107,7 +111,7 @@ async def landing(request: Request, f: Format = None):
     }
     if fmt == "html":
         return render_page(request, "landing.html", doc=doc)
-    return json_response(doc)
+    return json_response(carry_key(request, doc))
 
 
 @router.get("/conformance", summary="Conformance classes")
@@ -132,8 +136,10 @@ async def collections(request: Request, f: Format = None):
         doc = {"links": self_links(f"{base}/collections", fmt, _FORMATS, "Collections"), "collections": docs}
         if fmt == "html":
             return render_page(request, "collections.html", doc=doc)
-        return json_response(doc, headers={"Content-Language": lang})
+        return json_response(carry_key(request, doc), headers={"Content-Language": lang})
 
+    if key_query(request):  # its links carry the caller's key: never cached, it would reach another caller
+        return await produce()
     return await cached(request, "collections", (fmt,), produce, query=False, base=True, language=lang)
 
 
@@ -148,6 +154,8 @@ async def collection(request: Request, collectionId: str, f: Format = None):
         doc = collection_document(request, c, lang)
         if fmt == "html":
             return render_page(request, "collection.html", doc=doc, collection=c, lang=lang)
-        return json_response(doc, headers={"Content-Language": lang})
+        return json_response(carry_key(request, doc), headers={"Content-Language": lang})
 
+    if key_query(request):  # as above
+        return await produce()
     return await cached(request, "collection", (c.id, fmt), produce, query=False, base=True, language=lang)

@@ -24,7 +24,8 @@ MAX_SORT_KEYS = 8
 
 def parse_bbox(raw: str | None, crs: Crs = CRS84) -> tuple[float, float, float, float] | None:
     """A bbox in ``crs`` (``bbox-crs``; CRS84 ``minx,miny,maxx,maxy`` by default), four numbers in that
-    CRS's axis order (a 6-number 3D bbox keeps its horizontal part)."""
+    CRS's axis order (a 6-number 3D bbox keeps its horizontal part). In degrees, a west edge east of the
+    east edge is a box crossing the antimeridian (OGC API Features 7.15.3); ``bbox_filter`` splits it."""
     if raw is None:
         return None
     parts = raw.split(",")
@@ -45,7 +46,7 @@ def parse_bbox(raw: str | None, crs: Crs = CRS84) -> tuple[float, float, float, 
     minx, miny, maxx, maxy = values
     if not crs.projected:
         _check_degrees(minx, miny, maxx, maxy)
-    if minx > maxx:
+    if minx > maxx and crs.projected:
         raise InvalidParameter("Parameter 'bbox': the minimum easting/longitude is greater than the maximum.")
     if miny > maxy:
         raise InvalidParameter("Parameter 'bbox': the minimum northing/latitude is greater than the maximum.")
@@ -61,7 +62,12 @@ def _check_degrees(minx: float, miny: float, maxx: float, maxy: float) -> None:
 def bbox_filter(bbox: tuple[float, float, float, float] | None, crs: Crs,
                 collection: VectorCollection) -> tuple[tuple[float, float, float, float] | None, bytes | None]:
     """A parsed bbox (easting/longitude first) as the items query takes it: its CRS84 envelope and, when
-    it was given in a projected CRS, the exact box as WKB in the storage CRS."""
+    it was given in a projected CRS or crosses the antimeridian, the exact area as WKB in the storage CRS."""
+    if bbox is not None and not crs.projected and bbox[0] > bbox[2]:  # east of minx to 180, -180 to maxx
+        west, south, east, north = bbox
+        halves = shapely.MultiPolygon([shapely.box(west, south, 180, north), shapely.box(-180, south, east, north)])
+        area = to_storage(halves, replace(crs, lat_first=False), collection.source.srid)
+        return (-180.0, south, 180.0, north), shapely.to_wkb(area)
     if bbox is None or not crs.projected:
         return bbox, None
     area = to_storage(shapely.box(*bbox), replace(crs, lat_first=False), collection.source.srid)

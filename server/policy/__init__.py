@@ -12,12 +12,12 @@ anything else raises ``RestrictionError``. Caches read ``request.state.policy.ca
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TypeVar, overload
+from typing import TypeVar, get_args, overload
 
 from fastapi import FastAPI, Request
 
 from server.catalog import Collection, CollectionBase
-from server.errors import collection_not_found
+from server.errors import NotFound, collection_not_found
 from server.policy.middleware import PolicyMiddleware
 from server.policy.model import CollectionAccess, Policy, Restriction, RestrictionError, RowCondition, checked
 from server.policy.repeats import refuse_repeated
@@ -87,12 +87,15 @@ def visible_collection(request: Request, collection_id: str, kind: type[K]) -> K
 def visible_collection(request: Request, collection_id: str, kind: type[CollectionBase] = CollectionBase):
     """The collection as the caller may see it, or the 404 of a missing collection.
 
-    With ``kind`` (``VectorCollection``, ``RasterCollection``), a collection of another kind answers
-    the same 404 and the result has that type.
+    With ``kind`` (``VectorCollection``, ``RasterCollection``), the result has that type; a visible
+    collection of another kind is a 404 saying so (a raster collection has no items, a vector one no
+    terrain), never that it does not exist.
     """
     view = access(request, collection_id).view
     if not isinstance(view, kind):
-        raise collection_not_found(collection_id)
+        wanted = get_args(kind.model_fields["kind"].annotation)[0]  # Literal["vector"] -> vector
+        raise NotFound(f"Collection '{collection_id}' is a {view.kind} collection: it has no such resource "
+                       f"(this path is offered for {wanted} collections; see /collections/{collection_id}).")
     return view
 
 

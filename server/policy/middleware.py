@@ -1,10 +1,10 @@
 """The policy middleware (pure ASGI): who the client is, authenticate, attach ``request.state.policy``, audit.
 
-Runs once per request, before routing, outermost. The client's address is resolved first (the
-direct peer, or what a trusted proxy forwarded: ``proxies.py``) and written back to the scope, so
-key ranges, rate limits, the audit and the access log all see the same address. Library files of
-the viewer need no key; the landing page, conformance and the API definition need none either
-(they carry no data); everything else is authenticated by ``PolicyRuntime.authenticate``, or,
+Runs once per request, before routing, outermost but for CORS (``cors.py``). The client's address
+is resolved first (the direct peer, or what a trusted proxy forwarded: ``proxies.py``) and written
+back to the scope, so key ranges, rate limits, the audit and the access log all see the same address. Library files of
+the viewer need no key; the landing page, conformance, the API definition and the tile matrix sets need none
+either (they carry no data); everything else is authenticated by ``PolicyRuntime.authenticate``, or,
 without a key, by the ``onemap_session`` cookie (``sessions.py``; ``GET``/``HEAD`` only unless the
 request is same-origin). An HTML page opened with ``?api_key=`` also gets the session cookie, so
 its links and the viewer need no key after it. ``/session`` itself is answered by ``session_routes``.
@@ -38,7 +38,9 @@ from server.policy.sessions import SAFE_METHODS, cookie_header, same_origin, sec
 from server.settings import Settings
 
 SESSION_PATHS = frozenset({"/session", "/session/logout"})
-NO_KEY_PATHS = frozenset({"/", "/conformance", "/api", "/api.html", "/docs/oauth2-redirect", "/favicon.ico"})
+NO_KEY_PATHS = frozenset({"/", "/conformance", "/api", "/api.html", "/docs/oauth2-redirect", "/favicon.ico",
+                          "/tileMatrixSets"})
+NO_KEY_PREFIXES = ("/tileMatrixSets/",)  # tile matrix set definitions: grids, no data
 LIBRARY_PREFIXES = ("/map/lib/", "/map/static/")
 TILE_ROUTE_MARK = "{tileCol}"
 COLLECTION_PATH = re.compile(r"^/collections/([^/]+)")
@@ -62,6 +64,12 @@ def _query_key(query_string: bytes) -> str | None:
         if k in KEY_PARAMS:
             return v
     return None
+
+
+def needs_no_key(path: str) -> bool:
+    """Whether a path carries no data, so answers without a credential (the landing page, the API
+    definition, tile matrix sets ...)."""
+    return path in NO_KEY_PATHS or path.startswith(NO_KEY_PREFIXES)
 
 
 def _returned(scope: Scope, status: int) -> int | None:
@@ -145,7 +153,7 @@ class PolicyMiddleware:
         await runtime.ensure_ready()
         raw_key = presented_key(scope)
         token = session_cookie(scope.get("headers", ())) if raw_key is None else None
-        if scope["path"] in SESSION_PATHS or (raw_key is None and token is None and scope["path"] in NO_KEY_PATHS
+        if scope["path"] in SESSION_PATHS or (raw_key is None and token is None and needs_no_key(scope["path"])
                                               and not runtime.spec.anonymous):
             policy = runtime.public_only()
         elif token is not None:
@@ -206,7 +214,7 @@ class PolicyMiddleware:
         anonymous = self.runtime.anonymous()
         if anonymous is not None:
             return anonymous
-        return self.runtime.public_only() if scope["path"] in NO_KEY_PATHS else None
+        return self.runtime.public_only() if needs_no_key(scope["path"]) else None
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send, exchange: _Exchange) -> None:
         """Run the app (``HEAD`` as ``GET`` without the body; the body read no further than the limit)."""

@@ -41,8 +41,9 @@ from server.raster.assets import readable, select_asset
 from server.raster.crs import fast_equivalent
 from server.raster.store import Opened, RasterStore, get_store
 from server.settings import Settings
+from server.tiling.matrix_sets import tms_uri
 from server.tiling.zooms import wmq_level
-from server.web import base_url, json_response
+from server.web import base_url, carry_key, json_response
 
 MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 _ALIASES = {"jpg": "jpeg"}
@@ -252,8 +253,7 @@ def tileset_metadata(collection: RasterCollection, tms: morecantile.TileMatrixSe
         "tileMatrixSetLimits": _limits(collection, tms),
         "boundingBox": {"lowerLeft": [west, south], "upperRight": [east, north], "crs": CRS84},
     }
-    if tms.uri:
-        doc["tileMatrixSetURI"] = tms.uri
+    doc["tileMatrixSetURI"] = tms_uri(tms, base_url)
     return doc
 
 
@@ -266,7 +266,7 @@ class RasterTiles:
 
     def tileset(self, request: Request, collection: RasterCollection, tms: morecantile.TileMatrixSet) -> Response:
         """OGC tileset metadata of the collection in one grid."""
-        return json_response(tileset_metadata(collection, tms, base_url(request)))
+        return json_response(carry_key(request, tileset_metadata(collection, tms, base_url(request))))
 
     async def tile(
         self, request: Request, collection: RasterCollection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile

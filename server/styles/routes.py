@@ -19,7 +19,7 @@ from server.policy import visible_collections
 from server.settings import Settings
 from server.styles.render import render_style
 from server.styles.store import StyleTemplate, load_styles
-from server.web import JSON, base_url, format_param, json_response, language, link, output_format
+from server.web import JSON, base_url, carry_key, format_param, json_response, language, link, output_format
 
 router = APIRouter(tags=["Styles"])
 
@@ -97,7 +97,7 @@ async def styles_list(request: Request, f: JsonOnly = None):
     }
     if any(e["id"] == DEFAULT_STYLE for e in entries):
         doc["default"] = DEFAULT_STYLE
-    return json_response(doc)
+    return json_response(carry_key(request, doc))
 
 
 @router.get("/styles/{styleId}", summary="A style as a MapLibre style document")
@@ -105,7 +105,7 @@ async def style(request: Request, styleId: str, f: Annotated[str | None, format_
     """The MapLibre style, with tile URLs on this server (``f=mapbox``, the default)."""
     fmt = output_format(request, ("mapbox", "json"))
     _, doc = _rendered(request, styleId)
-    return json_response(doc, media_type=MAPBOX_STYLE if fmt == "mapbox" else JSON)
+    return json_response(carry_key(request, doc), media_type=MAPBOX_STYLE if fmt == "mapbox" else JSON)
 
 
 def _layer_entries(doc: dict[str, Any], base: str) -> list[dict[str, Any]]:
@@ -145,4 +145,4 @@ async def style_metadata(request: Request, styleId: str, f: JsonOnly = None) -> 
         "layers": _layer_entries(doc, base),
         "links": [link(f"{url}/metadata", "self", JSON, f"{title}: metadata")],
     }
-    return json_response(meta)
+    return json_response(carry_key(request, meta))

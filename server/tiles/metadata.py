@@ -16,7 +16,7 @@ import morecantile
 
 from server.catalog import VectorCollection
 from server.extents import union_bbox
-from server.tiling.matrix_sets import get_tms, tms_ids
+from server.tiling.matrix_sets import get_tms, tms_ids, tms_uri
 from server.tiling.zooms import matrix_range
 from server.web import JSON, link
 
@@ -56,8 +56,20 @@ def tms_list(base: str) -> dict[str, Any]:
 
 @lru_cache(maxsize=16)
 def tms_document(tms_id: str) -> dict[str, Any]:
-    """The full tile matrix set (OGC TMS 2.0 JSON) - the model morecantile validates."""
-    return get_tms(tms_id).model_dump(mode="json", exclude_none=True, by_alias=True)
+    """The full tile matrix set: OGC TMS 2.0 JSON (the model morecantile validates) plus the TMS 1.0 names
+    of the same values (``type``, ``identifier``, ``supportedCRS``, ``boundingBox``, each matrix's
+    ``identifier`` and ``topLeftCorner``), which GDAL before 3.7 reads and newer readers ignore."""
+    tms = get_tms(tms_id)
+    doc = tms.model_dump(mode="json", exclude_none=True, by_alias=True)
+    crs = _crs_uri(tms)
+    left, bottom, right, top = tms.xy_bbox
+    lat_first = str(doc.get("orderedAxes", [""])[0]).lower() in ("lat", "latitude", "y", "n", "northing")
+    lower, upper = ([bottom, left], [top, right]) if lat_first else ([left, bottom], [right, top])
+    doc |= {"type": "TileMatrixSetType", "identifier": tms.id, "supportedCRS": crs,
+            "boundingBox": {"type": "BoundingBoxType", "crs": crs, "lowerCorner": lower, "upperCorner": upper}}
+    for matrix in doc["tileMatrices"]:
+        matrix |= {"identifier": matrix["id"], "topLeftCorner": matrix["pointOfOrigin"]}
+    return doc
 
 
 def _limits(collection: VectorCollection, tms_id: str) -> tuple[dict[str, Any], ...]:
@@ -153,9 +165,8 @@ def tileset(
         "tileMatrixSetLimits": tile_matrix_limits(collections, tms_id),
         "layers": [vector_layer(c, tms_id, lang) for c in collections],
         "boundingBox": _bbox(union_bbox(collections) or WORLD),
+        "tileMatrixSetURI": tms_uri(tms, base),
     }
-    if tms.uri:
-        doc["tileMatrixSetURI"] = tms.uri
     if tms.id == "WebMercatorQuad":
         doc["links"].append(link(f"{url}?f=tilejson", "alternate", TILEJSON, "This tileset as TileJSON 3.0"))
     return doc
@@ -164,9 +175,8 @@ def tileset(
 def tileset_entry(url: str, base: str, tms_id: str, data_type: str, title: str) -> dict[str, Any]:
     """One entry of a tilesets list."""
     tms = get_tms(tms_id)
-    entry: dict[str, Any] = {"title": title, "dataType": data_type, "crs": _crs_uri(tms)}
-    if tms.uri:
-        entry["tileMatrixSetURI"] = tms.uri
+    entry: dict[str, Any] = {"title": title, "dataType": data_type, "crs": _crs_uri(tms),
+                             "tileMatrixSetURI": tms_uri(tms, base)}
     entry["links"] = [
         link(url, "self", JSON, f"{title} ({tms.id})"),
         link(f"{base}/tileMatrixSets/{tms.id}", REL + "tiling-scheme", JSON, f"The {tms.id} tile matrix set"),

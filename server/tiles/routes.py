@@ -36,7 +36,7 @@ from server.tiles import metadata
 from server.tiling.handlers import handler_for
 from server.tiling.matrix_sets import check_tile, get_tms, id_of, tms_ids
 from server.tiling.zooms import tile_request, visible
-from server.web import JSON, base_url, format_param, json_response, language, link
+from server.web import JSON, base_url, carry_key, format_param, json_response, language, link, output_format
 
 router = APIRouter(tags=["Tiles"])
 
@@ -84,7 +84,8 @@ def landing_links(base: str) -> list[dict[str, Any]]:
 
 def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
     """Links from a collection to its tilesets."""
-    rel = "tilesets-vector" if isinstance(collection, VectorCollection) else "tilesets-map"
+    # the relation names the tilesets' dataType: vector, coverage (the DEM) or map (imagery)
+    rel = "tilesets-vector" if isinstance(collection, VectorCollection) else f"tilesets-{collection.data_type}"
     return [link(f"{base}/collections/{collection.id}/tiles", metadata.REL + rel, JSON, "Tilesets")]
 
 
@@ -108,12 +109,8 @@ def _properties(request: Request, collection: VectorCollection) -> tuple[str, ..
     return tuple(f for f in collection.field_names if wanted is None or f in wanted or f == id_field)
 
 
-def _wants_tilejson(request: Request, f: str | None) -> bool:
-    if f is not None:
-        if f not in ("json", "tilejson"):
-            raise NotAcceptable(f"Parameter 'f': '{f}' is not offered here; use json or tilejson.")
-        return f == "tilejson"
-    return metadata.TILEJSON in request.headers.get("accept", "")
+def _wants_tilejson(request: Request) -> bool:
+    return output_format(request, ("json", "tilejson")) == "tilejson"
 
 
 def _check_format(f: str | None) -> None:
@@ -138,7 +135,7 @@ def _mvt(body: bytes) -> Response:
 @router.get("/tileMatrixSets", summary="Tile matrix sets offered")
 async def tile_matrix_sets(request: Request):
     """WebMercatorQuad, WorldCRS84Quad and CGCS2000Quad (the Tianditu ``c`` grid, levels 1-18)."""
-    return json_response(metadata.tms_list(base_url(request)))
+    return json_response(carry_key(request, metadata.tms_list(base_url(request))))
 
 
 @router.get("/tileMatrixSets/{tileMatrixSetId}", summary="One tile matrix set")
@@ -158,7 +155,8 @@ async def collection_tilesets(request: Request, collectionId: str):
     base = base_url(request)
     kind = handler_for(request, c).data_type(c)
     title = c.title.en if language(request) == "en" else c.title.zh
-    return json_response(metadata.tilesets_list(f"{base}/collections/{c.id}/tiles", base, kind, title))
+    doc = metadata.tilesets_list(f"{base}/collections/{c.id}/tiles", base, kind, title)
+    return json_response(carry_key(request, doc))
 
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="Tileset metadata of a collection")
@@ -225,7 +223,8 @@ TILE_HANDLERS = {"vector": VectorTiles()}
 async def dataset_tilesets(request: Request):
     """The base map: every vector collection as a layer, one tileset per tile matrix set."""
     base = base_url(request)
-    return json_response(metadata.tilesets_list(f"{base}/tiles", base, "vector", "OneMap base map 一张图底图"))
+    doc = metadata.tilesets_list(f"{base}/tiles", base, "vector", "OneMap base map 一张图底图")
+    return json_response(carry_key(request, doc))
 
 
 @router.get("/tiles/{tileMatrixSetId}", summary="Base map tileset metadata")
@@ -287,15 +286,15 @@ def _tileset_response(
         description = single.description.en if lang == "en" else single.description.zh
     else:
         title, description = "OneMap base map 一张图底图", "Every vector collection as a layer."
-    if _wants_tilejson(request, f):
+    if _wants_tilejson(request):
         if tms.id != "WebMercatorQuad":
             raise NotAcceptable(f"TileJSON is offered for WebMercatorQuad only, not for {tms.id}.")
         doc = metadata.tilejson(collections, url, title, description, lang)
-        return json_response(doc, media_type=metadata.TILEJSON)
+        return json_response(carry_key(request, doc), media_type=metadata.TILEJSON)
     doc = metadata.tileset(collections, id_of(tms), url, base, title, lang)
     if single is not None:
         doc["links"].append(link(f"{base}/collections/{single.id}", metadata.REL + "geodata", JSON, "The collection"))
-    return json_response(doc)
+    return json_response(carry_key(request, doc))
 
 
 __all__ = ["router", "CONFORMANCE", "TILE_HANDLERS", "landing_links", "collection_links", "tms_ids"]

@@ -76,6 +76,13 @@ def id_of(tms: morecantile.TileMatrixSet) -> str:
     return tms.id
 
 
+def tms_uri(tms: morecantile.TileMatrixSet, base: str) -> str:
+    """The reference a tileset gives its set (``tileMatrixSetURI``): the registered OGC URI (WebMercatorQuad,
+    WorldCRS84Quad), else the set's definition on this server (CGCS2000Quad). Clients such as GDAL's OGCAPI
+    driver pick a set by the name in this reference."""
+    return tms.uri or f"{base}/tileMatrixSets/{tms.id}"
+
+
 def check_tile(tms: morecantile.TileMatrixSet, z: int, row: int, col: int) -> morecantile.Tile:
     """The tile at (z, row, col) if it exists in the grid; a 400 naming the bad value otherwise."""
     if not tms.minzoom <= z <= tms.maxzoom:

@@ -58,6 +58,7 @@ DECLARED = {
     ("get", "/jobs"): {},
     ("get", "/jobs/{jobId}"): {},
     ("get", "/jobs/{jobId}/results"): {},
+    ("delete", "/jobs/{jobId}"): {},
     ("get", "/map"): {},
     ("post", "/session"): {},
     ("delete", "/session"): {},

@@ -26,7 +26,7 @@ from server.filters import filter_fields, parse_filter
 from server.policy import Policy, RestrictionError
 from server.profiles.rasters import elevation, imagery
 from server.sources import ItemQuery, Source
-from server.sources.areas import SITE_SRID, Overlap, Site, project
+from server.sources.areas import Overlap, Site
 
 PARCELS = "parcels"
 NO_FIXTURE = "W00000000"
@@ -101,7 +101,7 @@ async def profile(source: Source, policy: Policy, code: UnitCode, data_dir: Path
     geometry = shape(parcel["geometry"])
     site = Site.of(geometry)
     doc: dict[str, Any] = {"unit_code": code.code, "code": code_parts(code), "parcel": parcel, "unavailable": []}
-    parcel_m2 = float(project(geometry, SITE_SRID, site.epsg).area)
+    parcel_m2 = site.area_m2
     doc["parcel_area_m2"] = round(parcel_m2, 2)
     layers = [("buildings", BUILDING_FIELDS), *((cid, (field,)) for cid, field in MEASURED.items())]
     found, life = await asyncio.gather(  # one read per layer, all at once

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import shapely
 from psycopg import sql
 
 from server.catalog import VectorCollection
@@ -41,5 +42,5 @@ def overlaps_from_rows(rows: list[tuple], fields: tuple[str, ...]) -> list[Overl
 
 
 def site_params(site: Site) -> dict[str, Any]:
-    """The site's bound parameters."""
-    return {"site": site.wkb, "zone": site.epsg}
+    """The site's bound parameters: the whole site, and its parts with their zones."""
+    return {"site": site.wkb, "parts": [shapely.to_wkb(part) for _, part in site.parts], "zones": site.zones}

@@ -4,8 +4,11 @@ EPSG:4550): each part is measured in its own zone and the areas summed, on both 
 from __future__ import annotations
 
 import pytest
+import shapely
 from pyproj import Geod, Transformer
 
+from server.policy.model import Restriction
+from server.sources.areas import Site
 from tests.conftest import keyed_client, settings_for
 from tests.test_processes import box, run
 
@@ -55,3 +58,24 @@ def test_a_site_across_the_boundary_on_both_backends(request):
         assert left.keys() == right.keys()
         for code, area in left.items():
             assert area == pytest.approx(right[code], abs=0.01), (layer, code)
+
+
+def test_layers_measured_at_once_equal_layer_by_layer(backend, request):
+    """``overlaps_many`` (one statement on PostGIS) gives each layer what ``overlaps`` gives it alone."""
+    with keyed_client(settings_for(backend, request)) as c:
+        source, catalog = c.app.state.source, c.app.state.catalog
+        site = Site.of(shapely.geometry.shape(CROSSING))
+        layers = [(catalog.get(cid), fields, Restriction.unrestricted(catalog.get(cid)))
+                  for cid, fields in (("land_survey", ("land_code",)), ("parcels", ("land_use", "area_m2")),
+                                      ("control_lines", ("line_type",)))]
+
+        async def both():
+            alone = [await source.overlaps(col, site, fields, restriction=r) for col, fields, r in layers]
+            return alone, await source.overlaps_many(layers, site)
+
+        alone, together = c.portal.call(both)
+    assert [len(a) for a in alone] == [len(t) for t in together] and min(map(len, alone)) > 0
+    for a, t in zip(alone, together, strict=True):
+        assert [o.id for o in a] == [o.id for o in t]
+        assert [o.values for o in a] == [tuple(v) for v in (o.values for o in t)]
+        assert [o.area_m2 for o in a] == pytest.approx([o.area_m2 for o in t], abs=1e-6)

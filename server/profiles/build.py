@@ -26,7 +26,8 @@ from server.filters import filter_fields, parse_filter
 from server.policy import Policy, RestrictionError
 from server.profiles.rasters import elevation, imagery
 from server.sources import ItemQuery, Source
-from server.sources.areas import Overlap, Site
+from server.sources.areas import Overlap, Site, readable_fields
+from server.sources.base import AreaLayer
 
 PARCELS = "parcels"
 NO_FIXTURE = "W00000000"
@@ -55,15 +56,24 @@ def not_found(code: UnitCode) -> NotFound:
     return NotFound(f"No parcel has the unit code '{code.code}'.")
 
 
-async def _overlaps(source: Source, policy: Policy, cid: str, site: Site,
-                    fields: tuple[str, ...]) -> list[Overlap] | None:
-    access = policy.access(cid)
-    if access is None or not isinstance(access.view, VectorCollection):
-        return None
-    try:
-        return await source.overlaps(access.view, site, fields, restriction=access.restriction)
-    except RestrictionError:
-        return None
+async def _measure(source: Source, policy: Policy, site: Site,
+                   layers: list[tuple[str, tuple[str, ...]]]) -> list[list[Overlap] | None]:
+    """The overlaps of each layer the caller may see with its fields readable (None for the others), read
+    at once: one statement on PostGIS."""
+    readable: list[tuple[int, AreaLayer]] = []
+    for i, (cid, fields) in enumerate(layers):
+        access = policy.access(cid)
+        if access is None or not isinstance(access.view, VectorCollection):
+            continue
+        try:
+            readable.append((i, (access.view, readable_fields(fields, access.restriction), access.restriction)))
+        except RestrictionError:
+            continue
+    found = await source.overlaps_many([layer for _, layer in readable], site) if readable else []
+    out: list[list[Overlap] | None] = [None] * len(layers)
+    for (i, _), overlaps in zip(readable, found, strict=True):
+        out[i] = overlaps
+    return out
 
 
 def _classes(policy: Policy, cid: str, field: str, overlaps: list[Overlap], parcel_m2: float,
@@ -104,9 +114,8 @@ async def profile(source: Source, policy: Policy, code: UnitCode, data_dir: Path
     parcel_m2 = site.area_m2
     doc["parcel_area_m2"] = round(parcel_m2, 2)
     layers = [("buildings", BUILDING_FIELDS), *((cid, (field,)) for cid, field in MEASURED.items())]
-    found, life = await asyncio.gather(  # one read per layer, all at once
-        asyncio.gather(*(_overlaps(source, policy, cid, site, fields) for cid, fields in layers)),
-        _life(source, policy, code, geometry, base))
+    found, life = await asyncio.gather(  # the layers in one read, the life records beside it
+        _measure(source, policy, site, layers), _life(source, policy, code, geometry, base))
     buildings, *measured = found
     if buildings is None:
         doc["unavailable"].append("buildings")

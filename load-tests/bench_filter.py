@@ -1,7 +1,8 @@
 """Filter benchmark: CQL2 on /collections/parcels/items over PostGIS, against tipg and pygeoapi.
 
-Two scenarios, each at 16 clients with the same requests on every server: a CQL2 attribute filter plus
-a bbox (page of 100), and ``S_INTERSECTS`` with a 200-vertex polygon (page of 100). Loads the sample at
+Three scenarios, each at 16 clients with the same requests on every server: a CQL2 attribute filter plus
+a bbox (page of 100), ``S_INTERSECTS`` with a 200-vertex polygon (page of 100), and bbox pages of 100
+in a Gauss-Kruger zone (``crs=EPSG:4549``; tipg has no ``crs`` parameter and sits that one out). Loads the sample at
 the given scale into a throwaway PostGIS (or uses ``--database-url ... --skip-load``), then serves the
 same table with OneMap, tipg (its ``filter``) and pygeoapi (CQL2 on its PostgreSQL provider), each with
 the same number of workers. Peers come from a virtualenv outside the repository:
@@ -10,6 +11,10 @@ the same number of workers. Peers come from a virtualenv outside the repository:
     /tmp/peers/bin/pip install tipg pygeoapi uvicorn psycopg2-binary geoalchemy2
     python load-tests/bench_filter.py --peers /tmp/peers --scale 1000000
     python load-tests/bench_filter.py --peers /tmp/peers --database-url URL --skip-load --only onemap
+
+pygeoapi reads a GET ``filter`` with pygeofilter's ECQL parser whatever the ``filter-lang`` (which must
+be ``cql-text`` or ``cql-json``; ``cql2-text`` is a 400): it is sent the same filters in that dialect,
+``INTERSECTS`` for CQL2's ``S_INTERSECTS``, and offered EPSG:4549 in its provider's ``crs`` list.
 """
 
 from __future__ import annotations
@@ -17,16 +22,37 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import subprocess
+import tempfile
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from bench_features import bboxes, start_pygeoapi
-from harness import UNCACHED, Target, api_key, database, measure, report, start_onemap, start_peer
+import psycopg
+from bench_features import CRS84_VIEW, PYGEOAPI_CONFIG, READY, bboxes
+from harness import (
+    UNCACHED,
+    Server,
+    Target,
+    api_key,
+    database,
+    free_port,
+    measure,
+    report,
+    start_onemap,
+    start_peer,
+)
 
 ATTRIBUTE = "land_use IN ('0101','0702') AND area_m2 > 20000"
 COLLECTION = {"onemap": "/collections/parcels/items", "tipg": "/collections/public.parcels/items",
               "pygeoapi": "/collections/parcels/items"}
-EXTRA = {"onemap": "", "tipg": "", "pygeoapi": "&f=json&filter-lang=cql2-text"}
+EXTRA = {"onemap": "", "tipg": "", "pygeoapi": "&f=json&filter-lang=cql-text"}
+INTERSECTS = {"onemap": "S_INTERSECTS", "tipg": "S_INTERSECTS", "pygeoapi": "INTERSECTS"}  # ECQL's name
+GK = "http://www.opengis.net/def/crs/EPSG/0/4549"
+SCENARIOS = {"attribute+bbox": ("onemap", "tipg", "pygeoapi"), "s_intersects-200": ("onemap", "tipg", "pygeoapi"),
+             "crs-4549": ("onemap", "pygeoapi")}
+PYGEOAPI_CRS = """        storage_crs: http://www.opengis.net/def/crs/OGC/1.3/CRS84
+        crs: [http://www.opengis.net/def/crs/OGC/1.3/CRS84, http://www.opengis.net/def/crs/EPSG/0/4549]
+"""
 
 
 def polygons(n: int, vertices: int = 200, seed: int = 11) -> list[str]:
@@ -47,7 +73,24 @@ def scenario_paths(name: str, scenario: str) -> list[str]:
     base = f"{COLLECTION[name]}?limit=100{EXTRA[name]}"
     if scenario == "attribute+bbox":
         return [f"{base}&bbox={b}&filter={quote(ATTRIBUTE)}" for b in bboxes(200)]
-    return [f"{base}&filter={quote(f'S_INTERSECTS(geom, {p})')}" for p in polygons(100)]
+    if scenario == "crs-4549":
+        return [f"{base}&bbox={b}&crs={quote(GK, safe='')}" for b in bboxes(200)]
+    return [f"{base}&filter={quote(f'{INTERSECTS[name]}(geom, {p})')}" for p in polygons(100)]
+
+
+def start_pygeoapi(peers: Path, url: str, workers: int) -> Server:
+    """pygeoapi over the CRS84 view of the parcels (see ``bench_features``), offering EPSG:4549 as well."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(CRS84_VIEW)
+    db = urlsplit(url)
+    work = Path(tempfile.mkdtemp(prefix="pygeoapi-"))
+    cfg, port = work / "config.yml", free_port()
+    config = PYGEOAPI_CONFIG.format(port=port, pg_port=db.port, dbname=db.path.lstrip("/"), user=db.username)
+    cfg.write_text(config + PYGEOAPI_CRS)
+    subprocess.run([str(peers / "bin" / "pygeoapi"), "openapi", "generate", str(cfg), "--output-file",
+                    str(work / "openapi.yml")], check=True, capture_output=True)
+    env = {"PYGEOAPI_CONFIG": str(cfg), "PYGEOAPI_OPENAPI": str(work / "openapi.yml")}
+    return start_peer("pygeoapi", peers, "pygeoapi.starlette_app:APP", workers, env, READY["pygeoapi"], port)
 
 
 def main() -> None:
@@ -74,10 +117,12 @@ def main() -> None:
                                     "TIPG_MAX_FEATURES_PER_QUERY": "10000"}, ready=ready["tipg"]),
         "pygeoapi": lambda: start_pygeoapi(args.peers, url, args.workers),
     }
-    results: dict[str, dict] = {"attribute+bbox": {}, "s_intersects-200": {}}
+    results: dict[str, dict] = {scenario: {} for scenario in SCENARIOS}
     for name in args.only:
         server = starters[name]()
         for scenario, rows in results.items():
+            if name not in SCENARIOS[scenario]:
+                continue
             target = Target(server, scenario_paths(name, scenario), headers if name == "onemap" else None, url)
             rows.update(measure({name: target}, args.clients, args.seconds, args.runs))
             print(f"{name} {scenario}: {rows[name].rps:.1f} req/s, p99 {rows[name].p99_ms:.0f} ms", flush=True)

@@ -87,6 +87,9 @@ def test_queryables_and_sortables(client):
     assert doc["$schema"] == "https://json-schema.org/draft/2020-12/schema" and doc["type"] == "object"
     assert doc["properties"]["land_use"]["title"] == "用途编码" and "09" in doc["properties"]["land_use"]["enum"]
     assert doc["properties"]["unit_code"]["x-ogc-role"] == "id"
+    assert [q["id"] for q in doc["queryables"]] == [p for p in doc["properties"] if p != "geom"]  # the drafts' list
+    plain = client.get("/collections/parcels/queryables", headers={"Accept": "application/geo+json, application/json"})
+    assert plain.headers["content-type"] == "application/json" and plain.json() == doc
     sortables = client.get("/collections/parcels/sortables", headers={"Accept-Language": "en"}).json()
     assert "geom" not in sortables["properties"] and sortables["properties"]["area_m2"]["title"] == "Area (m²)"
     assert client.get("/collections/dem/queryables").status_code == 404
@@ -121,7 +124,9 @@ def test_the_same_policy_in_every_format(government, tmp_path):
 
 
 def test_hidden_and_masked_fields_are_not_queryable(government):
-    queryables = government.get("/collections/parcels/queryables").json()["properties"]
+    doc = government.get("/collections/parcels/queryables").json()
+    queryables = doc["properties"]
+    assert {q["id"] for q in doc["queryables"]} == set(queryables) - {"geom"}
     assert "owner_id_number" not in queryables and "owner_name" not in queryables and "area_m2" in queryables
     assert "09" not in queryables["land_use"]["enum"]  # its rows are excluded: the code says nothing
     for field in ("owner_id_number", "owner_name"):

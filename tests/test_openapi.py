@@ -58,6 +58,7 @@ DECLARED = {
     ("get", "/jobs"): {},
     ("get", "/jobs/{jobId}"): {},
     ("get", "/jobs/{jobId}/results"): {},
+    ("delete", "/jobs/{jobId}"): {},
     ("get", "/map"): {},
     ("post", "/session"): {},
     ("delete", "/session"): {},
@@ -66,7 +67,7 @@ DECLARED = {
 ENUMS = {
     ("/collections/{collectionId}/items", "f"): ["json", "html", "csv", "fgb"],
     ("/collections/{collectionId}/items/{featureId}", "f"): ["json", "html"],
-    ("/collections/{collectionId}/items", "filter-lang"): ["cql2-text", "cql2-json"],
+    ("/collections/{collectionId}/items", "filter-lang"): ["cql2-text", "cql2-json", "cql-text"],
     ("/styles/{styleId}", "f"): ["mapbox", "json"],
     ("/collections/{collectionId}/tiles/{tileMatrixSetId}", "f"): ["json", "tilejson"],
     ("/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}", "render"):

@@ -14,7 +14,7 @@ from server.credentials import KEY_PARAMS
 from server.errors import InvalidParameter
 from server.policy import restriction_for, visible_collection
 from server.queryables import SCHEMA_MEDIA, schema_document
-from server.web import base_url, format_param, json_response, language, link, output_format
+from server.web import JSON, base_url, format_param, json_response, language, link, output_format
 
 router = APIRouter(tags=["Features"])
 _FORMATS = ("json",)
@@ -28,9 +28,24 @@ def schema_links(c: Collection, base: str) -> list[dict]:
     return [
         link(f"{url}/queryables", "http://www.opengis.net/def/rel/ogc/1.0/queryables", SCHEMA_MEDIA,
              "The properties the features can be filtered on"),
+        # the relation of the Part 3 drafts, which GDAL's OAPIF driver follows to learn what it may push
+        link(f"{url}/queryables", "queryables", SCHEMA_MEDIA, "The properties the features can be filtered on"),
         link(f"{url}/sortables", "http://www.opengis.net/def/rel/ogc/1.0/sortables", SCHEMA_MEDIA,
              "The properties the features can be sorted by"),
     ]
+
+
+def _media_type(request: Request) -> str:
+    """``application/schema+json``, or plain JSON for a client whose Accept names only that (GDAL's OAPIF
+    driver refuses any other type when it reads the queryables)."""
+    accept = request.headers.get("accept", "")
+    return JSON if JSON in accept and SCHEMA_MEDIA not in accept else SCHEMA_MEDIA
+
+
+def draft_listing(doc: dict, geometry_field: str) -> list[dict[str, str]]:
+    """The same queryables as the Part 3 drafts listed them (``{"id": name}`` objects), an annotation JSON
+    Schema ignores: GDAL's OAPIF driver reads this list to know which fields it may send in a ``filter``."""
+    return [{"id": name} for name in doc["properties"] if name != geometry_field]
 
 
 async def _schema(request: Request, collection_id: str, kind: str) -> Response:
@@ -39,13 +54,16 @@ async def _schema(request: Request, collection_id: str, kind: str) -> Response:
     if unknown:
         raise InvalidParameter(f"Unknown query parameter {', '.join(repr(u) for u in unknown)}; allowed: f.")
     output_format(request, _FORMATS)
+    media = _media_type(request)
 
     async def produce() -> Response:
         url = f"{base_url(request)}/collections/{c.id}/{kind}"
         doc = schema_document(c, restriction_for(request, c), language(request), url, geometry=kind == "queryables")
-        return json_response(doc, media_type=SCHEMA_MEDIA)
+        if kind == "queryables":
+            doc["queryables"] = draft_listing(doc, c.source.geometry_field)
+        return json_response(doc, media_type=media)
 
-    return await cached(request, kind, (c.id,), produce, base=True, language=language(request))
+    return await cached(request, kind, (c.id, media), produce, base=True, language=language(request))
 
 
 @router.get("/collections/{collectionId}/queryables", summary="Properties the features can be filtered on")

@@ -15,7 +15,10 @@ import orjson
 
 from server.errors import InvalidParameter
 
-LANGUAGES = ("cql2-text", "cql2-json")
+LANGUAGES = ("cql2-text", "cql2-json", "cql-text")
+# the Part 3 drafts' name of CQL2 text, which GDAL's OAPIF driver still looks for in the OpenAPI document
+# (a ``filter-lang`` enum holding it) before it sends an attribute filter to the server
+DRAFT_TEXT = "cql-text"
 MAX_LENGTH = 32_768  # characters; a 200-vertex polygon in WKT takes about 8,000
 MAX_DEPTH = 32  # nesting of parentheses (text) or of arrays and objects (JSON)
 MAX_NOTS = 64  # NOT operators in a text filter (each one nests)
@@ -100,4 +103,4 @@ def parse_cql2(raw: str | dict, lang: str | None) -> Any:
         raise _fail(f"{len(raw)} characters long; at most {MAX_LENGTH} are accepted.")
     if isinstance(raw, str) and not raw.strip():
         raise _fail("empty.")
-    return _from_text(raw) if lang == "cql2-text" else _from_json(raw)
+    return _from_json(raw) if lang == "cql2-json" else _from_text(raw)

@@ -81,6 +81,7 @@ async def site_compliance(source: Source, policy: Policy, config: ComplianceConf
     report: dict[str, Any] = {
         "site": {"area_m2": round(inputs.area_m2, AREA_DIGITS), "vertices": inputs.vertices,
                  "area_crs": f"http://www.opengis.net/def/crs/EPSG/0/{inputs.site.epsg}",
+                 "area_zones": [f"http://www.opengis.net/def/crs/EPSG/0/{z}" for z in inputs.site.zones],
                  "planned_use": inputs.planned_use},
         "layers": {},
         "unavailable_layers": [lid for (lid, _), r in zip(layers, results, strict=True) if r is None],

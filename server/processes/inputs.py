@@ -18,7 +18,7 @@ from shapely.geometry.base import BaseGeometry
 
 from server.codes.classes import PLANNING_USE_CLASSES
 from server.errors import InvalidParameter
-from server.sources.areas import SITE_SRID, Site, project, transformed
+from server.sources.areas import SITE_SRID, Site, transformed
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 EPSG_PREFIX = "http://www.opengis.net/def/crs/EPSG/0/"
@@ -125,6 +125,6 @@ def parse_inputs(inputs: Any) -> SiteInputs:
         site = Site.of(geometry)
     except ValueError as exc:
         raise InvalidParameter(f"Input 'geometry': {exc}.") from None
-    area = float(project(geometry, SITE_SRID, site.epsg).area)
+    area = site.area_m2
     vertices = int(shapely.get_num_coordinates(geometry))
     return SiteInputs(site, area, vertices, parse_planned_use(inputs.get("planned_use")))

@@ -33,6 +33,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/ogc-process-description",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/json",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/job-list",
+    "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/dismiss",
 ]
 JOB_LIST_MAX = 100
 
@@ -179,10 +180,21 @@ async def job(request: Request, jobId: str):  # noqa: N803 - the OGC path parame
     return json_response(status_info(await _job(request, jobId), base_url(request)))
 
 
+@router.delete("/jobs/{jobId}", summary="Dismiss a job")
+async def dismiss(request: Request, jobId: str):  # noqa: N803 - the OGC path parameter name
+    """Cancel a running job or remove a finished job's results; its status becomes ``dismissed``."""
+    found = await _runner(request).dismiss(policy_of(request), jobId)
+    if found is None:
+        raise NoSuchJob(f"Job '{jobId[:64]}' does not exist.")
+    return json_response(status_info(found, base_url(request)))
+
+
 @router.get("/jobs/{jobId}/results", summary="A job's results")
 async def results(request: Request, jobId: str):  # noqa: N803 - the OGC path parameter name
     """The report of a successful job; a failed job's error; 404 result-not-ready before."""
     found = await _job(request, jobId)
+    if found.status == "dismissed":
+        raise NoSuchJob(f"Job '{found.id}' was dismissed; its results were removed.")
     if found.status == "failed":
         raise JobFailed(f"The job failed: {found.message}")
     if found.status != "successful" or found.result is None:

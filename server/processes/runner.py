@@ -2,7 +2,9 @@
 
 Every execution becomes a row of the store's jobs table (``server.stores.jobs``), which is also the
 audit of executions. Asynchronous runs are tasks of the worker that accepted them; their status and
-results live in the store, so any replica answers ``/jobs/{id}``.
+results live in the store, so any replica answers ``/jobs/{id}``. Dismissing a job (``DELETE``) cancels
+its run when this worker runs it; a run on another replica goes on, but what it writes at the end is
+ignored (the store never changes a dismissed job).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Runner:
     jobs: SqliteJobs | PostgresJobs
     source: Source
     edition: str
-    tasks: set[asyncio.Task] = field(default_factory=set)
+    tasks: dict[str, asyncio.Task] = field(default_factory=dict)
 
     async def store(self, fn, *args, **kwargs):
         """A jobs-table call in a worker thread."""
@@ -83,8 +85,8 @@ class Runner:
         job = self.new_job(policy, inputs, "accepted")
         await self.store(self.jobs.add, job)
         task = asyncio.create_task(self._background(job.id, policy, inputs, base, lang))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.tasks[job.id] = task
+        task.add_done_callback(lambda _: self.tasks.pop(job.id, None))
         return job
 
     async def _background(self, job_id: str, policy: Policy, inputs: SiteInputs, base: str, lang: str) -> None:
@@ -111,6 +113,22 @@ class Runner:
             message = "The server running this job stopped before it finished; execute it again."
             await self.store(self.jobs.update, found.id, status="failed", message=message, finished=now_text())
             found.status, found.message = "failed", message
+        return found
+
+
+    async def dismiss(self, policy: Policy, job_id: str) -> Job | None:
+        """Dismiss the caller's job: its run cancelled (when this worker runs it), its results removed."""
+        found = await self.job(policy, job_id)
+        if found is None or found.status == "dismissed":
+            return found
+        task = self.tasks.pop(found.id, None)
+        if task is not None:
+            task.cancel()
+        message = "Dismissed by its owner; its results were removed."
+        await self.store(self.jobs.dismiss, found.id, message)
+        found.status, found.message, found.result = "dismissed", message, None
+        found.updated = now_text()
+        found.finished = found.finished or found.updated
         return found
 
 

@@ -22,10 +22,12 @@ from server.catalog import RasterCollection, VectorCollection
 from server.codes.classes import CODE_LISTS
 from server.codes.unit_code import FIXTURE_TYPES, OWNERSHIPS, PARCEL_TYPES, UnitCode
 from server.errors import NotFound
+from server.filters import filter_fields, parse_filter
 from server.policy import Policy, RestrictionError
 from server.profiles.rasters import elevation, imagery
-from server.sources import Source
-from server.sources.areas import SITE_SRID, Overlap, Site, project
+from server.sources import ItemQuery, Source
+from server.sources.areas import Overlap, Site, readable_fields
+from server.sources.base import AreaLayer
 
 PARCELS = "parcels"
 NO_FIXTURE = "W00000000"
@@ -33,6 +35,7 @@ NO_FIXTURE = "W00000000"
 MEASURED = {"planning_zones": "use_code", "control_lines": "line_type", "land_survey": "land_code"}
 BUILDING_FIELDS = ("parcel_code", "building_use", "floors", "height_m")
 EVENTS = "parcel_events"
+LIFE_MAX = 1_000  # records of one parcel read at most
 STAGES = ("planning", "approval", "supply", "use", "registration", "supervision")  # 规、批、供、用、登、管
 
 
@@ -53,15 +56,24 @@ def not_found(code: UnitCode) -> NotFound:
     return NotFound(f"No parcel has the unit code '{code.code}'.")
 
 
-async def _overlaps(source: Source, policy: Policy, cid: str, site: Site,
-                    fields: tuple[str, ...]) -> list[Overlap] | None:
-    access = policy.access(cid)
-    if access is None or not isinstance(access.view, VectorCollection):
-        return None
-    try:
-        return await source.overlaps(access.view, site, fields, restriction=access.restriction)
-    except RestrictionError:
-        return None
+async def _measure(source: Source, policy: Policy, site: Site,
+                   layers: list[tuple[str, tuple[str, ...]]]) -> list[list[Overlap] | None]:
+    """The overlaps of each layer the caller may see with its fields readable (None for the others), read
+    at once: one statement on PostGIS."""
+    readable: list[tuple[int, AreaLayer]] = []
+    for i, (cid, fields) in enumerate(layers):
+        access = policy.access(cid)
+        if access is None or not isinstance(access.view, VectorCollection):
+            continue
+        try:
+            readable.append((i, (access.view, readable_fields(fields, access.restriction), access.restriction)))
+        except RestrictionError:
+            continue
+    found = await source.overlaps_many([layer for _, layer in readable], site) if readable else []
+    out: list[list[Overlap] | None] = [None] * len(layers)
+    for (i, _), overlaps in zip(readable, found, strict=True):
+        out[i] = overlaps
+    return out
 
 
 def _classes(policy: Policy, cid: str, field: str, overlaps: list[Overlap], parcel_m2: float,
@@ -99,12 +111,11 @@ async def profile(source: Source, policy: Policy, code: UnitCode, data_dir: Path
     geometry = shape(parcel["geometry"])
     site = Site.of(geometry)
     doc: dict[str, Any] = {"unit_code": code.code, "code": code_parts(code), "parcel": parcel, "unavailable": []}
-    parcel_m2 = float(project(geometry, SITE_SRID, site.epsg).area)
+    parcel_m2 = site.area_m2
     doc["parcel_area_m2"] = round(parcel_m2, 2)
     layers = [("buildings", BUILDING_FIELDS), *((cid, (field,)) for cid, field in MEASURED.items())]
-    found, life = await asyncio.gather(  # one read per layer, all at once
-        asyncio.gather(*(_overlaps(source, policy, cid, site, fields) for cid, fields in layers)),
-        _life(source, policy, code, site, base))
+    found, life = await asyncio.gather(  # the layers in one read, the life records beside it
+        _measure(source, policy, site, layers), _life(source, policy, code, geometry, base))
     buildings, *measured = found
     if buildings is None:
         doc["unavailable"].append("buildings")
@@ -128,26 +139,31 @@ async def profile(source: Source, policy: Policy, code: UnitCode, data_dir: Path
     return doc
 
 
-async def _life(source: Source, policy: Policy, code: UnitCode, site: Site,
+async def _life(source: Source, policy: Policy, code: UnitCode, geometry: Any,
                 base: str) -> dict[str, list[dict[str, Any]]] | None:
     """The parcel's life records the caller may see, by stage (规批供用登管 order), each stage in time order.
 
-    Masked fields are left out (the source's overlap read returns values as stored)."""
+    They are read as Features reads them - the records of this parcel code in the parcel's bbox (each
+    record has its parcel's geometry) - so masked fields are served masked, hidden ones are absent and
+    excluded rows are missing; without the parcel code and the stage unmasked the part is unavailable."""
     access = policy.access(EVENTS)
     view = access.view if access is not None else None
     if access is None or not isinstance(view, VectorCollection):
         return None
     restriction, id_field = access.restriction, view.source.id_field
-    fields = tuple(f for f in view.field_names if f in restriction.fields and f not in restriction.masked)
-    if "parcel_code" not in fields or "stage" not in fields:
+    fields = filter_fields(view, restriction)
+    if not {"parcel_code", "stage"} <= set(fields.types):
         return None
-    found = await source.overlaps(view, site, fields, restriction=restriction)
-    records = [dict(zip(fields, o.values, strict=True)) for o in found]
-    records = [r for r in records if r["parcel_code"] == code.parcel_code]
+    q = ItemQuery(properties=tuple(f for f in view.field_names if f in restriction.fields), limit=LIFE_MAX,
+                  bbox=tuple(geometry.bounds),
+                  filter=parse_filter(f"parcel_code = '{code.parcel_code}'", "cql2-text", None, fields))
+    page = await source.query(view, q, restriction=restriction)
+    records = [{id_field: f["id"], **f["properties"]} for f in orjson.loads(page.features)]
+    date = "event_date" if "event_date" in fields.types else id_field  # a masked date orders nothing
+    records.sort(key=lambda r: (str(r.get(date) or ""), r[id_field]))
+    by_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage in STAGES}
     for r in records:
         r["href"] = f"{base}/collections/{EVENTS}/items/{r[id_field]}"
-    by_stage: dict[str, list[dict[str, Any]]] = {stage: [] for stage in STAGES}
-    for r in sorted(records, key=lambda r: (str(r.get("event_date") or ""), r[id_field])):
         by_stage.setdefault(r["stage"], []).append(r)
     return by_stage
 

@@ -3,9 +3,11 @@
 Both backends compute the same thing: each row's geometry, desensitized as the caller's restriction
 says (the geometry the caller could read), is projected with the site into the site's 3-degree GK zone
 (EPSG:4534-4554, central meridians 75E-135E), intersected with it and measured there - never in
-degrees. PostGIS does it in one statement per layer (``sql/overlaps.sql``); the embedded store with
-pyproj and shapely (``overlap_areas``). Overlaps smaller than ``MIN_OVERLAP_M2`` (a shared edge, a
-floating-point sliver) are not reported by either.
+degrees. A site across a zone boundary (every 3 degrees, at 1.5E + 3k) is cut at the boundary and each
+part measured in its own zone, as a surveyor would: an area is the sum of its parts' areas. PostGIS
+does it in one statement per layer (``sql/overlaps.sql``); the embedded store with pyproj and shapely
+(``overlap_areas``). Overlaps smaller than ``MIN_OVERLAP_M2`` (a shared edge, a floating-point sliver)
+are not reported by either.
 """
 
 from __future__ import annotations
@@ -35,17 +37,46 @@ def gk_zone_epsg(lon: float) -> int:
     return GK3_FIRST_EPSG + (meridian - 75) // 3
 
 
+def zone_parts(geometry: BaseGeometry) -> tuple[tuple[int, BaseGeometry], ...]:
+    """The polygonal parts of ``geometry`` in each GK zone band it crosses, with the zone's EPSG code."""
+    minx, miny, maxx, maxy = geometry.bounds
+    first, last = gk_zone_epsg(minx), gk_zone_epsg(maxx)
+    if first == last:
+        return ((first, geometry),)
+    parts = []
+    for epsg in range(first, last + 1):
+        meridian = 75 + 3 * (epsg - GK3_FIRST_EPSG)
+        band = shapely.box(meridian - 1.5, miny - 1, meridian + 1.5, maxy + 1)
+        polygons = [g for g in shapely.get_parts(shapely.intersection(geometry, band))
+                    if g.geom_type in ("Polygon", "MultiPolygon") and not g.is_empty]
+        if polygons:
+            parts.append((epsg, shapely.union_all(polygons)))
+    return tuple(parts)
+
+
 @dataclass(frozen=True)
 class Site:
-    """A polygonal site in the storage CRS (lon/lat, EPSG:4490) and the GK zone its areas are measured in."""
+    """A polygonal site in the storage CRS (lon/lat, EPSG:4490), the GK zone of its centroid (``epsg``) and
+    its parts per zone (one part unless it crosses a zone boundary), each measured in its own zone."""
 
     geometry: BaseGeometry
     epsg: int
+    parts: tuple[tuple[int, BaseGeometry], ...]
 
     @classmethod
     def of(cls, geometry: BaseGeometry) -> Site:
-        """The site measured in the zone of its centroid."""
-        return cls(geometry, gk_zone_epsg(geometry.centroid.x))
+        """The site cut along the zone boundaries it crosses."""
+        return cls(geometry, gk_zone_epsg(geometry.centroid.x), zone_parts(geometry))
+
+    @property
+    def area_m2(self) -> float:
+        """The site's area: each part measured in its own zone."""
+        return float(sum(project(part, SITE_SRID, epsg).area for epsg, part in self.parts))
+
+    @property
+    def zones(self) -> list[int]:
+        """The EPSG codes of the zones its parts are measured in."""
+        return [epsg for epsg, _ in self.parts]
 
     @property
     def wkb(self) -> bytes:
@@ -81,11 +112,15 @@ def transformed(geoms: Any, transformer: Transformer) -> Any:
 
 
 def overlap_areas(geoms: np.ndarray, site: Site, srid: int) -> np.ndarray:
-    """The area in m² of each geometry's intersection with ``site``, measured in the site's zone."""
+    """The area in m² of each geometry's intersection with ``site``, each part of the site measured in
+    its own zone."""
+    total = np.zeros(len(geoms))
     if not len(geoms):
-        return np.zeros(0)
-    zone_site = project(site.geometry, SITE_SRID, site.epsg)
-    return shapely.area(shapely.intersection(project(geoms, srid, site.epsg), zone_site))
+        return total
+    for epsg, part in site.parts:
+        zone_part = project(part, SITE_SRID, epsg)
+        total += shapely.area(shapely.intersection(project(geoms, srid, epsg), zone_part))
+    return total
 
 
 def readable_fields(fields: tuple[str, ...], restriction: Restriction) -> tuple[str, ...]:

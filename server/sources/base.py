@@ -106,6 +106,9 @@ class Cursor:
             raise InvalidParameter("Parameter 'cursor' is not a cursor this server issued.") from None
 
 
+AreaLayer = tuple[VectorCollection, tuple[str, ...], Restriction]  # a layer to measure: collection, fields, restriction
+
+
 @dataclass(frozen=True)
 class ItemQuery:
     """A validated items request. ``properties`` are field names from the catalog, in output order;
@@ -241,6 +244,10 @@ class Source(Protocol):
                        restriction: Restriction) -> list[Overlap]:
         """The kept rows overlapping ``site``, by id, with ``fields``' values and the overlap in m² (see
         ``server.sources.areas``); ``fields`` must be visible and unmasked in the restriction."""
+
+    async def overlaps_many(self, layers: list[AreaLayer], site: Site) -> list[list[Overlap]]:
+        """``overlaps`` of each layer (collection, fields, restriction) over one site, in the layers' order,
+        read at once (one statement on PostGIS)."""
 
     async def version(self, collection: VectorCollection) -> str:
         """A token that changes whenever the collection's data changes."""

@@ -26,6 +26,7 @@ from server.policy.model import Restriction, checked
 from server.policy.pgsql import sqlite_exclusion
 from server.sources.areas import Overlap, Site, readable_fields
 from server.sources.base import (
+    AreaLayer,
     Extent,
     ItemQuery,
     Layers,
@@ -137,6 +138,12 @@ class GeoPackageSource:
         restriction = checked(restriction, collection)
         fields = readable_fields(fields, restriction)
         return await self._run(lambda: gpkg_overlaps(self._conn(), collection, site, fields, restriction))
+
+    async def overlaps_many(self, layers: list[AreaLayer], site: Site) -> list[list[Overlap]]:
+        """``overlaps`` of several layers over one site, measured in one worker thread."""
+        checked_layers = [(c, readable_fields(fields, checked(r, c)), checked(r, c)) for c, fields, r in layers]
+        return await self._run(lambda: [gpkg_overlaps(self._conn(), c, site, fields, r)
+                                        for c, fields, r in checked_layers])
 
     async def version(self, collection: VectorCollection) -> str:
         """The collection's data version (``onemap_versions``, see ``gpkg_versions``).

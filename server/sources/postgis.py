@@ -38,6 +38,7 @@ from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
 from server.settings import Settings
 from server.sources.areas import Overlap, Site, readable_fields
 from server.sources.base import (
+    AreaLayer,
     Extent,
     ItemQuery,
     Layers,
@@ -48,7 +49,13 @@ from server.sources.base import (
     restricted_layers,
 )
 from server.sources.keyset import order_keys, pg_after, pg_order, typed_values
-from server.sources.postgis_areas import overlaps_from_rows, overlaps_statement, site_params
+from server.sources.postgis_areas import (
+    many_from_rows,
+    many_statement,
+    overlaps_from_rows,
+    overlaps_statement,
+    site_params,
+)
 from server.sources.postgis_page import page_rows
 from server.sources.postgis_schema import load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
@@ -331,6 +338,16 @@ class PostGISSource:
         statement, params = overlaps_statement(template("overlaps"), collection, fields, restriction)
         rows = await self._fetch(statement, {**params, **site_params(site)}, many=True)
         return overlaps_from_rows(rows, fields)
+
+    async def overlaps_many(self, layers: list[AreaLayer], site: Site) -> list[list[Overlap]]:
+        """``overlaps`` of several layers over one site, from one statement (``sql/overlaps_many.sql``)."""
+        checked_layers: list[AreaLayer] = []
+        for c, fields, restriction in layers:
+            restriction = checked(restriction, c)
+            checked_layers.append((c, readable_fields(fields, restriction), restriction))
+        statement, params = many_statement(template("overlaps_many"), template("overlaps_layer"), checked_layers)
+        rows = await self._fetch(statement, {**params, **site_params(site)}, many=True)
+        return many_from_rows(rows, len(layers))
 
     async def version(self, collection: VectorCollection) -> str:
         """The collection's data version from ``onemap_versions``; ``"0"`` when versioning is not installed."""

@@ -9,28 +9,51 @@ from __future__ import annotations
 
 from typing import Any
 
+import shapely
 from psycopg import sql
 
 from server.catalog import VectorCollection
 from server.policy.model import Restriction
 from server.policy.pgsql import pg_exclusion, pg_geometry
 from server.sources.areas import MIN_OVERLAP_M2, Overlap, Site
+from server.sources.base import AreaLayer
 
 
 def overlaps_statement(template: sql.SQL, c: VectorCollection, fields: tuple[str, ...],
-                       restriction: Restriction) -> tuple[sql.Composed, dict[str, Any]]:
-    """The composed statement for ``c`` and its restriction's parameters (the site's are added by the caller)."""
+                       restriction: Restriction, prefix: str = "", **extra: Any) -> tuple[sql.Composed, dict[str, Any]]:
+    """The composed statement for ``c`` and its restriction's parameters (the site's are added by the caller;
+    ``prefix`` names the restriction's parameters apart, ``extra`` fills more of the template)."""
     src = c.source
-    kept, params = pg_exclusion(restriction, "t")
+    kept, params = pg_exclusion(restriction, "t", prefix=prefix)
     geometry = pg_geometry(sql.Identifier("t", src.geometry_field), restriction, src.srid,
                            src.geometry_type.startswith("Multi"))
     values = sql.SQL(", ").join(sql.Identifier("t", f) for f in fields) if fields else sql.SQL("NULL")
     statement = template.format(
         srid=sql.Literal(src.srid), id=sql.Identifier("t", src.id_field), values=values, geometry=geometry,
         table=sql.Identifier(src.table), geom_column=sql.Identifier(src.geometry_field),
-        kept=kept if kept is not None else sql.SQL("true"),
+        kept=kept if kept is not None else sql.SQL("true"), **extra,
     )
     return statement, params
+
+
+def many_statement(outer: sql.SQL, branch: sql.SQL, layers: list[AreaLayer]) -> tuple[sql.Composed, dict[str, Any]]:
+    """One statement measuring every layer (``sql/overlaps_many.sql``), each a branch tagged by its index;
+    a layer without fields gets ``NULL`` values."""
+    branches, params = [], {}
+    for i, (c, fields, restriction) in enumerate(layers):
+        part, own = overlaps_statement(branch, c, fields, restriction, prefix=f"l{i}_", layer=sql.Literal(i))
+        branches.append(part)
+        params.update(own)
+    return outer.format(layers=sql.SQL(" UNION ALL ").join(branches)), params
+
+
+def many_from_rows(rows: list[tuple], count: int) -> list[list[Overlap]]:
+    """Rows ``(layer, id, values, area)`` as each layer's overlaps, leaving out those below ``MIN_OVERLAP_M2``."""
+    out: list[list[Overlap]] = [[] for _ in range(count)]
+    for layer, key, values, area in rows:
+        if area is not None and area >= MIN_OVERLAP_M2:
+            out[layer].append(Overlap(key, tuple(values), float(area)))
+    return out
 
 
 def overlaps_from_rows(rows: list[tuple], fields: tuple[str, ...]) -> list[Overlap]:
@@ -41,5 +64,5 @@ def overlaps_from_rows(rows: list[tuple], fields: tuple[str, ...]) -> list[Overl
 
 
 def site_params(site: Site) -> dict[str, Any]:
-    """The site's bound parameters."""
-    return {"site": site.wkb, "zone": site.epsg}
+    """The site's bound parameters: the whole site, and its parts with their zones."""
+    return {"site": site.wkb, "parts": [shapely.to_wkb(part) for _, part in site.parts], "zones": site.zones}

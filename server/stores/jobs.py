@@ -5,7 +5,8 @@ database. Every execution is recorded - synchronous ones too - with who ran it, 
 process, the input geometry's hash, area and vertex count, the verdict and the layers that were not
 available to the caller: this table is the audit of executions. A job that was accepted or running
 when its server stopped is reported failed once it is older than the process timeout (``stale``),
-never left running forever.
+never left running forever. A dismissed job (``DELETE /jobs/{id}``) keeps its row - the audit - without
+its results, and nothing changes it any more.
 
 All methods are synchronous (the server calls them in worker threads).
 """
@@ -100,13 +101,22 @@ class _Jobs(ABC):
                   tuple(getattr(job, c) for c in COLUMNS))
 
     def update(self, job_id: str, **values: Any) -> None:
-        """Change a job's status, message, verdict or result (``updated`` moves)."""
+        """Change a job's status, message, verdict or result (``updated`` moves); a dismissed job stays
+        as it is (a run that ends on another replica after its dismissal writes nothing)."""
         values["updated"] = now_text()
         unknown = set(values) - set(COLUMNS)
         if unknown:
             raise ValueError(f"not job columns: {sorted(unknown)}")
         assignments = ", ".join(f"{name} = %s" for name in values)
-        self._run(f"UPDATE onemap_jobs SET {assignments} WHERE id = %s", (*values.values(), job_id))
+        self._run(f"UPDATE onemap_jobs SET {assignments} WHERE id = %s AND status <> 'dismissed'",
+                  (*values.values(), job_id))
+
+    def dismiss(self, job_id: str, message: str) -> None:
+        """Mark a job dismissed and remove its results (the row stays: it is the audit of the execution)."""
+        now = now_text()
+        self._run("UPDATE onemap_jobs SET status = 'dismissed', message = %s, result = NULL, updated = %s, "
+                  "finished = COALESCE(finished, %s) WHERE id = %s AND status <> 'dismissed'",
+                  (message, now, now, job_id))
 
     def get(self, job_id: str, owner: str, edition: str) -> Job | None:
         """The job if this owner ran it on this edition; None otherwise (another's job is not found)."""

@@ -5,22 +5,25 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from server.app import create_app
 from server.settings import Settings
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
-    """Serve ``create_app(settings)`` until the block ends; yields the root URL."""
+def live_server(settings: Settings, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> Iterator[str]:
+    """Serve ``create_app(settings)`` (inside ``wrap``, if given) until the block ends; yields the root URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", proxy_headers=False)
+    app = create_app(settings)
+    config = uvicorn.Config(wrap(app) if wrap else app, host="127.0.0.1", port=port, log_level="warning",
+                            proxy_headers=False)
     server = uvicorn.Server(config)  # forwarded headers are the app's to judge (ONEMAP_TRUSTED_PROXIES)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -1,9 +1,13 @@
--- The rows of one layer overlapping a site, each with its overlap in m² measured in the site's GK zone.
+-- The rows of one layer overlapping a site, each with its overlap in m²: the site's part in each GK zone
+-- it crosses (one part unless it crosses a zone boundary) measured in its own zone, and the parts summed.
 WITH site AS (
-    SELECT ST_Transform(ST_GeomFromWKB(%(site)s, 4490), {srid}) AS g,
-           ST_Transform(ST_GeomFromWKB(%(site)s, 4490), %(zone)s::integer) AS zone
+    SELECT ST_Transform(ST_GeomFromWKB(%(site)s, 4490), {srid}) AS g
+), parts AS (
+    SELECT p.zone, ST_Transform(ST_GeomFromWKB(p.wkb, 4490), p.zone) AS g
+    FROM unnest(%(parts)s::bytea[], %(zones)s::integer[]) AS p(wkb, zone)
 )
-SELECT {id}, {values}, ST_Area(ST_Intersection(ST_Transform({geometry}, %(zone)s::integer), site.zone)) AS area_m2
-FROM {table} AS t, site
-WHERE t.{geom_column} && site.g AND ST_Intersects(t.{geom_column}, site.g) AND {kept}
+SELECT {id}, {values},
+       (SELECT sum(ST_Area(ST_Intersection(ST_Transform(t.seen, parts.zone), parts.g))) FROM parts) AS area_m2
+FROM (SELECT t.*, {geometry} AS seen FROM {table} AS t, site
+      WHERE t.{geom_column} && site.g AND ST_Intersects(t.{geom_column}, site.g) AND {kept}) AS t
 ORDER BY 1

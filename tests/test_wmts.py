@@ -7,19 +7,27 @@ vector base map.
 
 from __future__ import annotations
 
+import sqlite3
 import xml.etree.ElementTree as ET
 
 import morecantile
 import numpy as np
 import pytest
+import shapely
+import shapely.ops
 from fastapi.testclient import TestClient
 from owslib.wmts import WebMapTileService
+from pyproj import Transformer
+from rasterio.features import rasterize
+from rasterio.transform import from_bounds
 
 from server.app import create_app
 from server.credentials import redacted_target
+from server.sources.gpkg_geometry import decode_gpkg_geometry
 from server.wmts.paint import base_map, parse_color
 from tests.support.api_keys import issue_key
 from tests.support.live import live_server
+from tests.support.mislabelled import mislabelled_gpkg_dir, mislabelled_pg_url
 from tests.support.rasters import decode_image, raster_settings
 
 OWS = "{http://www.opengis.net/ows/1.1}"
@@ -97,8 +105,10 @@ def test_owslib_reads_capabilities_and_tiles_with_tk(settings, wmts):
 def _limits_centre(client, key: str, layer: str, z: int) -> tuple[int, int]:
     doc = ET.fromstring(client.get(f"/wmts?SERVICE=WMTS&REQUEST=GetCapabilities&tk={key}").content)
     ns = {"w": "http://www.opengis.net/wmts/1.0", "ows": OWS[1:-1]}
-    found = next(la for la in doc.iterfind("w:Contents/w:Layer", ns) if la.findtext("ows:Identifier", None, ns) == layer)
-    limit = next(li for li in found.iterfind(".//w:TileMatrixLimits", ns) if li.findtext("w:TileMatrix", None, ns) == str(z))
+    found = next(la for la in doc.iterfind("w:Contents/w:Layer", ns)
+                 if la.findtext("ows:Identifier", None, ns) == layer)
+    limit = next(li for li in found.iterfind(".//w:TileMatrixLimits", ns)
+                 if li.findtext("w:TileMatrix", None, ns) == str(z))
     rows = [int(limit.findtext(f"w:{t}", None, ns)) for t in ("MinTileRow", "MaxTileRow", "MinTileCol", "MaxTileCol")]
     return (rows[0] + rows[1]) // 2, (rows[2] + rows[3]) // 2
 
@@ -175,3 +185,45 @@ def test_rest_errors_and_levels_outside_the_data(wmts):
     assert r.status_code == 400 and report(r)[:2] == ("InvalidParameterValue", "FORMAT")
     r = client.get(f"/wmts/1.0.0/img_w/default/w/1/0/0.jpg?tk={key}")  # imagery starts at a finer level
     assert r.status_code == 400 and report(r)[:2] == ("TileOutOfRange", "TILEMATRIX")
+
+
+@pytest.fixture(scope="module")
+def government(backend, request, tmp_path_factory, sample_dir):
+    """A client and key of the government edition over the master data (secret rows hidden by policy)."""
+    data_dir = mislabelled_gpkg_dir(tmp_path_factory.mktemp("wmtsgov"), sample_dir, rasters=False)
+    url = mislabelled_pg_url(request.getfixturevalue("pg_url"), "wmts_gov") if backend == "postgis" else None
+    settings = raster_settings(data_dir, database_url=url, edition="government")
+    key = issue_key(settings, "department")
+    with TestClient(create_app(settings)) as client:
+        yield client, key
+
+
+def _secret_ground(sample_dir) -> tuple[shapely.Geometry, shapely.Geometry]:
+    """(one special-use parcel, everything the government edition hides) in EPSG:3857."""
+    to_3857 = Transformer.from_crs(4490, 3857, always_xy=True).transform
+    with sqlite3.connect(sample_dir / "onemap.gpkg") as conn:
+        blobs = [r[0] for r in conn.execute("SELECT geom FROM parcels WHERE land_use = '09'")]
+        blobs_rest = [r[0] for r in conn.execute(
+            "SELECT geom FROM land_survey WHERE class_code = '09' UNION ALL "
+            "SELECT geom FROM buildings WHERE building_use = '特殊用途'")]
+    geoms = [shapely.ops.transform(to_3857, shapely.from_wkb(decode_gpkg_geometry(b))) for b in blobs + blobs_rest]
+    parcel = max(geoms[:len(blobs)], key=lambda g: g.area)
+    return parcel, shapely.union_all(geoms)
+
+
+def test_a_hidden_feature_is_absent_from_vector_tiles(wmts, government, sample_dir):
+    client, key = wmts
+    gov_client, gov_key = government
+    parcel, hidden = _secret_ground(sample_dir)
+    lon, lat = Transformer.from_crs(3857, 4326, always_xy=True).transform(*parcel.representative_point().coords[0])
+    t = WMQ.tile(lon, lat, 16)
+    path = f"/wmts/1.0.0/vec_w/default/w/16/{t.y}/{t.x}.png"
+    seen, kept = client.get(f"{path}?tk={key}"), gov_client.get(f"{path}?tk={gov_key}")
+    assert seen.status_code == kept.status_code == 200
+    differs = np.abs(decode_image(seen.content)[:3].astype(int) - decode_image(kept.content)[:3]).max(axis=0) > 6
+    transform = from_bounds(*WMQ.xy_bounds(t), 256, 256)
+    pixel = (WMQ.xy_bounds(t).right - WMQ.xy_bounds(t).left) / 256
+    inside = rasterize([parcel.buffer(-2 * pixel)], out_shape=(256, 256), transform=transform).astype(bool)
+    near = rasterize([hidden.buffer(3 * pixel)], out_shape=(256, 256), transform=transform).astype(bool)
+    assert differs[inside].mean() > 0.5  # the special-use parcel is drawn for the classified edition only
+    assert not (differs & ~near).any()  # and nothing else changes

@@ -88,10 +88,23 @@ def base_map(styles_dir: Path) -> BaseMap:
     return BaseMap(background, layers)
 
 
+_DATA = frozenset({"get", "has", "id", "properties", "geometry-type", "feature-state"})
+
+
+def reads_feature(expr: Any) -> bool:
+    """Whether an expression depends on the feature (else its value is the same for a whole layer)."""
+    if not isinstance(expr, list) or not expr:
+        return False
+    return (isinstance(expr[0], str) and expr[0] in _DATA) or any(reads_feature(a) for a in expr[1:])
+
+
 def parse_color(value: Any) -> tuple[int, int, int, float] | None:
     """A CSS colour (``#rgb``, ``#rrggbb``, ``#rrggbbaa``, ``rgb()``, ``rgba()``, a few names) as RGBA."""
-    if not isinstance(value, str):
-        return None
+    return _color(value) if isinstance(value, str) else None
+
+
+@lru_cache(maxsize=1024)
+def _color(value: str) -> tuple[int, int, int, float] | None:
     text = value.strip().lower()
     if text in _NAMED:
         return _NAMED[text]

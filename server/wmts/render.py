@@ -10,68 +10,94 @@ restriction), so a feature the caller may not see is absent from the picture.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 import mapbox_vector_tile
 import numpy as np
 import shapely
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.transform import Affine
 from rio_tiler.utils import render as encode
 from shapely.geometry import shape
 
-from server.wmts.paint import BaseMap, PaintLayer, evaluate, parse_color
+from server.wmts.paint import BaseMap, PaintLayer, evaluate, parse_color, reads_feature
 
-SUPERSAMPLE = 3
+SUPERSAMPLE = 2
+# the rasterizer's scratch raster has no CRS, which rasterio warns about on every call
+warnings.filterwarnings("ignore", category=NotGeoreferencedWarning, module="rasterio.features")
 _PNG: dict[str, Any] = {"zlevel": 1}
 Rgba = tuple[int, int, int, float]
 
 
-def _features(layer: Mapping[str, Any]) -> list[tuple[Any, Mapping[str, Any]]]:
-    out = []
-    for feature in layer.get("features", []):
-        geom = shape(feature["geometry"])
-        if not geom.is_empty:
-            out.append((geom, feature.get("properties", {})))
-    return out
+class _Source:
+    """The features of one MVT layer: GeoJSON geometries (what the rasterizer takes) and, made once
+    when a line layer needs them, their outlines as shapely geometries."""
+
+    def __init__(self, layer: Mapping[str, Any]) -> None:
+        self.extent = layer.get("extent", 4096)
+        self.features = [(f["geometry"], f.get("properties", {})) for f in layer.get("features", [])]
+        self._outlines: list[Any] | None = None
+
+    def outlines(self) -> list[Any]:
+        """Each feature's lines (a polygon's boundary), in feature order."""
+        if self._outlines is None:
+            self._outlines = [_outline(shape(geom)) for geom, _ in self.features]
+        return self._outlines
 
 
-def _style_of(layer: PaintLayer, props: Mapping[str, Any], zoom: float) -> tuple[Rgba, float] | None:
-    """The colour (opacity folded in) and line width of a feature in a layer; None: not drawn."""
-    if layer.filter is not None and evaluate(layer.filter, props, zoom) is not True:
-        return None
-    prefix = layer.type
-    color = parse_color(evaluate(layer.paint.get(f"{prefix}-color", "#000000"), props, zoom))
-    opacity = evaluate(layer.paint.get(f"{prefix}-opacity", 1.0), props, zoom)
-    width = evaluate(layer.paint.get("line-width", 1.0), props, zoom) if prefix == "line" else 0.0
-    if color is None or not isinstance(opacity, int | float) or not isinstance(width, int | float):
-        return None
-    alpha = color[3] * max(0.0, min(1.0, float(opacity)))
-    if alpha <= 0:
-        return None
-    return (color[0], color[1], color[2], alpha), float(width)
+class _Paint:
+    """A layer's paint at one zoom: values that do not read the feature are evaluated once."""
+
+    def __init__(self, layer: PaintLayer, zoom: float) -> None:
+        prefix = layer.type
+        self.layer, self.zoom = layer, zoom
+        self.exprs = {"color": layer.paint.get(f"{prefix}-color", "#000000"),
+                      "opacity": layer.paint.get(f"{prefix}-opacity", 1.0),
+                      "width": layer.paint.get("line-width", 1.0) if prefix == "line" else 0.0}
+        self.fixed = {k: evaluate(e, {}, zoom) for k, e in self.exprs.items() if not reads_feature(e)}
+
+    def _value(self, name: str, props: Mapping[str, Any]) -> Any:
+        return self.fixed[name] if name in self.fixed else evaluate(self.exprs[name], props, self.zoom)
+
+    def style(self, props: Mapping[str, Any]) -> tuple[Rgba, float] | None:
+        """The colour (opacity folded in) and line width of a feature; None: not drawn."""
+        layer = self.layer
+        if layer.filter is not None and evaluate(layer.filter, props, self.zoom) is not True:
+            return None
+        color, opacity = parse_color(self._value("color", props)), self._value("opacity", props)
+        width = self._value("width", props)
+        if color is None or not isinstance(opacity, int | float) or not isinstance(width, int | float):
+            return None
+        alpha = color[3] * max(0.0, min(1.0, float(opacity)))
+        if alpha <= 0:
+            return None
+        return (color[0], color[1], color[2], alpha), float(width)
 
 
 def _outline(geom: Any) -> Any:
     return geom.boundary if geom.geom_type in ("Polygon", "MultiPolygon") else geom
 
 
-def _shapes(layer: PaintLayer, features, zoom: float, units_per_px: float):
+def _shapes(layer: PaintLayer, source: _Source, zoom: float, units_per_px: float):
     """(geometry, colour index) pairs of one layer and its palette (index 0 is 'nothing')."""
     palette: dict[Rgba, int] = {}
-    shapes = []
-    for geom, props in features:
-        styled = _style_of(layer, props, zoom)
-        if styled is None:
+    picked: list[tuple[int, int, float]] = []
+    paint = _Paint(layer, zoom)
+    for i, (geom, props) in enumerate(source.features):
+        styled = paint.style(props)
+        if styled is None or (layer.type != "line" and geom["type"] not in ("Polygon", "MultiPolygon")):
             continue
         color, width = styled
-        if layer.type == "line":
-            geom = shapely.buffer(_outline(geom), max(width, 1 / SUPERSAMPLE) * units_per_px / 2, cap_style="flat")
-        elif geom.geom_type not in ("Polygon", "MultiPolygon"):
-            continue
-        shapes.append((geom, palette.setdefault(color, len(palette) + 1)))
-    return shapes, palette
+        picked.append((i, palette.setdefault(color, len(palette) + 1), width))
+    if layer.type != "line":
+        return [(source.features[i][0], index) for i, index, _ in picked], palette
+    outlines = source.outlines()
+    lines = shapely.buffer([outlines[i] for i, _, _ in picked],
+                           [max(w, 1 / SUPERSAMPLE) * units_per_px / 2 for _, _, w in picked], cap_style="flat")
+    return [(geom, index) for geom, (_, index, _) in zip(lines, picked, strict=True)], palette
 
 
 def _composite(canvas: np.ndarray, index: np.ndarray, palette: dict[Rgba, int]) -> None:
@@ -79,9 +105,10 @@ def _composite(canvas: np.ndarray, index: np.ndarray, palette: dict[Rgba, int]) 
     alphas = np.zeros(len(palette) + 1, dtype=np.float32)
     for (r, g, b, a), i in palette.items():
         colors[i], alphas[i] = (r, g, b), a
-    alpha = alphas[index][..., None]
-    canvas *= 1 - alpha
-    canvas += colors[index] * alpha
+    drawn = index != 0
+    used = index[drawn]
+    alpha = alphas[used][:, None]
+    canvas[drawn] = canvas[drawn] * (1 - alpha) + colors[used] * alpha
 
 
 def render_png(mvt: bytes, base: BaseMap, zoom: float, size: int = 256) -> bytes | None:
@@ -90,13 +117,14 @@ def render_png(mvt: bytes, base: BaseMap, zoom: float, size: int = 256) -> bytes
     full = size * SUPERSAMPLE
     canvas = np.empty((full, full, 3), dtype=np.float32)
     canvas[:] = base.background[:3]
+    sources: dict[str, _Source] = {}
     drawn = False
     for paint in base.layers:
-        source = layers.get(paint.collection)
-        if source is None or not paint.minzoom <= zoom < paint.maxzoom:
+        if paint.collection not in layers or not paint.minzoom <= zoom < paint.maxzoom:
             continue
-        extent = source.get("extent", 4096)
-        shapes, palette = _shapes(paint, _features(source), zoom, extent / size)
+        source = sources.setdefault(paint.collection, _Source(layers[paint.collection]))
+        extent = source.extent
+        shapes, palette = _shapes(paint, source, zoom, extent / size)
         if not shapes:
             continue
         transform = Affine(extent / full, 0, 0, 0, -extent / full, extent)  # MVT y counts up from the bottom

@@ -229,10 +229,19 @@ def _interpolate(args, props, zoom):
     return evaluate(stops[-1][1], props, zoom)
 
 
+def _kind(value: Any) -> str | None:
+    """What ordering comparisons may mix: numbers with numbers, strings with strings."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return "string" if isinstance(value, str) else None
+
+
 def _compare(op: str) -> Callable[[list, Feature, float], Any]:
     def run(args, props, zoom):
         a, b = _ev(args[:2], props, zoom)
-        if op not in ("==", "!=") and (a is None or b is None or type(a) is not type(b)):
+        if op not in ("==", "!=") and (_kind(a) is None or _kind(a) != _kind(b)):
             return False
         return _COMPARE[op](a, b)
 

@@ -188,14 +188,34 @@ def test_rest_errors_and_levels_outside_the_data(wmts):
 
 
 @pytest.fixture(scope="module")
-def government(backend, request, tmp_path_factory, sample_dir):
-    """A client and key of the government edition over the master data (secret rows hidden by policy)."""
-    data_dir = mislabelled_gpkg_dir(tmp_path_factory.mktemp("wmtsgov"), sample_dir, rasters=False)
+def master_as_release(backend, request, tmp_path_factory, sample_dir):
+    """(data dir, database URL) of the master data labelled as a release: the policy alone hides rows."""
+    data_dir = mislabelled_gpkg_dir(tmp_path_factory.mktemp("wmtsgov"), sample_dir)
     url = mislabelled_pg_url(request.getfixturevalue("pg_url"), "wmts_gov") if backend == "postgis" else None
+    return data_dir, url
+
+
+@pytest.fixture(scope="module")
+def government(master_as_release):
+    """A client and key of the government edition (secret rows hidden by policy)."""
+    data_dir, url = master_as_release
     settings = raster_settings(data_dir, database_url=url, edition="government")
     key = issue_key(settings, "department")
     with TestClient(create_app(settings)) as client:
         yield client, key
+
+
+def test_internet_edition_serves_anonymous_callers_publicly(master_as_release):
+    data_dir, url = master_as_release
+    with TestClient(create_app(raster_settings(data_dir, database_url=url, edition="internet"))) as anonymous:
+        caps = anonymous.get("/wmts/1.0.0/WMTSCapabilities.xml")
+        assert caps.status_code == 200 and caps.headers["cache-control"].startswith("public")
+        layers = {e.text for e in ET.fromstring(caps.content).iter(f"{OWS}Identifier")}
+        assert {"img_c", "img_w", "ter_c", "ter_w", "vec_c", "vec_w"} <= layers and "tk=" not in caps.text
+        t = WMQ.tile(*POINT, 14)
+        tile = anonymous.get(f"/wmts/1.0.0/vec_w/default/w/14/{t.y}/{t.x}.png")
+        assert tile.status_code == 200 and tile.headers["cache-control"].startswith("public")
+        assert decode_image(tile.content)[:3].std() > 5
 
 
 def _secret_ground(sample_dir) -> tuple[shapely.Geometry, shapely.Geometry]:

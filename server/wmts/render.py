@@ -97,7 +97,7 @@ def _shapes(layer: PaintLayer, source: _Source, zoom: float, units_per_px: float
     outlines = source.outlines()
     lines = shapely.buffer([outlines[i] for i, _, _ in picked],
                            [max(w, 1 / SUPERSAMPLE) * units_per_px / 2 for _, _, w in picked], cap_style="flat")
-    return [(geom, index) for geom, (_, index, _) in zip(lines, picked, strict=True)], palette
+    return [(geom, index) for geom, (_, index, _) in zip(lines, picked, strict=True) if not geom.is_empty], palette
 
 
 def _composite(canvas: np.ndarray, index: np.ndarray, palette: dict[Rgba, int]) -> None:
@@ -122,7 +122,9 @@ def render_png(mvt: bytes, base: BaseMap, zoom: float, size: int = 256) -> bytes
     for paint in base.layers:
         if paint.collection not in layers or not paint.minzoom <= zoom < paint.maxzoom:
             continue
-        source = sources.setdefault(paint.collection, _Source(layers[paint.collection]))
+        source = sources.get(paint.collection)
+        if source is None:
+            source = sources[paint.collection] = _Source(layers[paint.collection])
         extent = source.extent
         shapes, palette = _shapes(paint, source, zoom, extent / size)
         if not shapes:

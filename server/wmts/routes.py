@@ -77,7 +77,7 @@ def _layer(request: Request, name: str, matrix_set: str, fixed: str | None) -> L
     """The caller's layer called ``name`` in ``matrix_set`` (``fixed``: the one layer of a Tianditu endpoint)."""
     layers = offered_layers(request)
     if fixed is not None:
-        layers = [la for la in layers if la.name == fixed and name in (la.name, la.theme)]
+        layers = [la for la in layers if la.name == fixed]
     found = next((la for la in layers if la.name == name or (fixed and la.theme == name)), None)
     if found is None:
         offered = ", ".join(la.theme if fixed else la.name for la in layers) or "none"

@@ -27,6 +27,7 @@ CAPABILITIES = (
     "server.processes.routes",
     "server.profiles.routes",
     "server.viewer.routes",
+    "server.wmts.routes",
 )
 
 

@@ -1,7 +1,7 @@
 """Where a credential travels, named once, and how it is kept out of everything the server writes.
 
 The policy middleware reads an API key from the ``X-API-Key`` header or a ``KEY_PARAMS`` query
-parameter, else a browser session from the ``SESSION_COOKIE`` cookie (the ``Cookie`` header is a
+parameter (``api_key``, or ``tk`` as Tianditu's clients send it), else a browser session from the ``SESSION_COOKIE`` cookie (the ``Cookie`` header is a
 credential header: never cached on, never logged). Every name in ``CREDENTIAL_PARAMS`` (the key
 parameters and the names clients commonly put other secrets under) is stripped, whatever its case,
 from the links the server writes, from cache keys, from every log line and from the audit; a
@@ -19,7 +19,7 @@ KEY_HEADER_NAME = "X-API-Key"
 KEY_HEADER = KEY_HEADER_NAME.lower().encode()
 SESSION_COOKIE = "onemap_session"
 CREDENTIAL_HEADERS = (KEY_HEADER, b"authorization", b"cookie")
-KEY_PARAMS = ("api_key",)
+KEY_PARAMS = ("api_key", "tk")  # tk: Tianditu's name, which WMTS clients send
 CREDENTIAL_PARAMS = frozenset({*KEY_PARAMS, "apikey", "access_token"})
 
 

@@ -10,6 +10,8 @@ F_JSON_HTML = {"f": "string"}
 FILTER = {"filter": "string", "filter-lang": "string", "filter-crs": "string"}
 SEARCH = {"bbox": "string", "intersects": "string", "datetime": "string", "ids": "string", "collections": "string",
           "limit": "integer", "token": "string", **FILTER, "sortby": "string", "fields": "string"}
+WMTS_KVP = {name: "string" for name in ("SERVICE", "REQUEST", "VERSION", "LAYER", "STYLE", "TILEMATRIXSET",
+                                        "TILEMATRIX", "TILEROW", "TILECOL", "FORMAT")}
 # every route's query parameters, with their types
 DECLARED = {
     ("get", "/"): F_JSON_HTML,
@@ -63,6 +65,10 @@ DECLARED = {
     ("post", "/session"): {},
     ("delete", "/session"): {},
     ("post", "/session/logout"): {},
+    ("get", "/wmts"): WMTS_KVP,
+    **{("get", f"/{layer}/wmts"): WMTS_KVP for layer in ("img_c", "img_w", "ter_c", "ter_w", "vec_c", "vec_w")},
+    ("get", "/wmts/1.0.0/WMTSCapabilities.xml"): {},
+    ("get", "/wmts/1.0.0/{layer}/{style}/{tileMatrixSet}/{tileMatrix}/{tileRow}/{tileCol}.{ext}"): {},
 }
 ENUMS = {
     ("/collections/{collectionId}/items", "f"): ["json", "html", "csv", "fgb"],
@@ -139,7 +145,7 @@ def test_errors_and_keys_are_documented_as_served(spec):
     items = spec["paths"]["/collections/{collectionId}/items"]["get"]["responses"]["400"]
     assert items["content"]["application/json"]["schema"]["$ref"] == "#/components/schemas/Exception"
     schemes = spec["components"]["securitySchemes"].values()
-    assert {(s["in"], s["name"]) for s in schemes} == {("header", "X-API-Key"), ("query", "api_key")}
+    assert {(s["in"], s["name"]) for s in schemes} == {("header", "X-API-Key"), ("query", "api_key"), ("query", "tk")}
     assert {} in spec["security"], "anonymous callers are admitted where the edition allows them"
 
 

@@ -2,10 +2,10 @@
 
 The policy middleware reads an API key from the ``X-API-Key`` header or a ``KEY_PARAMS`` query
 parameter (``api_key``, or ``tk`` as Tianditu's clients send it), else a browser session from the
-``SESSION_COOKIE`` cookie (the ``Cookie`` header is a credential header: never cached on, never logged). Every name in ``CREDENTIAL_PARAMS`` (the key
-parameters and the names clients commonly put other secrets under) is stripped, whatever its case,
-from the links the server writes, from cache keys, from every log line and from the audit; a
-request carrying one is not anonymous.
+``SESSION_COOKIE`` cookie (the ``Cookie`` header is a credential header: never cached on, never
+logged). Every name in ``CREDENTIAL_PARAMS`` (the key parameters and the names clients commonly put
+other secrets under) is stripped, whatever its case, from the links the server writes, from cache
+keys, from every log line and from the audit; a request carrying one is not anonymous.
 """
 
 from __future__ import annotations

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     cache_debug_header: bool = Field(
         default=False, description="Send X-Cache (hit, hit-shared, miss): it tells a caller what others asked for"
     )
+    # API documentation page (/api.html): Swagger UI served from npm, no CDN
+    swagger_ui_dir: Path = Field(
+        default=Path("node_modules/swagger-ui-dist"),
+        description="Swagger UI for /api.html (npm's swagger-ui-dist), relative to the working directory",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -72,7 +72,8 @@ def test_tile_matrix_sets_and_tilesets(raster_client):
     for path in ("/collections/parcels/tiles", "/tiles", "/collections/imagery/tiles"):
         sets = raster_client.get(path).json()["tilesets"]
         p = page(raster_client, f"{path}?f=html")
-        assert len([r for r in p.refs if r.startswith(f"http://testserver{path}/") and r.endswith("f=html")]) == len(sets)
+        pages = [r for r in p.refs if r.startswith(f"http://testserver{path}/") and r.endswith("f=html")]
+        assert len(pages) == len(sets)
     tileset = raster_client.get("/tiles/WebMercatorQuad").json()
     p = page(raster_client, "/tiles/WebMercatorQuad", accept=BROWSER_ACCEPT)
     assert {layer["id"] for layer in tileset["layers"]} <= set(p.cells)

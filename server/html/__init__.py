@@ -22,6 +22,7 @@ from server.credentials import without_credentials
 from server.web import base_url, output_format
 
 STATIC_DIR = Path(__file__).parent / "static"
+SWAGGER_UI_PATH = "/map/lib/swagger-ui"  # where /api.html loads Swagger UI from (npm's swagger-ui-dist)
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(["html"]),

@@ -5,6 +5,7 @@ from ``settings.maplibre_dir`` (``ONEMAP_MAPLIBRE_DIR``, default ``./node_module
 so that the page makes no request to any other host: the classified network is offline. Without it,
 ``/map`` answers 503 with a page saying how to install.
 The page (``map.html``) and the viewer's script and stylesheet live with the other pages in ``server/html``.
+The Swagger UI files of ``/api.html`` are served the same way, from ``settings.swagger_ui_dir``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from server.catalog import Collection, RasterCollection, VectorCollection
 from server.codes.classes import PLANNING_USE_CLASSES
 from server.errors import NotFound, Unavailable
 from server.extents import union_bbox
-from server.html import STATIC_DIR, render_page
+from server.html import STATIC_DIR, SWAGGER_UI_PATH, render_page
 from server.policy import session_active, visible_collections
 from server.web import base_url
 
@@ -32,6 +33,12 @@ LIBRARY_FILES = {
     "maplibre-gl.mjs": "text/javascript",
     "maplibre-gl-worker.mjs": "text/javascript",
     "maplibre-gl.css": "text/css",
+}
+# The files of Swagger UI that /api.html loads (npm's swagger-ui-dist).
+SWAGGER_UI_FILES = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
 }
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 _STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
@@ -82,6 +89,19 @@ async def map_page(request: Request) -> HTMLResponse:
     config = viewer_config(visible_collections(request), base_url(request), session_active(request))
     return render_page(request, "map.html", missing=False, config=orjson.dumps(config).decode(),
                        planning_uses=sorted(PLANNING_USE_CLASSES.items()))
+
+
+@router.get(SWAGGER_UI_PATH + "/{name}", summary="Swagger UI files", include_in_schema=False)
+async def swagger_ui_file(name: str, request: Request) -> FileResponse:
+    """One of the Swagger UI files of the API documentation page, from the npm installation."""
+    if name not in SWAGGER_UI_FILES:
+        raise NotFound(f"No library file '{name}'.")
+    path = request.app.state.settings.swagger_ui_dir / name
+    if not path.is_file():
+        raise Unavailable(
+            "Swagger UI is not installed; run 'npm ci' in the server directory or set ONEMAP_SWAGGER_UI_DIR.", 60
+        )
+    return FileResponse(path, media_type=SWAGGER_UI_FILES[name], headers={"Cache-Control": _LIB_CACHE})
 
 
 @router.get("/map/lib/{name}", summary="MapLibre GL JS files", include_in_schema=False)

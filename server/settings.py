@@ -86,6 +86,11 @@ class Settings(BaseSettings):
         default=Path("node_modules/swagger-ui-dist"),
         description="Swagger UI for /api.html (npm's swagger-ui-dist), relative to the working directory",
     )
+    # map labels: SDF glyph PBFs built at install time (make glyphs), served at /fonts/{fontstack}/{range}.pbf
+    glyphs_dir: Path = Field(
+        default=Path("data/fonts"),
+        description="Label glyphs built by 'python -m server.viewer.glyphs', relative to the working directory",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

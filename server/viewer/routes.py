@@ -5,7 +5,8 @@ from ``settings.maplibre_dir`` (``ONEMAP_MAPLIBRE_DIR``, default ``./node_module
 so that the page makes no request to any other host: the classified network is offline. Without it,
 ``/map`` answers 503 with a page saying how to install.
 The page (``map.html``) and the viewer's script and stylesheet live with the other pages in ``server/html``.
-The Swagger UI files of ``/api.html`` are served the same way, from ``settings.swagger_ui_dir``.
+The Swagger UI files of ``/api.html`` are served the same way, from ``settings.swagger_ui_dir``, and
+the label glyphs of the styles (``/fonts/{fontstack}/{range}.pbf``) from ``settings.glyphs_dir``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from server.catalog import Collection, RasterCollection, VectorCollection
 from server.codes.classes import PLANNING_USE_CLASSES
@@ -24,6 +25,7 @@ from server.errors import NotFound, Unavailable
 from server.extents import union_bbox
 from server.html import STATIC_DIR, SWAGGER_UI_PATH, render_page
 from server.policy import session_active, visible_collections
+from server.viewer.fonts import glyph_file
 from server.web import base_url
 
 router = APIRouter(tags=["Map viewer"])
@@ -43,6 +45,7 @@ SWAGGER_UI_FILES = {
 _STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 _STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(js|css|svg)$")
 _LIB_CACHE = "public, max-age=86400"
+GLYPHS_TYPE = "application/x-protobuf"
 
 
 def maplibre_installed(dist: Path) -> bool:
@@ -124,3 +127,15 @@ async def static_file(name: str) -> FileResponse:
     if not _STATIC_NAME.match(name) or not path.is_file():
         raise NotFound(f"No viewer file '{name}'.")
     return FileResponse(path, media_type=_STATIC_TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/fonts/{fontstack}/{fontrange}.pbf", summary="Label glyphs (SDF glyph PBF of 256 code points)",
+            response_class=Response, responses={200: {"content": {GLYPHS_TYPE: {}}}})
+async def glyphs(fontstack: str, fontrange: str, request: Request) -> Response:
+    """The glyphs of the first font of a comma-separated stack that this server has built, for one
+    range of 256 code points (``0-255``, ``256-511`` ...), as the styles' ``glyphs`` URL asks."""
+    path = glyph_file(request.app.state.settings.glyphs_dir, fontstack, fontrange)
+    if path is None:
+        raise NotFound(f"No glyphs for font stack '{fontstack[:100]}' and range '{fontrange[:20]}': the range is "
+                       "'<start>-<start + 255>' and the fonts are built by 'make glyphs'.")
+    return FileResponse(path, media_type=GLYPHS_TYPE, headers={"Cache-Control": _LIB_CACHE})

@@ -16,6 +16,7 @@ import pytest
 
 from tests.support import ROOT
 from tests.support.api_keys import issue_key
+from tests.support.glyphs import sample_glyphs
 from tests.support.live import live_server
 from tests.support.rasters import raster_settings
 
@@ -29,7 +30,8 @@ def report(raster_dir) -> dict:
     if not CHROMIUM.exists():
         pytest.fail("Chromium is not installed: apt-get install chromium (or run 'make test')")
     settings = raster_settings(raster_dir, maplibre_dir=ROOT / "node_modules" / "maplibre-gl" / "dist",
-                               swagger_ui_dir=ROOT / "node_modules" / "swagger-ui-dist")
+                               swagger_ui_dir=ROOT / "node_modules" / "swagger-ui-dist",
+                               glyphs_dir=sample_glyphs(raster_dir / "onemap.gpkg", raster_dir / "fonts"))
     key = issue_key(settings, "html browser test")
     with live_server(settings) as url:
         run = subprocess.run([shutil.which("node") or "node", str(PAGES_CHECK), url, key],

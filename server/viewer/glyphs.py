@@ -67,7 +67,8 @@ Glyphs, Glyph = _glyph_classes()
 
 def sdf(coverage: np.ndarray) -> np.ndarray:
     """The SDF bytes of a glyph's coverage (0-255, rows x cols), with the buffer added around it."""
-    inside = np.pad(coverage >= 128, BUFFER)
+    inside = np.zeros((coverage.shape[0] + 2 * BUFFER, coverage.shape[1] + 2 * BUFFER), dtype=bool)
+    inside[BUFFER:-BUFFER, BUFFER:-BUFFER] = coverage >= 128
     outside_dist = distance_transform_edt(~inside)  # pixels outside: distance to the glyph
     inside_dist = distance_transform_edt(inside)  # pixels inside: distance to the outside
     signed = np.where(inside, 0.5 - inside_dist, outside_dist - 0.5)
@@ -103,26 +104,29 @@ def render_glyph(face: freetype.Face, code: int) -> Any | None:
     out = Glyph(id=code, width=bitmap.width, height=bitmap.rows, left=slot.bitmap_left,
                 top=round(slot.bitmap_top - ascender), advance=round(slot.advance.x / 64.0))
     if bitmap.width and bitmap.rows:
-        rows = np.array(bitmap.buffer, dtype=np.uint8).reshape(bitmap.rows, bitmap.pitch)[:, : bitmap.width]
+        raw = bitmap._FT_Bitmap.buffer  # the rendered bytes, read in place (bitmap.buffer makes a list)
+        rows = np.ctypeslib.as_array(raw, shape=(bitmap.rows, bitmap.pitch))[:, : bitmap.width]
         out.bitmap = sdf(rows).tobytes()
     return out
 
 
-def range_pbf(face: freetype.Face, name: str, start: int) -> bytes:
-    """The PBF of one range of 256 code points (empty of glyphs where the font has none)."""
+def range_pbf(face: freetype.Face, name: str, start: int, only: set[int] | None = None) -> bytes:
+    """The PBF of one range of 256 code points (empty of glyphs where the font has none); ``only``
+    keeps just those code points (a subset build)."""
     end = start + RANGE_SIZE - 1
     doc = Glyphs()
     stack = doc.stacks.add(name=name, range=f"{start}-{end}")
     for code in range(start, end + 1):
-        glyph = render_glyph(face, code)
+        glyph = None if only is not None and code not in only else render_glyph(face, code)
         if glyph is not None:
             stack.glyphs.append(glyph)
     return doc.SerializeToString()
 
 
-def build(font: Path, out_dir: Path, family: str | None = None, ranges: Iterable[int] | None = None) -> Path:
-    """Write the glyph PBFs of ``font`` (the given range starts, else the whole BMP) under
-    ``out_dir/<font name>/``; returns that folder."""
+def build(font: Path, out_dir: Path, family: str | None = None, ranges: Iterable[int] | None = None,
+          only: set[int] | None = None) -> Path:
+    """Write the glyph PBFs of ``font`` (the given range starts, else the whole BMP; only the code
+    points ``only`` when given) under ``out_dir/<font name>/``; returns that folder."""
     face = open_face(font, family)
     name = font_name(face)
     target = out_dir / name
@@ -131,7 +135,7 @@ def build(font: Path, out_dir: Path, family: str | None = None, ranges: Iterable
     for start in starts:
         part = target / f"{start}-{start + RANGE_SIZE - 1}.pbf"
         tmp = part.with_suffix(".tmp")
-        tmp.write_bytes(range_pbf(face, name, start))
+        tmp.write_bytes(range_pbf(face, name, start, only))
         tmp.replace(part)
     return target
 

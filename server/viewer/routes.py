@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
 from server.catalog import Collection, RasterCollection, VectorCollection
-from server.codes.classes import PLANNING_USE_CLASSES
+from server.codes.classes import CONTROL_LINE_TYPES, LAND_SURVEY_FIRST, PLANNING_USE_CLASSES
 from server.errors import NotFound, Unavailable
 from server.extents import union_bbox
 from server.html import STATIC_DIR, SWAGGER_UI_PATH, render_page
@@ -70,6 +70,8 @@ def viewer_config(visible: list[Collection], base: str, session: bool = False) -
         "tileMatrixSetsUrl": f"{base}/tileMatrixSets?f=json",
         "bounds": list(bounds) if bounds else None,
         "collections": [{"id": c.id, "title": _title(c), "idField": c.source.id_field} for c in vector],
+        "legend": {"landSurvey": LAND_SURVEY_FIRST, "planning": PLANNING_USE_CLASSES,
+                   "controlLines": CONTROL_LINE_TYPES},
         "imagery": [
             {
                 "id": c.id,

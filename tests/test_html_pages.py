@@ -30,6 +30,7 @@ class Page(HTMLParser):
         self.cells: list[str] = []
         self.options: list[str] = []
         self.features: dict | None = None
+        self.text = text
         self._in: str | None = None
         self.feed(text)
 
@@ -98,6 +99,18 @@ def test_styles_pages_preview_the_style(raster_client):
     assert "http://testserver/styles/parcels?f=mapbox" in p.refs
     assert "http://testserver/map/static/pagemap.js" in p.refs
     assert {layer["id"] for layer in doc["layers"]} <= set(p.cells)
+
+
+def test_queryables_conformance_and_style_metadata_pages(raster_client):
+    for path in ("/collections/parcels/queryables", "/collections/parcels/sortables", "/stac/queryables"):
+        names = set(raster_client.get(path).json()["properties"])
+        assert names and names <= set(page(raster_client, f"{path}?f=html").cells), path
+    p = page(raster_client, "/stac/conformance", accept=BROWSER_ACCEPT)
+    assert "https://api.stacspec.org/v1.0.0/item-search" in p.text
+    meta = raster_client.get("/styles/land_survey/metadata").json()
+    p = page(raster_client, "/styles/land_survey/metadata?f=html")
+    assert {layer["id"] for layer in meta["layers"]} <= set(p.cells)
+    assert "http://testserver/collections/land_survey/items?f=html" in p.refs
 
 
 def test_stac_pages(raster_client):

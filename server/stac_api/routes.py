@@ -113,7 +113,8 @@ async def landing(request: Request):
 
 
 @router.get("/conformance", summary="STAC API conformance classes")
-async def conformance():
+@html_alternative("conformance.html")
+async def conformance(request: Request):
     """The STAC API and OGC API Features classes implemented here."""
     return json_response({"conformsTo": CONFORMS_TO})
 
@@ -226,6 +227,7 @@ async def search_post(request: Request, body: Annotated[search.SearchBody | None
 
 
 @router.get("/queryables", summary="Queryable properties of item search")
+@html_alternative("queryables.html")
 async def search_queryables(request: Request):
     """The properties ``filter`` and ``sortby`` may name, as a JSON Schema."""
     root = f"{base_url(request)}/stac"

@@ -123,6 +123,7 @@ def _layer_entries(doc: dict[str, Any], base: str) -> list[dict[str, Any]]:
 
 
 @router.get("/styles/{styleId}/metadata", summary="Metadata of a style")
+@html_alternative("style_metadata.html")
 async def style_metadata(request: Request, styleId: str, f: JsonOnly = None) -> Response:
     """Title, description, keywords, the stylesheet and the layers of a style."""
     output_format(request, ("json",))

@@ -132,7 +132,7 @@ async def static_file(name: str) -> FileResponse:
 
 
 @router.get("/fonts/{fontstack}/{fontrange}.pbf", summary="Label glyphs (SDF glyph PBF of 256 code points)",
-            response_class=Response, responses={200: {"content": {GLYPHS_TYPE: {}}}})
+            response_class=Response, include_in_schema=False)  # a library file of the styles, like /map/lib
 async def glyphs(fontstack: str, fontrange: str, request: Request) -> Response:
     """The glyphs of the first font of a comma-separated stack that this server has built, for one
     range of 256 code points (``0-255``, ``256-511`` ...), as the styles' ``glyphs`` URL asks."""

@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server chromium gdal-bin
+SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server chromium gdal-bin fonts-wqy-zenhei
 SCALE  ?= 20000
 
-.PHONY: serve test lint install system-deps sample clean
+.PHONY: serve test lint install system-deps sample clean glyphs
 
 ## serve: install, write the sample county (once) and a local API key (once), run on http://127.0.0.1:8000
 serve: install data/onemap.gpkg data/local-api-key
@@ -26,7 +26,7 @@ lint: $(VENV)/.installed
 	$(BIN)/mypy || status=1; \
 	exit $$status
 
-install: $(VENV)/.installed node_modules/.installed
+install: $(VENV)/.installed node_modules/.installed data/fonts/.built
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ $(VENV)/.installed: pyproject.toml
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## glyphs: the map labels' SDF glyphs from Debian's CJK font (fonts-noto-cjk or fonts-wqy-zenhei), into data/fonts
+glyphs: $(VENV)/.installed
+	$(BIN)/python -m server.viewer.glyphs --out data/fonts
+
+data/fonts/.built: $(VENV)/.installed
+	$(BIN)/python -m server.viewer.glyphs --out data/fonts
 	touch $@
 
 system-deps:

@@ -81,6 +81,16 @@ class Settings(BaseSettings):
     cache_debug_header: bool = Field(
         default=False, description="Send X-Cache (hit, hit-shared, miss): it tells a caller what others asked for"
     )
+    # API documentation page (/api.html): Swagger UI served from npm, no CDN
+    swagger_ui_dir: Path = Field(
+        default=Path("node_modules/swagger-ui-dist"),
+        description="Swagger UI for /api.html (npm's swagger-ui-dist), relative to the working directory",
+    )
+    # map labels: SDF glyph PBFs built at install time (make glyphs), served at /fonts/{fontstack}/{range}.pbf
+    glyphs_dir: Path = Field(
+        default=Path("data/fonts"),
+        description="Label glyphs built by 'python -m server.viewer.glyphs', relative to the working directory",
+    )
 
     # -- cross-origin access (server/policy/cors.py) --
     cors_origins: Annotated[tuple[str, ...] | None, NoDecode] = Field(

@@ -30,6 +30,7 @@ from server.raster.sample import write_sample_rasters
 from server.settings import Settings
 from tests.support import ROOT
 from tests.support.api_keys import issue_key
+from tests.support.glyphs import sample_glyphs
 
 CHROMIUM = Path("/usr/bin/chromium")
 MAPLIBRE_DIST = ROOT / "node_modules" / "maplibre-gl" / "dist"
@@ -119,6 +120,7 @@ def viewer_data(sample_dir, tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("viewer-data")
     (data_dir / "onemap.gpkg").symlink_to(sample_dir / "onemap.gpkg")
     write_sample_rasters(data_dir, scale=16)
+    sample_glyphs(data_dir / "onemap.gpkg", data_dir / "fonts")
     return data_dir
 
 
@@ -128,13 +130,14 @@ def live_server(viewer_data):
     port = _free_port()
     key = issue_key(_settings(viewer_data), "viewer browser test")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ONEMAP_")}
-    env.update(ONEMAP_DATA_DIR=str(viewer_data), ONEMAP_EDITION="classified")
+    env.update(ONEMAP_DATA_DIR=str(viewer_data), ONEMAP_EDITION="classified",
+               ONEMAP_GLYPHS_DIR=str(viewer_data / "fonts"))
     cmd = [sys.executable, "-m", "uvicorn", "server.app:create_app", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded CI machine starts slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{url}/styles", headers={"X-API-Key": key}, timeout=1).status_code == 200:
@@ -144,7 +147,7 @@ def live_server(viewer_data):
             assert proc.poll() is None, "the server exited at start-up"
             time.sleep(0.2)
         else:
-            pytest.fail("the server did not start in 20 s")
+            pytest.fail("the server did not start in 60 s")
         yield url, key
     finally:
         proc.terminate()
@@ -229,6 +232,29 @@ def test_imagery_and_its_time_switch_in_chromium(browser_run):
         assert all(r["status"] == 200 and r["type"].startswith("image/jpeg") for r in stamped), stamped
     assert not report["consoleErrors"][report["vectorConsoleErrorCount"]:], report["consoleErrors"]
     _assert_drawn(shots / "imagery.png")
+
+
+def test_labels_from_this_servers_glyphs_and_the_legend_in_chromium(browser_run):
+    """Town names and parcel codes are drawn from the glyphs this server serves; the legend explains the
+    land-use classes and control lines; the imagery panel tells where imagery exists."""
+    report, shots, server = browser_run
+    glyphs = [r for r in report["requests"] if "/fonts/" in r["url"]]
+    assert glyphs and all(r["status"] == 200 and r["type"] == "application/x-protobuf" for r in glyphs), glyphs
+    assert all(r["url"].startswith(f"{server}/fonts/") for r in glyphs)
+    towns = report["labels"]["closeup"].get("admin_boundaries-town-label", {"count": 0, "texts": []})
+    assert towns["count"] > 0 and any(t.endswith(("镇", "街道", "乡")) for t in towns["texts"]), report["labels"]
+    parcels = report["labels"]["parcels"].get("parcels-label", {"count": 0, "texts": []})
+    assert parcels["count"] > 0 and all(len(t) == 28 for t in parcels["texts"]), report["labels"]
+    codes = set(report["legend"]["codes"])
+    assert {f"{i:02d}" for i in range(13)} <= codes, codes
+    assert {"ecological_red_line", "permanent_basic_farmland", "urban_development_boundary"} <= codes
+    assert "耕地" in report["legend"]["text"] and "生态保护红线" in report["legend"]["text"]
+    if report["imagery"] is not None:
+        assert report["imagery"]["id"] in report["legend"]["extents"]
+        order = report["imagery"]["order"]
+        raster = order.index(f"{report['imagery']['id']}-raster")
+        assert order.index("land_survey-fill") < raster < order.index("control_lines-ecological-line"), order
+        assert "imagery-extent" in order
 
 
 def test_a_session_draws_the_map_again_without_the_key_in_chromium(browser_run):

@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, Response
 
 from server.credentials import KEY_HEADER_NAME, KEY_PARAMS
+from server.html import SWAGGER_UI_PATH
 from server.web import GEOJSON, JSON, MEDIA_TYPES, OPENAPI, OPENAPI_VERSION, json_response, negotiate
 
 router = APIRouter()
@@ -218,9 +219,12 @@ async def api(request: Request) -> Response:
 async def api_page(request: Request) -> HTMLResponse:
     """The API documentation (Swagger UI over ``/api``)."""
     root = request.scope.get("root_path", "").rstrip("/")
+    lib = f"{root}{SWAGGER_UI_PATH}"  # served from npm's swagger-ui-dist by server.viewer (no CDN)
     return get_swagger_ui_html(
         openapi_url=root + API_PATH, title=f"{request.app.title} - Swagger UI",
         oauth2_redirect_url=root + OAUTH2_REDIRECT_PATH,
+        swagger_js_url=f"{lib}/swagger-ui-bundle.js", swagger_css_url=f"{lib}/swagger-ui.css",
+        swagger_favicon_url=f"{lib}/favicon-32x32.png", swagger_ui_parameters={"validatorUrl": None},
     )
 
 

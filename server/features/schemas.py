@@ -12,6 +12,7 @@ from server.cache import cached
 from server.catalog import Collection, VectorCollection
 from server.credentials import KEY_PARAMS
 from server.errors import InvalidParameter
+from server.html import html_alternative
 from server.policy import restriction_for, visible_collection
 from server.queryables import SCHEMA_MEDIA, schema_document
 from server.web import JSON, base_url, format_param, json_response, language, link, output_format
@@ -67,6 +68,7 @@ async def _schema(request: Request, collection_id: str, kind: str) -> Response:
 
 
 @router.get("/collections/{collectionId}/queryables", summary="Properties the features can be filtered on")
+@html_alternative("queryables.html")
 async def queryables(request: Request, collectionId: str, f: Format = None):
     """JSON Schema of the properties (and the geometry) the caller may filter on: hidden and masked
     fields are absent."""
@@ -74,6 +76,7 @@ async def queryables(request: Request, collectionId: str, f: Format = None):
 
 
 @router.get("/collections/{collectionId}/sortables", summary="Properties the features can be sorted by")
+@html_alternative("queryables.html")
 async def sortables(request: Request, collectionId: str, f: Format = None):
     """JSON Schema of the properties the caller may sort by (``sortby``)."""
     return await _schema(request, collectionId, "sortables")

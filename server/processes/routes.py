@@ -17,6 +17,7 @@ from fastapi.responses import Response
 
 from server.catalog import VectorCollection
 from server.errors import InvalidParameter, NotFound, OGCError, Unavailable
+from server.html import html_alternative
 from server.policy import policy_of
 from server.processes.description import OUTPUT_ID, PROCESS_ID, description, summary
 from server.processes.inputs import SiteInputs, parse_inputs
@@ -96,6 +97,7 @@ def _process(process_id: str) -> None:
 
 
 @router.get("/processes", summary="The processes")
+@html_alternative("processes.html")
 async def processes(request: Request):
     """The process list."""
     base = base_url(request)
@@ -104,6 +106,7 @@ async def processes(request: Request):
 
 
 @router.get("/processes/{processId}", summary="A process description")
+@html_alternative("process.html")
 async def process(request: Request, processId: str):  # noqa: N803 - the OGC path parameter name
     """The process description (inputs, outputs, job control options)."""
     _process(processId)
@@ -156,6 +159,7 @@ async def execute(request: Request, processId: str,  # noqa: N803 - the OGC path
 
 
 @router.get("/jobs", summary="The caller's jobs")
+@html_alternative("jobs.html")
 async def jobs(request: Request):
     """The caller's latest jobs on this edition, newest first."""
     runner, base = _runner(request), base_url(request)
@@ -175,6 +179,7 @@ async def _job(request: Request, job_id: str):
 
 
 @router.get("/jobs/{jobId}", summary="A job's status")
+@html_alternative("job.html")
 async def job(request: Request, jobId: str):  # noqa: N803 - the OGC path parameter name
     """The job's statusInfo (another caller's job does not exist for this one)."""
     return json_response(status_info(await _job(request, jobId), base_url(request)))

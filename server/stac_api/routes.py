@@ -20,6 +20,7 @@ from server.catalog import Collection, RasterCollection
 from server.credentials import KEY_PARAMS, without_credentials
 from server.errors import InvalidParameter, NotFound, collection_not_found
 from server.filters import CQL2_CONFORMANCE
+from server.html import html_alternative
 from server.policy import restrictions
 from server.stac_api import search
 from server.stac_api.extensions import EXTENSION_CONFORMANCE, apply_fields, queryables
@@ -83,6 +84,7 @@ async def _index(request: Request) -> tuple[StacIndex, str]:
 
 
 @router.get("", summary="STAC API landing page")
+@html_alternative("stac_catalog.html")
 @cache_response("stac-landing", query=False, collections=all_rasters)
 async def landing(request: Request):
     """The root catalog: conformance, links to collections, search and the API definition."""
@@ -111,12 +113,14 @@ async def landing(request: Request):
 
 
 @router.get("/conformance", summary="STAC API conformance classes")
-async def conformance():
+@html_alternative("conformance.html")
+async def conformance(request: Request):
     """The STAC API and OGC API Features classes implemented here."""
     return json_response({"conformsTo": CONFORMS_TO})
 
 
 @router.get("/collections", summary="STAC collections")
+@html_alternative("stac_collections.html")
 @cache_response("stac-collections", query=False, collections=all_rasters)
 async def collections(request: Request):
     """Every raster collection as a STAC Collection."""
@@ -128,6 +132,7 @@ async def collections(request: Request):
 
 
 @router.get("/collections/{collectionId}", summary="One STAC collection")
+@html_alternative("stac_collection.html")
 @cache_response("stac-collection", query=False, collections=path_collection)
 async def collection(request: Request, collectionId: str):
     """One STAC Collection."""
@@ -178,6 +183,7 @@ def _query(request: Request, query: search.SearchQuery) -> search.Search:
 
 
 @router.get("/collections/{collectionId}/items", summary="Items of a STAC collection")
+@html_alternative("stac_items.html")
 @cache_response("stac-items", collections=path_collection)
 async def items(request: Request, collectionId: str, query: Annotated[search.SearchQuery, Depends()]):
     """The collection's items, filtered by bbox and datetime, paged by ``limit`` and ``token``."""
@@ -191,6 +197,7 @@ async def items(request: Request, collectionId: str, query: Annotated[search.Sea
 
 
 @router.get("/collections/{collectionId}/items/{itemId}", summary="One STAC item")
+@html_alternative("stac_item.html")
 @cache_response("stac-item", query=False, collections=path_collection)
 async def item(request: Request, collectionId: str, itemId: str):
     """One STAC Item."""
@@ -204,6 +211,7 @@ async def item(request: Request, collectionId: str, itemId: str):
 
 
 @router.get("/search", summary="Item search (GET)")
+@html_alternative("stac_items.html")
 @cache_response("stac-search", collections=all_rasters)
 async def search_get(request: Request, query: Annotated[search.SearchQuery, Depends()]):
     """Search items across collections with query parameters."""
@@ -219,6 +227,7 @@ async def search_post(request: Request, body: Annotated[search.SearchBody | None
 
 
 @router.get("/queryables", summary="Queryable properties of item search")
+@html_alternative("queryables.html")
 async def search_queryables(request: Request):
     """The properties ``filter`` and ``sortby`` may name, as a JSON Schema."""
     root = f"{base_url(request)}/stac"

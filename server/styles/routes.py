@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from server.catalog import Collection
 from server.errors import NotFound
+from server.html import html_alternative
 from server.policy import visible_collections
 from server.settings import Settings
 from server.styles.render import render_style
@@ -81,6 +82,7 @@ def _rendered(request: Request, style_id: str) -> tuple[StyleTemplate, dict[str,
 
 
 @router.get("/styles", summary="The map styles")
+@html_alternative("styles.html")
 async def styles_list(request: Request, f: JsonOnly = None):
     """Every style offered to this caller, with links to its stylesheet and metadata."""
     output_format(request, ("json",))
@@ -101,6 +103,7 @@ async def styles_list(request: Request, f: JsonOnly = None):
 
 
 @router.get("/styles/{styleId}", summary="A style as a MapLibre style document")
+@html_alternative("style.html")
 async def style(request: Request, styleId: str, f: Annotated[str | None, format_param("mapbox", "json")] = None):
     """The MapLibre style, with tile URLs on this server (``f=mapbox``, the default)."""
     fmt = output_format(request, ("mapbox", "json"))
@@ -120,6 +123,7 @@ def _layer_entries(doc: dict[str, Any], base: str) -> list[dict[str, Any]]:
 
 
 @router.get("/styles/{styleId}/metadata", summary="Metadata of a style")
+@html_alternative("style_metadata.html")
 async def style_metadata(request: Request, styleId: str, f: JsonOnly = None) -> Response:
     """Title, description, keywords, the stylesheet and the layers of a style."""
     output_format(request, ("json",))

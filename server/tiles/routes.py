@@ -30,6 +30,7 @@ from fastapi.responses import Response
 from server.cache import cached
 from server.catalog import Collection, VectorCollection
 from server.errors import InvalidParameter, NotAcceptable
+from server.html import html_alternative
 from server.params import DATETIME_DESCRIPTION
 from server.policy import restriction_for, restrictions, visible_collection, visible_collections
 from server.tiles import metadata
@@ -133,13 +134,15 @@ def _mvt(body: bytes) -> Response:
 
 
 @router.get("/tileMatrixSets", summary="Tile matrix sets offered")
+@html_alternative("tilematrixsets.html")
 async def tile_matrix_sets(request: Request):
     """WebMercatorQuad, WorldCRS84Quad and CGCS2000Quad (the Tianditu ``c`` grid, levels 1-18)."""
     return json_response(carry_key(request, metadata.tms_list(base_url(request))))
 
 
 @router.get("/tileMatrixSets/{tileMatrixSetId}", summary="One tile matrix set")
-async def tile_matrix_set(tileMatrixSetId: str):
+@html_alternative("tilematrixset.html")
+async def tile_matrix_set(request: Request, tileMatrixSetId: str):
     """The tile matrix set definition (OGC TMS 2.0 JSON)."""
     get_tms(tileMatrixSetId)
     return json_response(metadata.tms_document(tileMatrixSetId))
@@ -149,6 +152,7 @@ async def tile_matrix_set(tileMatrixSetId: str):
 
 
 @router.get("/collections/{collectionId}/tiles", summary="Tilesets of a collection")
+@html_alternative("tilesets.html")
 async def collection_tilesets(request: Request, collectionId: str):
     """One tileset per offered tile matrix set."""
     c = _collection(request, collectionId)
@@ -160,6 +164,7 @@ async def collection_tilesets(request: Request, collectionId: str):
 
 
 @router.get("/collections/{collectionId}/tiles/{tileMatrixSetId}", summary="Tileset metadata of a collection")
+@html_alternative("tileset.html")
 async def collection_tileset(request: Request, collectionId: str, tileMatrixSetId: str, f: TilesetFormat = None):
     """OGC tileset metadata, or TileJSON 3.0 (``f=tilejson``) for WebMercatorQuad."""
     c = _collection(request, collectionId)
@@ -220,6 +225,7 @@ TILE_HANDLERS = {"vector": VectorTiles()}
 
 
 @router.get("/tiles", summary="Base map tilesets")
+@html_alternative("tilesets.html")
 async def dataset_tilesets(request: Request):
     """The base map: every vector collection as a layer, one tileset per tile matrix set."""
     base = base_url(request)
@@ -228,6 +234,7 @@ async def dataset_tilesets(request: Request):
 
 
 @router.get("/tiles/{tileMatrixSetId}", summary="Base map tileset metadata")
+@html_alternative("tileset.html")
 async def dataset_tileset(request: Request, tileMatrixSetId: str, f: TilesetFormat = None):
     """OGC tileset metadata with one layer per vector collection, or TileJSON 3.0 for WebMercatorQuad."""
     tms = get_tms(tileMatrixSetId)

@@ -74,6 +74,12 @@ async function run(page) {
   await waitIdle(page);
   report.closeup = { counts: await page.evaluate(countsByCollection) };
   mark("closeup");
+  report.labels = await labelsStep(page);
+  report.legend = await page.evaluate(() => ({
+    codes: [...document.querySelectorAll("#legend li")].map((li) => li.dataset.code),
+    text: document.getElementById("legend").textContent,
+    extents: [...document.querySelectorAll("#imagery-extents button")].map((b) => b.dataset.imagery),
+  }));
   await page.screenshot({ path: `${outDir}/closeup.png` });
 
   await page.uncheck('#layers input[data-collection="land_survey"]');
@@ -89,6 +95,32 @@ async function run(page) {
   mark("compliance");
   report.reload = await reloadStep(page);
   mark("reload");
+}
+
+// Labels drawn (placed symbols: MapLibre places a label only once its glyphs are loaded) per symbol
+// layer, at the close-up and at parcel level, with the label texts seen.
+async function labelsStep(page) {
+  const placed = () => {
+    const map = window.__map;
+    const ids = map.getStyle().layers.filter((l) => l.type === "symbol").map((l) => l.id);
+    const out = {};
+    for (const f of map.queryRenderedFeatures({ layers: ids })) {
+      const entry = out[f.layer.id] || (out[f.layer.id] = { count: 0, texts: [] });
+      entry.count += 1;
+      const text = f.properties.name || f.properties.line_name || f.properties.unit_code;
+      if (entry.texts.length < 5 && text) entry.texts.push(text);
+    }
+    return out;
+  };
+  const closeup = await page.evaluate(placed);
+  await page.screenshot({ path: `${outDir}/labels.png` });
+  const view = await page.evaluate(() => ({ center: window.__map.getCenter(), zoom: window.__map.getZoom() }));
+  await page.evaluate(() => window.__map.jumpTo({ zoom: 17.5 }));
+  await waitIdle(page);
+  const parcels = await page.evaluate(placed);
+  await page.evaluate((v) => window.__map.jumpTo(v), view);
+  await waitIdle(page);
+  return { closeup, parcels };
 }
 
 // Open the map again at its URL without the key: the session cookie alone must draw it.
@@ -174,7 +206,8 @@ async function imageryStep(page) {
     await seen;
     await waitIdle(page);
   }
-  return { id: imagery.id, times: imagery.times };
+  const order = await page.evaluate(() => window.__map.getStyle().layers.map((l) => l.id));
+  return { id: imagery.id, times: imagery.times, order };
 }
 
 const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });

@@ -3,6 +3,7 @@
 // and the properties of the features under a click. Every request goes to this server only.
 import * as maplibregl from "../lib/maplibre-gl.mjs";
 import { setupCompliance } from "./compliance.js";
+import { buildLegend } from "./legend.js";
 
 const mapEl = document.getElementById("map");
 const config = JSON.parse(mapEl.dataset.config);
@@ -53,9 +54,30 @@ function imageryTiles(imagery, time) {
   return [url + query];
 }
 
-// Imagery goes under every vector layer, off until switched on.
+// Imagery goes right above the opaque fills (land survey, planning), so that it is seen when switched
+// on, and under every line, tint and label; off until switched on. Its extent is outlined from the
+// start (dashed blue), so the map tells where imagery exists.
+function imageryBefore(layers) {
+  let last = -1;
+  layers.forEach((l, i) => {
+    const opacity = (l.paint || {})["fill-opacity"];
+    if (l.type === "fill" && l.source && (opacity === undefined || opacity >= 0.5)) last = i;
+  });
+  const next = layers[last + 1] || layers.find((l) => l.source);
+  return next && next.id;
+}
+
+function extentFeature(imagery) {
+  const [w, s, e, n] = imagery.bounds;
+  return {
+    type: "Feature",
+    properties: { id: imagery.id },
+    geometry: { type: "Polygon", coordinates: [[[w, s], [e, s], [e, n], [w, n], [w, s]]] },
+  };
+}
+
 function addImagery(map) {
-  const firstData = map.getStyle().layers.find((l) => l.source);
+  const before = imageryBefore(map.getStyle().layers);
   for (const imagery of config.imagery) {
     map.addSource(imagery.id, {
       type: "raster",
@@ -67,8 +89,33 @@ function addImagery(map) {
     });
     map.addLayer(
       { id: `${imagery.id}-raster`, type: "raster", source: imagery.id, layout: { visibility: "none" } },
-      firstData && firstData.id,
+      before,
     );
+  }
+  if (!config.imagery.length) return;
+  map.addSource("imagery-extent", {
+    type: "geojson", data: { type: "FeatureCollection", features: config.imagery.map(extentFeature) },
+  });
+  map.addLayer({
+    id: "imagery-extent", type: "line", source: "imagery-extent",
+    paint: { "line-color": "#1565c0", "line-width": 1.5, "line-dasharray": [3, 2] },
+  });
+}
+
+// The imagery panel: where each imagery collection exists, with a button to go there.
+function showImageryExtents(map) {
+  const list = document.getElementById("imagery-extents");
+  if (!config.imagery.length) {
+    list.append(el("li", { class: "muted", text: "No imagery. 无影像。" }));
+    return;
+  }
+  for (const imagery of config.imagery) {
+    const [w, s, e, n] = imagery.bounds;
+    const go = el("button", { type: "button", "data-imagery": imagery.id, text: "Go 前往" });
+    go.addEventListener("click", () => map.fitBounds(imagery.bounds, { padding: 20 }));
+    const span = `${w.toFixed(4)}, ${s.toFixed(4)} – ${e.toFixed(4)}, ${n.toFixed(4)}`;
+    list.append(el("li", {}, `${imagery.title.zh} `, el("span", { class: "en", text: imagery.title.en }), el("br"),
+      el("span", { class: "extent", text: span }), " ", go));
   }
 }
 
@@ -242,6 +289,8 @@ map.on("error", (event) => {
 map.on("load", () => {
   addImagery(map);
   buildLayerSwitcher(map);
+  buildLegend(map.getStyle().layers, config.legend, document.getElementById("legend"));
+  showImageryExtents(map);
   buildTmsChoice();
   const compliance = setupCompliance(map, config.base, keyHeaders);
   map.on("click", (event) => {

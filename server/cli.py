@@ -206,9 +206,8 @@ def parser() -> argparse.ArgumentParser:
     add_seed_parser(sub).set_defaults(func=cmd_seed)
 
     from server.commands.access import add_parsers as add_policy_parsers
-    from server.release.commands import add_parsers as add_release_parsers
-
     from server.commands.imagery import add_parser as add_imagery_parser
+    from server.release.commands import add_parsers as add_release_parsers
 
     add_imagery_parser(sub).set_defaults(func=cmd_imagery)
     add_policy_parsers(sub, keys=cmd_keys, audit=cmd_audit)

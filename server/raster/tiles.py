@@ -130,7 +130,7 @@ def overview_for(opened: Opened, bounds: tuple[float, ...], crs, size: int) -> i
     picks the overview itself.
     """
     ds = opened.reader.dataset
-    if ds is None or ds.crs == crs or not opened.overviews:
+    if ds is None or not opened.overviews:
         return None
     left, bottom, right, top = bounds
     xs, ys = _transformer(crs.to_wkt(), ds.crs.to_wkt()).transform(
@@ -155,9 +155,14 @@ def _grid(bounds: tuple[float, ...], width: int, height: int, buffer: int) -> di
 
 
 def _read(store: RasterStore, path, tms: morecantile.TileMatrixSet, tile: morecantile.Tile, render: str | None,
-          floor: int | None = None):
+          floor: int | None = None, sheet: bool = False):
     """The tile's pixels (or None outside the data), read with the thread's reused handle; ``floor``:
-    read from that overview level (a resolution cap), not from the full-size image."""
+    read from that overview level (a resolution cap), not from the full-size image.
+
+    A mosaic ``sheet`` is always warped straight onto the tile's grid from its overview for the level:
+    the tile of one merged file is read the same way, so a tile over several sheets has the same
+    pixels (a plain window read past a file's edge goes through an overview-less VRT instead, which
+    picks other pixels near the edge than inside the file)."""
     opened = store.open(path, floor)
     if not _touches(tuple(tms.bounds(tile)), opened.bounds):
         return None
@@ -167,9 +172,9 @@ def _read(store: RasterStore, path, tms: morecantile.TileMatrixSet, tile: moreca
     options: dict[str, Any] = {}
     if render == "hillshade":
         options = {"buffer": _HILLSHADE.buffer, "reproject_method": "bilinear", "resampling_method": "bilinear"}
-    level = overview_for(opened, bounds, crs, matrix.tileWidth) if floor is None else None
-    if opened.reader.crs != crs:
+    if opened.reader.crs != crs or sheet:
         options["vrt_options"] = _grid(bounds, matrix.tileWidth, matrix.tileHeight, options.get("buffer", 0))
+        level = overview_for(opened, bounds, crs, matrix.tileWidth) if floor is None else None
         if level is not None:
             opened = store.open(path, level)
     return opened.reader.part(
@@ -202,8 +207,8 @@ def _mosaic_read_and_encode(store: RasterStore, data_dir: Path, index: SheetInde
                             cap_m: float | None) -> tuple[bytes | None, list[str]]:
     sheets = index.covering(tuple(tms.bounds(tile)), start=which.start, end=which.end, acquisition=which.acquisition)
     img, shown = mosaic.read_tile(
-        store, data_dir, sheets, tms, tile, lambda path, level: _read(store, path, tms, tile, query.render, level),
-        cap_m,
+        store, data_dir, sheets, tms, tile,
+        lambda path, level: _read(store, path, tms, tile, query.render, level, sheet=True), cap_m,
     )
     if img is None or not img.mask.any():
         return None, shown

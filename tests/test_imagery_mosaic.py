@@ -25,6 +25,7 @@ from server.raster.sample import IMAGERY_INDEX
 from server.stores.sheets import SheetError, SheetIndex
 from tests.support.api_keys import issue_key
 from tests.support.live import live_server
+from tests.support.mislabelled import mislabelled_gpkg_dir
 from tests.support.rasters import decode_image, raster_settings
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
@@ -215,3 +216,26 @@ def test_a_corrupt_sheet_is_a_clean_500_and_the_server_serves_the_rest(two_dates
         sheet.write_bytes(original)  # repaired: served again, no restart
         after = http.get(f"/collections/imagery/tiles/WebMercatorQuad/15/{inside.y}/{inside.x}?f=png")
         assert after.status_code == 200 and decode_image(after.content)[3].all()
+
+
+def test_the_resolution_cap_applies_per_sheet(tmp_path, sample_dir):
+    """A sheet finer than the edition's cap (the collection declares 1.04 m, so no level is capped):
+    read from its overview no finer than the cap, never at full size."""
+    master_dir = _data_dir(tmp_path / "master", sample_dir)
+    internet_dir = mislabelled_gpkg_dir(tmp_path / "internet", sample_dir, rasters=False)
+    left, _, _, top = WMQ.xy_bounds(Z13)
+    cell = WMQ.matrix(19).cellSize  # 0.30 m on the grid, 0.26 m on the ground: finer than the 0.5 m cap
+    for data_dir in (master_dir, internet_dir):
+        fine = data_dir / "rasters" / "imagery_20240518" / "fine.tif"
+        fine.parent.mkdir(parents=True)
+        with rasterio.open(fine, "w", driver="COG", width=512, height=512, count=3, dtype="uint8", crs="EPSG:3857",
+                           transform=from_origin(left, top, cell, cell), compress="DEFLATE", blocksize=256,
+                           overview_count=1) as dst:
+            dst.write(_pixels(5)[:, :512, :512])
+        _register(data_dir, "imagery_20240518", NEW, [("fine", fine)])
+    url = f"/collections/imagery/tiles/WebMercatorQuad/19/{Z13.y * 64}/{Z13.x * 64}?f=png"
+    with _client(master_dir) as master, _client(internet_dir, edition="internet") as internet:
+        full, capped = decode_image(master.get(url).content), decode_image(internet.get(url).content)
+    assert full[3].all() and capped[3].all()
+    assert not np.array_equal(full[:, 0::2, 0::2], full[:, 1::2, 1::2]), "full size: every pixel its own"
+    assert np.array_equal(capped[:, 0::2, 0::2], capped[:, 1::2, 1::2]), "capped: 2 x 2 blocks of the overview"

@@ -132,7 +132,8 @@ def build_item(base: str, c: RasterCollection, asset: RasterAsset, info: CogInfo
     acquisition = _acquisition(c, asset)
     if acquisition is not None:
         item.properties["onemap:acquisition"] = acquisition.id
-    item.add_link(_tile_link(base, c, acquisition or asset))
+    # a sheet links its acquisition's tiles (a sheet is no acquisition of its own)
+    item.add_link(_tile_link(base, c, acquisition if c.raster.sheets is not None else asset))
     return item
 
 

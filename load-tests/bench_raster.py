@@ -17,8 +17,8 @@ Each scenario first checks that both servers answer every tile with an image, th
 servers for ``--rounds`` wrk runs of ``--seconds`` seconds after a warm-up; the report gives the
 median req/s, p50/p99 latency, bytes and CPU per request, and the ratios OneMap / titiler.
 
-Without ``--data-dir`` the sample rasters (full size) and a small vector store are written to a
-temporary directory first.
+Without ``--data-dir`` the sample rasters (full size, each acquisition one sheet: ``onemap sample
+--sheets 1``) and a small vector store are written to a temporary directory first.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _tiles(bbox, z: int) -> list[morecantile.Tile]:
 
 def scenarios(data_dir: Path) -> list[Scenario]:
     """The three scenarios, as paths on each server (every tile of the footprint, round robin)."""
-    image = data_dir / IMAGERY_ASSETS[-1][1]
+    image = data_dir / IMAGERY_ASSETS[-1][1] / "r0c0.tif"  # one sheet: the whole acquisition
     dem = data_dir / DEM_ASSET[1]
     z14, z12, dem12 = _tiles(IMAGERY_BBOX, 14), _tiles(IMAGERY_BBOX, 12), _tiles(COUNTY_BBOX, 12)
     ours = "/collections/{c}/tiles/WebMercatorQuad/{t.z}/{t.y}/{t.x}?{q}"
@@ -84,7 +84,7 @@ def prepare_data(data_dir: Path | None) -> Path:
         return data_dir
     target = Path(tempfile.mkdtemp(prefix="onemap-bench-"))
     print(f"writing sample data to {target} ...", flush=True)
-    write_sample_rasters(target)
+    write_sample_rasters(target, sheets=1)
     from server.sample import build_sample
     from server.stores import GPKG_NAME
     from server.stores.geopackage import GeoPackageStore

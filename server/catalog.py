@@ -112,6 +112,11 @@ class RasterSpec(Strict):
 
     kind: Literal["imagery", "dem"]
     assets: list[RasterAsset]
+    sheets: str | None = Field(
+        default=None,
+        description="A mosaic: the sheet index file (relative to the data directory) listing each acquisition's "
+                    "COG sheets; the assets are then the acquisitions, each path the folder of its sheets",
+    )
     resolution_m: float = Field(gt=0)
     minzoom: int = Field(default=0, ge=0, le=24)
     maxzoom: int = Field(default=18, ge=0, le=24)

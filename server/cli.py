@@ -71,7 +71,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.rasters:
         from server.raster.sample import write_sample_rasters
 
-        counts["raster files"] = len(write_sample_rasters(settings.data_dir, progress=say))
+        counts["raster files"] = len(write_sample_rasters(settings.data_dir, progress=say, sheets=args.sheets))
     for name, n in counts.items():
         print(f"{name:>18}: {n:>9,}")
     print(f"sample written to {store.where} in {time.perf_counter() - started:.1f} s")
@@ -149,6 +149,13 @@ def cmd_release(args: argparse.Namespace) -> int:
     return commands.run_release(args, _settings(args))
 
 
+def cmd_imagery(args: argparse.Namespace) -> int:
+    """Register COG sheets of an imagery acquisition (see ``server/commands/imagery.py``)."""
+    from server.commands import imagery
+
+    return imagery.run(args, _settings(args))
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     """Verify a release bundle and load it into this store (see ``server/release``)."""
     from server.release import commands
@@ -178,6 +185,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--database-url", help="load into this PostGIS instead of the embedded store")
     s.add_argument("--data-dir", help="directory of the embedded store and rasters")
     s.add_argument("--no-rasters", dest="rasters", action="store_false", help="skip the imagery and DEM COGs")
+    s.add_argument("--sheets", type=int, help="imagery sheet grid side: N x N COG sheets per acquisition "
+                                              "(default ONEMAP_SAMPLE_SHEETS or 2)")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("check-config", help="validate the configuration, catalog and store")
@@ -197,8 +206,10 @@ def parser() -> argparse.ArgumentParser:
     add_seed_parser(sub).set_defaults(func=cmd_seed)
 
     from server.commands.access import add_parsers as add_policy_parsers
+    from server.commands.imagery import add_parser as add_imagery_parser
     from server.release.commands import add_parsers as add_release_parsers
 
+    add_imagery_parser(sub).set_defaults(func=cmd_imagery)
     add_policy_parsers(sub, keys=cmd_keys, audit=cmd_audit)
     add_release_parsers(sub, release=cmd_release, import_=cmd_import)
     return p

@@ -283,8 +283,9 @@ def test_imagery_tiles_and_stac_are_cached_and_follow_their_files(raster_dir):
         first = c.get(stac)
         assert first.json()["type"] == "FeatureCollection"
         assert c.get(stac, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
-        latest = raster_dir / next(a.path for a in load_catalog(ROOT / "collections").get("imagery").raster.assets
+        folder = raster_dir / next(a.path for a in load_catalog(ROOT / "collections").get("imagery").raster.assets
                                    if a.id == "imagery_20240518")
+        latest = folder / "r1c0.tif"  # one sheet of the latest acquisition
         st = latest.stat()
         os.utime(latest, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the file was replaced
         assert c.get(tile).headers["x-cache"] == "miss"

@@ -7,10 +7,16 @@ import hashlib
 import numpy as np
 import pytest
 import rasterio
+from rasterio.merge import merge
 from rasterio.windows import from_bounds
 
-from server.raster.sample import DEM_ASSET, IMAGERY_ASSETS, write_sample_rasters
-from tests.support.rasters import SCALE
+from server.raster.sample import DEM_ASSET, IMAGERY_ASSETS, IMAGERY_INDEX, write_sample_rasters
+from server.stores.sheets import SheetIndex
+from tests.support.rasters import SCALE, SHEETS
+
+
+def _sheets(paths, acquisition: int) -> list:
+    return [p for p in paths if p.parent.name == IMAGERY_ASSETS[acquisition][0]]
 
 
 @pytest.fixture(scope="module")
@@ -23,29 +29,36 @@ def written(tmp_path_factory):
 
 def test_writes_three_cogs_with_tiles_and_overviews(written):
     data_dir, paths, messages = written
-    assert [p.relative_to(data_dir).as_posix() for p in paths] == [a[1] for a in IMAGERY_ASSETS] + [DEM_ASSET[1]]
+    sheets = [f"{a[1]}/{s}.tif" for a in IMAGERY_ASSETS for s in SHEETS]
+    assert [p.relative_to(data_dir).as_posix() for p in paths] == [*sheets, IMAGERY_INDEX, DEM_ASSET[1]]
     assert len(messages) == 3
-    for path in paths:
+    index = SheetIndex(data_dir / IMAGERY_INDEX)
+    assert [(a.id, a.datetime) for a in index.acquisitions()] == [(a[0], a[2]) for a in IMAGERY_ASSETS]
+    assert [s.path for s in index.sheets()] == sheets
+    for path in [p for p in paths if p.suffix == ".tif"]:
         with rasterio.open(path) as src:
             assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
             assert src.block_shapes[0] == (256, 256)
-            assert src.overviews(1), "COGs carry internal overviews"
+            assert src.overviews(1) or max(src.shape) <= 256, "COGs beyond one block carry internal overviews"
             assert src.tags()["ACQUISITION_DATETIME"]
 
 
 def test_imagery_is_rgb_about_1m_in_web_mercator(written):
     _, paths, _ = written
-    with rasterio.open(paths[0]) as src:
-        assert (src.count, src.dtypes[0], src.crs.to_epsg()) == (3, "uint8", 3857)
-        assert src.compression.value == "JPEG"
-        # level-17 cells: 1.194 m on the grid at scale 1; the footprint is one level-13 tile
-        assert src.res[0] == pytest.approx(1.194328566955879 * SCALE)
-        assert src.width == src.height == 4096 // SCALE
+    for path in _sheets(paths, 0):
+        with rasterio.open(path) as src:
+            assert (src.count, src.dtypes[0], src.crs.to_epsg()) == (3, "uint8", 3857)
+            assert src.compression.value == "JPEG"
+            # level-17 cells: 1.194 m on the grid at scale 1; a quarter of one level-13 tile per sheet
+            assert src.res[0] == pytest.approx(1.194328566955879 * SCALE)
+            assert src.width == src.height == 4096 // SCALE // 2
+    whole, _ = merge([str(p) for p in _sheets(paths, 0)])
+    assert whole.shape == (3, 4096 // SCALE, 4096 // SCALE), "the sheets tile the footprint"
 
 
 def test_dem_is_float_metres_in_cgcs2000_gk(written):
     _, paths, _ = written
-    with rasterio.open(paths[2]) as src:
+    with rasterio.open(paths[-1]) as src:
         assert (src.count, src.dtypes[0], src.crs.to_epsg(), src.nodata) == (1, "float32", 4549, -9999.0)
         dem = src.read(1)
         assert src.res[0] == 10.0 * SCALE
@@ -58,12 +71,12 @@ def test_dem_is_float_metres_in_cgcs2000_gk(written):
 
 def test_two_dates_differ_where_the_development_zone_is(written):
     _, paths, _ = written
-    with rasterio.open(paths[0]) as old, rasterio.open(paths[1]) as new:
-        # the development zone, north-east of the town (EPSG:3857)
-        window = from_bounds(13529750, 3486950, 13530400, 3487420, old.transform)
-        a = old.read(window=window).astype(int)
-        b = new.read(window=window).astype(int)
-        whole = np.abs(old.read().astype(int) - new.read().astype(int)).mean()
+    (old, transform), (new, _) = (merge([str(p) for p in _sheets(paths, i)]) for i in (0, 1))
+    # the development zone, north-east of the town (EPSG:3857)
+    window = from_bounds(13529750, 3486950, 13530400, 3487420, transform).round_offsets().round_lengths()
+    rows, cols = window.toslices()
+    a, b = old[:, rows, cols].astype(int), new[:, rows, cols].astype(int)
+    whole = np.abs(old.astype(int) - new.astype(int)).mean()
     assert np.abs(a - b).mean() > 25, "fields cleared and built up between the dates"
     assert whole > 5, "seasonal change everywhere"
 
@@ -72,7 +85,20 @@ def test_deterministic(written, tmp_path):
     _, paths, _ = written
     again = write_sample_rasters(tmp_path, scale=SCALE)
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
-    assert [digest(p) for p in again] == [digest(p) for p in paths]
+    assert [digest(p) for p in again if p.suffix == ".tif"] == [digest(p) for p in paths if p.suffix == ".tif"]
+
+
+def test_a_larger_grid_of_sheets_for_benchmarks(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONEMAP_SAMPLE_SHEETS", "4")
+    paths = write_sample_rasters(tmp_path, scale=32)
+    assert len(SheetIndex(tmp_path / IMAGERY_INDEX).sheets()) == 2 * 16
+    whole, _ = merge([str(p) for p in _sheets(paths, 1)])
+    assert whole.shape == (3, 128, 128) and len(_sheets(paths, 1)) == 16
+    monkeypatch.setenv("ONEMAP_SAMPLE_SHEETS", "many")
+    with pytest.raises(ValueError, match="ONEMAP_SAMPLE_SHEETS"):
+        write_sample_rasters(tmp_path, scale=32)
+    with pytest.raises(ValueError, match="does not split into 3 x 3"):
+        write_sample_rasters(tmp_path, scale=32, sheets=3)
 
 
 def test_rejects_a_bad_scale(tmp_path):

@@ -119,7 +119,7 @@ def test_handles_are_reused_and_reopened_when_the_file_changes(raster_dir, tmp_p
     try:
         first = store.open(path)
         assert store.open(path) is first
-        shutil.copy(raster_dir / "rasters" / "imagery_20231115.tif", path)
+        shutil.copy(raster_dir / "rasters" / "imagery_20231115" / "r0c0.tif", path)
         assert store.open(path) is not first
     finally:
         store.close()
@@ -127,9 +127,11 @@ def test_handles_are_reused_and_reopened_when_the_file_changes(raster_dir, tmp_p
 
 def test_missing_or_corrupt_cog_is_a_generic_500_and_the_worker_survives(raster_dir, tmp_path, sample_dir):
     data_dir = make_data_dir(tmp_path / "broken", sample_dir)
-    cog = data_dir / "rasters" / "imagery_20231115.tif"
-    cog.write_bytes(cog.read_bytes()[:3000])  # truncated: header only
-    (data_dir / "rasters" / "imagery_20240518.tif").unlink()
+    cogs = sorted((data_dir / "rasters" / "imagery_20231115").glob("*.tif"))
+    for cog in cogs:
+        cog.write_bytes(cog.read_bytes()[:3000])  # truncated: header only
+    for sheet in (data_dir / "rasters" / "imagery_20240518").glob("*.tif"):
+        sheet.unlink()
     settings = raster_settings(data_dir)
     with TestClient(create_app(settings), headers={"X-API-Key": issue_key(settings)}) as client:
         for query in ("item=imagery_20231115", "item=imagery_20240518"):
@@ -138,13 +140,16 @@ def test_missing_or_corrupt_cog_is_a_generic_500_and_the_worker_survives(raster_
             body = r.json()
             assert body["code"] == "ServerError" and "could not be read" in body["description"]
             assert "/" not in body["description"] and ".tif" not in r.text
-        cog.write_bytes(b"\x00" * 5000)  # garbage
+        for cog in cogs:
+            cog.write_bytes(b"\x00" * 5000)  # garbage
         assert client.get(f"{IMAGERY}/{Z14}?item=imagery_20231115").status_code == 500
         ok = client.get("/collections/dem/tiles/WebMercatorQuad/12/1692/3431")
         assert ok.status_code == 200 and decode_image(ok.content).shape == (3, 256, 256)
 
 
 def test_assets_are_served_by_id_with_ranges(raster_client, raster_dir: Path):
-    r = raster_client.get("/collections/imagery/assets/imagery_20231115", headers={"Range": "bytes=0-3"})
-    assert r.status_code == 206 and r.content == (raster_dir / "rasters" / "imagery_20231115.tif").read_bytes()[:4]
+    r = raster_client.get("/collections/dem/assets/dem_2023", headers={"Range": "bytes=0-3"})
+    assert r.status_code == 206 and r.content == (raster_dir / "rasters" / "dem_2023.tif").read_bytes()[:4]
+    sheet = raster_client.get("/collections/imagery/assets/imagery_20231115_r0c1", headers={"Range": "bytes=0-3"})
+    assert sheet.content == (raster_dir / "rasters" / "imagery_20231115" / "r0c1.tif").read_bytes()[:4]
     assert raster_client.get("/collections/imagery/assets/..%2Fonemap.gpkg").status_code == 404

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from tests.support.api_keys import issue_key
-from tests.support.rasters import raster_settings
+from tests.support.rasters import raster_settings, sheet_ids
 
 IMAGERY_TILE = "/collections/imagery/tiles/WebMercatorQuad/14/6767/13723"
 ELEVATION = "/collections/dem/elevation"
@@ -55,7 +55,7 @@ def test_a_date_is_the_whole_day_everywhere(raster_client):
     for found in (raster_client.get(SEARCH, params={"datetime": "2024-05-18"}),
                   raster_client.get(SEARCH, params={"datetime": "2024-05-01/2024-05-18"}),
                   raster_client.post(SEARCH, json={"datetime": "2024-05-18"})):
-        assert [f["id"] for f in found.json()["features"]] == ["imagery_20240518"]
+        assert [f["id"] for f in found.json()["features"]] == sheet_ids("imagery_20240518")
     some = raster_client.get(ITEMS, params={"limit": 1}).json()["features"][0]["properties"]["registration_date"]
     day = raster_client.get(ITEMS, params={"datetime": some, "limit": 10000}).json()["features"]
     assert day and {f["properties"]["registration_date"] for f in day} == {some}

@@ -9,9 +9,9 @@ import pytest
 
 from server.stac_api.static import write_static_catalog
 from server.stac_catalog.validate import validate_dict
-from tests.support.rasters import raster_settings
+from tests.support.rasters import acquisitions, raster_settings, sheet_ids
 
-ITEMS = {"imagery_20231115", "imagery_20240518", "dem_2023"}
+ITEMS = {*sheet_ids("imagery_20231115"), *sheet_ids("imagery_20240518"), "dem_2023"}
 
 
 def test_static_catalog_is_built_validated_and_self_contained(raster_dir, tmp_path):
@@ -19,10 +19,11 @@ def test_static_catalog_is_built_validated_and_self_contained(raster_dir, tmp_pa
     root = pystac.Catalog.from_file(str(root_file))
     items = {i.id: i for i in root.get_items(recursive=True)}
     assert set(items) == ITEMS
-    image = items["imagery_20240518"]
+    image = items["imagery_20240518_r0c1"]
+    assert image.properties["onemap:acquisition"] == "imagery_20240518"
     assert image.properties["proj:code"] == "EPSG:3857" and len(image.properties["proj:shape"]) == 2
     assert [b["common_name"] for b in image.assets["data"].extra_fields["eo:bands"]] == ["red", "green", "blue"]
-    assert image.assets["data"].href == "https://onemap.example/collections/imagery/assets/imagery_20240518"
+    assert image.assets["data"].href == "https://onemap.example/collections/imagery/assets/imagery_20240518_r0c1"
     xyz = [link for link in image.links if link.rel == "xyz"]
     assert xyz and xyz[0].href.endswith("/tiles/WebMercatorQuad/{z}/{y}/{x}?item=imagery_20240518")
     dem = items["dem_2023"]
@@ -30,6 +31,9 @@ def test_static_catalog_is_built_validated_and_self_contained(raster_dir, tmp_pa
     band = dem.assets["data"].extra_fields["raster:bands"][0]
     assert band["unit"] == "m" and band["statistics"]["maximum"] > 300
     saved = json.loads((tmp_path / "stac" / "imagery" / "collection.json").read_text())
+    assert saved["summaries"]["onemap:acquisition"] == ["imagery_20231115", "imagery_20240518"]
+    per_acquisition = [lk for lk in saved["links"] if lk["rel"] == "related"]
+    assert [lk["href"].rsplit("=", 1)[1] for lk in per_acquisition] == ["2023-11-15T02:40:00Z", "2024-05-18T02:35:00Z"]
     assert {lk["rel"]: lk["href"] for lk in saved["links"]}["root"] == "../catalog.json", "self-contained"
 
 
@@ -48,12 +52,15 @@ def test_landing_conformance_collections(raster_client):
 
 def test_items_and_item(raster_client):
     page = raster_client.get("/stac/collections/imagery/items").json()
-    assert page["numberMatched"] == page["numberReturned"] == 2
+    assert page["numberMatched"] == page["numberReturned"] == 8, "one item per sheet"
     for item in page["features"]:
         assert not validate_dict(item), item["id"]
         assert {lk["rel"] for lk in item["links"]} >= {"self", "parent", "collection", "root", "xyz"}
-    one = raster_client.get("/stac/collections/imagery/items/imagery_20231115")
-    assert one.headers["content-type"] == "application/geo+json" and one.json()["id"] == "imagery_20231115"
+    one = raster_client.get("/stac/collections/imagery/items/imagery_20231115_r1c0")
+    assert one.headers["content-type"] == "application/geo+json" and one.json()["id"] == "imagery_20231115_r1c0"
+    # the sheets of one acquisition tile its footprint: four quarters, together the acquisition's bbox
+    boxes = [f["bbox"] for f in page["features"] if f["properties"]["onemap:acquisition"] == "imagery_20231115"]
+    assert len(boxes) == 4 and len({round(b[0], 6) for b in boxes}) == 2 and len({round(b[1], 6) for b in boxes}) == 2
     assert raster_client.get("/stac/collections/imagery/items/dem_2023").status_code == 404
 
 
@@ -66,31 +73,32 @@ def test_search_get_filters(raster_client):
     s = "/stac/search"
     assert set(_ids(raster_client.get(s))) == ITEMS
     assert _ids(raster_client.get(f"{s}?collections=dem")) == ["dem_2023"]
-    assert _ids(raster_client.get(f"{s}?ids=imagery_20240518,nope")) == ["imagery_20240518"]
+    assert _ids(raster_client.get(f"{s}?ids=imagery_20240518_r0c0,nope")) == ["imagery_20240518_r0c0"]
     # the DEM covers the whole county, the imagery only the town: a bbox in the hills finds the DEM only
     assert _ids(raster_client.get(f"{s}?bbox=121.65,29.76,121.68,29.78")) == ["dem_2023"]
     since_2024 = raster_client.get(f"{s}?bbox=121.52,29.85,121.53,29.86&datetime=2024-01-01T00:00:00Z/..")
-    assert _ids(since_2024) == ["imagery_20240518"]
-    assert _ids(raster_client.get(f"{s}?datetime=2023-11-15T02:40:00Z")) == ["imagery_20231115"]
-    assert _ids(raster_client.get(f"{s}?datetime=2023-11-15")) == ["imagery_20231115"], "a date is that whole day"
+    assert acquisitions(_ids(since_2024)) == ["imagery_20240518"] and len(_ids(since_2024)) < 4, "the bbox's sheets"
+    assert _ids(raster_client.get(f"{s}?datetime=2023-11-15T02:40:00Z")) == sheet_ids("imagery_20231115")
+    assert _ids(raster_client.get(f"{s}?datetime=2023-11-15")) == sheet_ids("imagery_20231115"), "a whole day"
     readme = f"{s}?bbox=121.5,29.8,121.6,29.9&datetime=2024-01-01/.."  # the README's example
-    assert _ids(raster_client.get(readme)) == ["imagery_20240518"]
-    point = json.dumps({"type": "Point", "coordinates": [121.53, 29.86]})
-    assert set(_ids(raster_client.get(s, params={"intersects": point}))) == ITEMS
+    assert _ids(raster_client.get(readme)) == sheet_ids("imagery_20240518")
+    point = json.dumps({"type": "Point", "coordinates": [121.52, 29.87]})  # in the north-west sheets
+    assert set(_ids(raster_client.get(s, params={"intersects": point}))) == {
+        "imagery_20231115_r0c0", "imagery_20240518_r0c0", "dem_2023"}
 
 
 def test_search_paging_get_and_post(raster_client):
     seen, url = [], "/stac/search?limit=1"
-    for _ in range(5):
+    for _ in range(12):
         page = raster_client.get(url).json()
         seen += [f["id"] for f in page["features"]]
         nxt = [lk for lk in page["links"] if lk["rel"] == "next"]
         if not nxt:
             break
         url = nxt[0]["href"]
-    assert sorted(seen) == sorted(ITEMS) and page["numberMatched"] == 3
+    assert sorted(seen) == sorted(ITEMS) and page["numberMatched"] == 9
     body, seen = {"limit": 2, "collections": ["imagery", "dem"]}, []
-    for _ in range(5):
+    for _ in range(6):
         page = raster_client.post("/stac/search", json=body).json()
         seen += [f["id"] for f in page["features"]]
         nxt = [lk for lk in page["links"] if lk["rel"] == "next"]

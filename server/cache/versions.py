@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from server.catalog import Collection, RasterCollection
+from server.stores.sheets import SheetIndex
 
 log = logging.getLogger("onemap.cache")
 
@@ -79,10 +80,26 @@ class VersionMemo:
     def _files_version(self, collection: RasterCollection) -> str:
         """Size and modification time of every file of a raster collection, hashed."""
         h = hashlib.blake2b(digest_size=8)
+        if collection.raster.sheets is not None:
+            return self._sheets_version(collection.raster.sheets, h)
         for asset in collection.raster.assets:
             try:
                 st = os.stat((self.data_dir or Path(".")) / asset.path)
                 h.update(f"{asset.id}:{st.st_size}:{st.st_mtime_ns};".encode())
             except OSError:
                 h.update(f"{asset.id}:missing;".encode())
+        return h.hexdigest()
+
+    def _sheets_version(self, index_path: str, h) -> str:
+        """A mosaic's version: each acquisition's version in its sheet index, and each sheet file's
+        size and modification time (a replaced or restored sheet moves it too)."""
+        root = self.data_dir or Path(".")
+        index = SheetIndex(root / index_path)
+        h.update(index.version().encode())
+        for sheet in index.sheets():
+            try:
+                st = os.stat(root / sheet.path)
+                h.update(f"{sheet.acquisition}/{sheet.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+            except OSError:
+                h.update(f"{sheet.acquisition}/{sheet.name}:missing;".encode())
         return h.hexdigest()

@@ -20,8 +20,8 @@ from rio_tiler.io import Reader
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from server.assets import asset_path
-from server.catalog import RasterCollection
+from server.assets import asset_path, sheet_index
+from server.catalog import RasterAsset, RasterCollection
 from server.policy import Restriction
 from server.sources.areas import SITE_SRID, project
 from server.stac_catalog.describe import describe
@@ -40,22 +40,37 @@ def _tiles(bounds: tuple[float, float, float, float], maxzoom: int) -> tuple[int
     return 0, [morecantile.Tile(0, 0, 0)]
 
 
+def _footprints(c: RasterCollection, data_dir: Path, base: str) -> list[tuple[RasterAsset, BaseGeometry, str]]:
+    """Each acquisition with its footprint and STAC link: its file's, or a mosaic's sheets' union
+    (linking the search for those sheets)."""
+    index = sheet_index(c, data_dir)
+    out = []
+    for asset in c.raster.assets:
+        if index is not None:
+            boxes = [shapely.box(*s.bounds) for s in index.sheets() if s.acquisition == asset.id]
+            if boxes:
+                out.append((asset, shapely.union_all(boxes),
+                            f"{base}/stac/search?collections={c.id}&datetime={asset.datetime}"))
+            continue
+        path = asset_path(data_dir, asset)
+        if path.exists():
+            out.append((asset, shapely.geometry.shape(describe(path).footprint),
+                        f"{base}/stac/collections/{c.id}/items/{asset.id}"))
+    return out
+
+
 def imagery(c: RasterCollection, data_dir: Path, parcel: BaseGeometry, base: str) -> list[dict[str, Any]]:
     """The acquisitions of ``c`` whose footprint covers any of the parcel, latest first, with tile links."""
     out = []
     zoom, tiles = _tiles(parcel.bounds, c.raster.maxzoom)
-    for asset in c.raster.assets:
-        path = asset_path(data_dir, asset)
-        if not path.exists():
-            continue
-        footprint = shapely.geometry.shape(describe(path).footprint)
+    for asset, footprint, stac in _footprints(c, data_dir, base):
         if not footprint.intersects(parcel):
             continue
         url = f"{base}/collections/{c.id}/tiles/WebMercatorQuad"
         out.append({
             "item": asset.id, "datetime": asset.datetime,
             "covers_parcel": bool(footprint.covers(parcel)),
-            "stac": f"{base}/stac/collections/{c.id}/items/{asset.id}",
+            "stac": stac,
             "tiles": [f"{url}/{zoom}/{t.y}/{t.x}?item={asset.id}" for t in tiles],
         })
     return sorted(out, key=lambda a: a["datetime"], reverse=True)

@@ -7,12 +7,14 @@ Clients name items (asset ids from the catalog), never paths; the file of an ass
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from server.catalog import RasterAsset, RasterCollection
 from server.errors import InvalidParameter, NotFound
 from server.params import parse_datetime, parse_instant
 from server.policy.model import Restriction, checked
 from server.policy.resolve import restricted_raster
+from server.stores.sheets import SheetIndex
 
 
 def readable(collection: RasterCollection, *, restriction: Restriction) -> RasterCollection:
@@ -56,3 +58,40 @@ def select_asset(collection: RasterCollection, item: str | None, when: str | Non
             f"(acquisitions: {', '.join(a.datetime for a in ordered)}; the earliest is {first})."
         )
     return inside[-1]
+
+
+def iso(value: dt.datetime) -> str:
+    """An instant as the sheet index stores acquisition times (RFC 3339, UTC, whole seconds)."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class SheetQuery:
+    """Which sheets of a mosaic a request reads: one acquisition, or those acquired in [start, end]."""
+
+    acquisition: str | None = None
+    start: str | None = None
+    end: str | None = None
+
+
+def select_sheets(collection: RasterCollection, index: SheetIndex, item: str | None, when: str | None) -> SheetQuery:
+    """The time switch of a mosaic: ``item`` (an acquisition), or for ``when`` (an instant) every
+    acquisition at or before it, or (an interval) inside it, or without either every acquisition;
+    per area, the newest sheet among them is read. 404 when no acquisition qualifies."""
+    known = index.acquisitions()
+    if item is not None:
+        if when is not None:
+            raise InvalidParameter("Give either 'item' or 'datetime', not both.")
+        if item not in {a.id for a in known}:
+            raise NotFound(f"Item '{item}' does not exist in collection '{collection.id}'.")
+        return SheetQuery(acquisition=item)
+    interval = parse_datetime(when)
+    if when is None or interval is None:
+        return SheetQuery()
+    start = iso(interval.start) if "/" in when and interval.start else None
+    end = iso(interval.end) if interval.end else None
+    if not any((start is None or a.datetime >= start) and (end is None or a.datetime <= end) for a in known):
+        listed = ", ".join(a.datetime for a in known) or "none"
+        raise NotFound(f"Collection '{collection.id}' has no acquisition for datetime '{when}' "
+                       f"(acquisitions: {listed}).")
+    return SheetQuery(start=start, end=end)

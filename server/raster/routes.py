@@ -3,7 +3,8 @@
 * ``/collections/{id}/terrain/layer.json`` and ``/collections/{id}/terrain/{z}/{x}/{y}.terrain``:
   quantized-mesh terrain of a DEM collection (gzip, ``Content-Encoding: gzip``);
 * ``/collections/{id}/elevation?lon=..&lat=..``: the DEM height at a point, as a GeoJSON Feature;
-* ``/collections/{id}/assets/{assetId}``: a registered COG, addressed by asset id (HTTP range
+* ``/collections/{id}/assets/{assetId}``: a registered COG, addressed by asset id (a mosaic sheet:
+  ``<acquisition>_<sheet>``; HTTP range
   requests work, so GDAL's ``/vsicurl/`` and other COG clients read it in parts).
 
 Map tiles of raster collections are served by the shared tile routes (``server.tiles.routes``), which
@@ -21,7 +22,7 @@ from fastapi.responses import FileResponse, Response
 from rio_tiler.errors import PointOutsideBounds
 from starlette.concurrency import run_in_threadpool
 
-from server.assets import asset_path
+from server.assets import asset_path, file_assets
 from server.catalog import Collection, RasterCollection
 from server.errors import NotFound
 from server.params import DATETIME_DESCRIPTION
@@ -54,7 +55,7 @@ def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
         return []
     url = f"{base}/collections/{collection.id}"
     links = [link(f"{url}/assets/{a.id}", "enclosure", GEOTIFF, f"COG {a.id} ({a.datetime})")
-             for a in collection.raster.assets]
+             for a in collection.raster.assets if collection.raster.sheets is None]  # a mosaic's sheets: STAC
     if collection.raster.kind == "dem":
         links += [
             link(f"{url}/terrain/layer.json", "alternate", JSON, "Cesium quantized-mesh terrain (layer.json)"),
@@ -148,10 +149,17 @@ async def elevation(
     responses={200: {"content": {"image/tiff": {}}}, 206: {"description": "Part of the file"}},
 )
 async def asset_file(request: Request, collectionId: str, assetId: str):
-    """The COG of one registered asset; supports HTTP range requests."""
+    """The COG of one registered asset (of a mosaic: one sheet, ``<acquisition>_<sheet>``); supports
+    HTTP range requests."""
     c = _raster(request, collectionId)
-    asset = select_asset(c, assetId, None)
-    path = asset_path(request.app.state.settings.data_dir, asset)
+    data_dir = request.app.state.settings.data_dir
+    if c.raster.sheets is not None:  # a mosaic: its files are its sheets
+        asset = next((a for a in file_assets(c, data_dir) if a.id == assetId), None)
+        if asset is None:
+            raise NotFound(f"Item '{assetId}' does not exist in collection '{c.id}'.")
+    else:
+        asset = select_asset(c, assetId, None)
+    path = asset_path(data_dir, asset)
     if not path.is_file():
         raise RasterReadError()
     cap = readable(c, restriction=restriction_for(request, c)).raster.resolution_m

@@ -8,7 +8,10 @@ Footprints and resolutions (``scale=1``, what ``onemap sample`` writes):
   whole internal blocks with no resampling, while other grids are warped on the fly. The footprint
   is one level-13 tile (4096 x 4096 px, about 4.2 x 4.2 km north-west of the county centre,
   121.509-121.553E, 29.841-29.879N): the whole county at 1 m would be about 640 Mpx per date, far
-  too much to draw in seconds, and drawing coarser then upsampling would not be 1 m imagery. Every
+  too much to draw in seconds, and drawing coarser then upsampling would not be 1 m imagery. Each
+  acquisition is a mosaic: the image split into a grid of COG sheets (2 x 2 by default,
+  ``ONEMAP_SAMPLE_SHEETS`` or ``onemap sample --sheets`` for more), registered in the sheet index
+  ``rasters/imagery.sheets.sqlite`` (``server.stores.sheets``). Every
   feature is drawn at 1 m: the town, villages, fields, ponds, roads, the river and, in May 2024
   only, the cleared and partly built development zone north-east of the town. Both dates and the
   DEM take about 15 s on one core.
@@ -24,7 +27,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import morecantile
@@ -33,8 +35,10 @@ import rasterio
 from pyproj import Transformer
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
 
 from server.raster import landscape
+from server.stores.sheets import SheetIndex
 
 COUNTY_BBOX = (121.40, 29.75, 121.70, 29.95)
 IMAGERY_TILES_Z13 = ((6861, 3383),)  # (x, y) of WebMercatorQuad level-13 tiles
@@ -43,11 +47,12 @@ DEM_CRS = "EPSG:4549"
 DEM_PIXEL_M = 10.0
 DEM_NODATA = -9999.0
 
-# (asset id, file name relative to the data dir, acquisition time, season index for landscape)
+# (asset id, folder of its sheets relative to the data dir, acquisition time, season index for landscape)
 IMAGERY_ASSETS = (
-    ("imagery_20231115", "rasters/imagery_20231115.tif", "2023-11-15T02:40:00Z", 0),
-    ("imagery_20240518", "rasters/imagery_20240518.tif", "2024-05-18T02:35:00Z", 1),
+    ("imagery_20231115", "rasters/imagery_20231115", "2023-11-15T02:40:00Z", 0),
+    ("imagery_20240518", "rasters/imagery_20240518", "2024-05-18T02:35:00Z", 1),
 )
+IMAGERY_INDEX = "rasters/imagery.sheets.sqlite"  # the sheet index of the imagery mosaic
 DEM_ASSET = ("dem_2023", "rasters/dem_2023.tif", "2023-06-30T00:00:00Z")
 
 _MERC_R = 6378137.0
@@ -82,23 +87,51 @@ def _cog_profile(**extra) -> dict:
     return {"driver": "COG", "blocksize": 256, "bigtiff": "IF_SAFER", "num_threads": "ALL_CPUS", **extra}
 
 
-def _write_imagery(path: Path, season: int, when: str, scale: int) -> None:
+def _sheet_windows(width: int, height: int, sheets: int) -> list[tuple[str, Window]]:
+    """The grid of ``sheets`` x ``sheets`` windows splitting the image, named r<row>c<col>."""
+    if width % sheets or height % sheets:
+        raise ValueError(f"a {width} x {height} px image does not split into {sheets} x {sheets} equal sheets")
+    w, h = width // sheets, height // sheets
+    return [(f"r{r}c{c}", Window(c * w, r * h, w, h)) for r in range(sheets) for c in range(sheets)]
+
+
+def _write_imagery(folder: Path, season: int, when: str, scale: int, sheets: int) -> list[tuple[str, Path]]:
+    """Write one acquisition as ``sheets`` x ``sheets`` COG sheets in ``folder`` (the pixels of one image,
+    split); returns (sheet name, path) of each."""
     transform, width, height = _imagery_grid(scale)
     cols = transform.c + (np.arange(width) + 0.5) * transform.a
     lon = np.degrees(cols / _MERC_R)
-    profile = _cog_profile(
-        width=width, height=height, count=3, dtype="uint8", crs="EPSG:3857", transform=transform,
-        compress="JPEG", quality=85, overview_resampling="average",
-    )
-    with rasterio.open(path, "w", **profile) as dst:
+    grid = _sheet_windows(width, height, sheets)
+    profile = _cog_profile(count=3, dtype="uint8", crs="EPSG:3857", compress="JPEG", quality=85,
+                           overview_resampling="average")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmps = {name: folder / f".{name}.{os.getpid()}.tmp" for name, _ in grid}
+    outs = {name: rasterio.open(tmps[name], "w", width=win.width, height=win.height,
+                                transform=window_transform(win, transform), **profile)
+            for name, win in grid}
+    try:
         for row in range(0, height, _STRIP):
             rows = min(_STRIP, height - row)
             ys = transform.f - (np.arange(row, row + rows) + 0.5) * (-transform.e)
             lat = np.degrees(np.arctan(np.sinh(ys / _MERC_R)))
             strip = landscape.imagery_strip(lon, lat, season, seed=1000 * season + row)
-            dst.write(strip, window=Window(0, row, width, rows))
-        dst.descriptions = ("red", "green", "blue")
-        dst.update_tags(ACQUISITION_DATETIME=when, PRODUCT="orthophoto RGB")
+            for name, win in grid:
+                top, bottom = max(row, win.row_off), min(row + rows, win.row_off + win.height)
+                if top < bottom:
+                    part = strip[:, top - row:bottom - row, win.col_off:win.col_off + win.width]
+                    outs[name].write(part, window=Window(0, top - win.row_off, win.width, bottom - top))
+        for dst in outs.values():
+            dst.descriptions = ("red", "green", "blue")
+            dst.update_tags(ACQUISITION_DATETIME=when, PRODUCT="orthophoto RGB")
+            dst.close()
+        for name in tmps:
+            os.replace(tmps[name], folder / f"{name}.tif")
+    finally:
+        for dst in outs.values():
+            dst.close()
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+    return [(name, folder / f"{name}.tif") for name, _ in grid]
 
 
 def _write_dem(path: Path, when: str, scale: int) -> None:
@@ -136,21 +169,49 @@ def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
     return path
 
 
-def write_sample_rasters(
-    data_dir: Path, progress: Callable[[str], None] | None = None, *, scale: int = 1
-) -> list[Path]:
-    """Write the imagery COGs (two dates) and the DEM COG under ``data_dir/rasters``.
+def _register(data_dir: Path, acquisitions: list[tuple[str, str, list[tuple[str, Path]]]]) -> Path:
+    """Write the imagery sheet index afresh (aside, then renamed) listing the sample's sheets."""
+    index_path = Path(data_dir) / IMAGERY_INDEX
+    root = Path(data_dir).resolve()
 
-    ``progress`` is called with a short message before each file. ``scale`` (1, 2, 4, ... 32)
-    coarsens the pixels over the same footprints (tests use 8 or 16). Returns the written paths.
+    def write(tmp: Path) -> None:
+        index = SheetIndex(tmp)
+        for asset_id, when, sheets in acquisitions:
+            index.add(root, asset_id, when, [(name, str(p.resolve().relative_to(root))) for name, p in sheets])
+
+    return _atomic(index_path, write)
+
+
+def sample_sheets() -> int:
+    """The side of the sample's sheet grid: ``ONEMAP_SAMPLE_SHEETS`` (default 2: 2 x 2 sheets)."""
+    value = os.environ.get("ONEMAP_SAMPLE_SHEETS", "2")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"ONEMAP_SAMPLE_SHEETS must be a positive integer, not '{value}'")
+    return int(value)
+
+
+def write_sample_rasters(
+    data_dir: Path, progress: Callable[[str], None] | None = None, *, scale: int = 1, sheets: int | None = None
+) -> list[Path]:
+    """Write the imagery (two acquisitions, each ``sheets`` x ``sheets`` COG sheets and their index) and
+    the DEM COG under ``data_dir/rasters``.
+
+    ``progress`` is called with a short message before each acquisition. ``scale`` (1, 2, 4, ... 32)
+    coarsens the pixels over the same footprints (tests use 8 or 16); ``sheets`` defaults to
+    ``sample_sheets()``. Returns the written paths.
     """
     if scale < 1 or scale > 32 or scale & (scale - 1):
         raise ValueError("scale must be a power of two between 1 and 32")
+    side = sheets or sample_sheets()
     say = progress or (lambda _msg: None)
-    written = []
+    written: list[Path] = []
+    acquisitions = []
     for asset_id, rel, when, season in IMAGERY_ASSETS:
-        say(f"raster {asset_id}")
-        written.append(_atomic(Path(data_dir) / rel, partial(_write_imagery, season=season, when=when, scale=scale)))
+        say(f"raster {asset_id} ({side} x {side} sheets)")
+        parts = _write_imagery(Path(data_dir) / rel, season, when, scale, side)
+        acquisitions.append((asset_id, when, parts))
+        written += [p for _, p in parts]
+    written.append(_register(data_dir, acquisitions))
     asset_id, rel, when = DEM_ASSET
     say(f"raster {asset_id}")
     written.append(_atomic(Path(data_dir) / rel, lambda p: _write_dem(p, when, scale)))

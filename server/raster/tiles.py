@@ -8,7 +8,10 @@ the tile handler of raster collections) answers:
   or ``hillshade``; terrain encodings are lossless only (``f=png`` default, or ``webp``), and
   read with nearest-neighbour so decoded heights are the DEM's own values;
 * ``item=<asset id>`` picks an acquisition; ``datetime`` (instant: the latest acquisition at or
-  before it; interval: the latest inside it) picks by time; neither: the latest.
+  before it; interval: the latest inside it) picks by time; neither: the latest. Over a mosaic
+  (``raster.sheets``: many COG sheets per acquisition, see ``mosaic.py``) the switch is per area:
+  each pixel comes from the latest sheet at or before the time (``OneMap-Item`` lists the
+  acquisitions a tile shows, newest first).
 * a tile that does not touch the data: **204 No Content** (as for vector tiles); a level outside
   the collection's zoom range (``raster.minzoom``-``maxzoom`` as WebMercatorQuad levels, matched
   across grids by ground resolution): 400.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import morecantile
@@ -30,17 +34,19 @@ from rasterio.transform import from_bounds
 from rio_tiler.models import ImageData
 from titiler.core.algorithm.dem import HillShade, TerrainRGB, Terrarium
 
-from server.assets import asset_path
+from server.assets import asset_path, sheet_index
 from server.cache import cached
 from server.catalog import RasterCollection
 from server.errors import InvalidParameter
 from server.extents import as_bbox
 from server.policy import restriction_for
-from server.policy.model import Restriction
-from server.raster.assets import readable, select_asset
+from server.policy.model import Restriction, checked
+from server.raster import mosaic
+from server.raster.assets import SheetQuery, readable, select_asset, select_sheets
 from server.raster.crs import fast_equivalent
 from server.raster.store import Opened, RasterStore, get_store
 from server.settings import Settings
+from server.stores.sheets import SheetIndex
 from server.tiling.matrix_sets import tms_uri
 from server.tiling.zooms import wmq_level
 from server.web import base_url, carry_key, json_response
@@ -125,7 +131,7 @@ def overview_for(opened: Opened, bounds: tuple[float, ...], crs, size: int) -> i
     picks the overview itself.
     """
     ds = opened.reader.dataset
-    if ds is None or ds.crs == crs or not opened.overviews:
+    if ds is None or not opened.overviews:
         return None
     left, bottom, right, top = bounds
     xs, ys = _transformer(crs.to_wkt(), ds.crs.to_wkt()).transform(
@@ -149,9 +155,16 @@ def _grid(bounds: tuple[float, ...], width: int, height: int, buffer: int) -> di
     return {"transform": from_bounds(left, bottom, right, top, w, h), "width": w, "height": h}
 
 
-def _read(store: RasterStore, path, tms: morecantile.TileMatrixSet, tile: morecantile.Tile, render: str | None):
-    """The tile's pixels (or None outside the data), read with the thread's reused handle."""
-    opened = store.open(path)
+def _read(store: RasterStore, path, tms: morecantile.TileMatrixSet, tile: morecantile.Tile, render: str | None,
+          floor: int | None = None, sheet: bool = False):
+    """The tile's pixels (or None outside the data), read with the thread's reused handle; ``floor``:
+    read from that overview level (a resolution cap), not from the full-size image.
+
+    A mosaic ``sheet`` is always warped straight onto the tile's grid from its overview for the level:
+    the tile of one merged file is read the same way, so a tile over several sheets has the same
+    pixels (a plain window read past a file's edge goes through an overview-less VRT instead, which
+    picks other pixels near the edge than inside the file)."""
+    opened = store.open(path, floor)
     if not _touches(tuple(tms.bounds(tile)), opened.bounds):
         return None
     matrix = tms.matrix(tile.z)
@@ -160,9 +173,9 @@ def _read(store: RasterStore, path, tms: morecantile.TileMatrixSet, tile: moreca
     options: dict[str, Any] = {}
     if render == "hillshade":
         options = {"buffer": _HILLSHADE.buffer, "reproject_method": "bilinear", "resampling_method": "bilinear"}
-    level = overview_for(opened, bounds, crs, matrix.tileWidth)
-    if opened.reader.crs != crs:
+    if opened.reader.crs != crs or sheet:
         options["vrt_options"] = _grid(bounds, matrix.tileWidth, matrix.tileHeight, options.get("buffer", 0))
+        level = overview_for(opened, bounds, crs, matrix.tileWidth) if floor is None else None
         if level is not None:
             opened = store.open(path, level)
     return opened.reader.part(
@@ -190,6 +203,31 @@ def _read_and_encode(store, path, tms, tile, query: TileQuery) -> bytes | None:
     return encode(img, query.fmt, query.render)
 
 
+def _mosaic_read_and_encode(store: RasterStore, data_dir: Path, index: SheetIndex, which: SheetQuery,
+                            tms: morecantile.TileMatrixSet, tile: morecantile.Tile, query: TileQuery,
+                            cap_m: float | None) -> tuple[bytes | None, list[str]]:
+    sheets = index.covering(tuple(tms.bounds(tile)), start=which.start, end=which.end, acquisition=which.acquisition)
+    img, shown = mosaic.read_tile(
+        store, data_dir, sheets, tms, tile,
+        lambda path, level: _read(store, path, tms, tile, query.render, level, sheet=True), cap_m,
+    )
+    if img is None or not img.mask.any():
+        return None, shown
+    return encode(img, query.fmt, query.render), shown
+
+
+async def _mosaic_response(request: Request, collection: RasterCollection, index: SheetIndex,
+                           tms: morecantile.TileMatrixSet, tile: morecantile.Tile, query: TileQuery,
+                           settings: Settings, cap_m: float | None) -> Response:
+    which = select_sheets(collection, index, query.item, query.datetime)
+    store = get_store(request.app)
+    body, shown = await store.run(_mosaic_read_and_encode, store, settings.data_dir, index, which, tms, tile,
+                                  query, cap_m)
+    if body is None:
+        return Response(status_code=204)
+    return Response(body, media_type=MEDIA[query.fmt], headers={"OneMap-Item": ",".join(shown)})
+
+
 async def tile_response(
     request: Request, collection: RasterCollection, tms: morecantile.TileMatrixSet, tile: morecantile.Tile,
     settings: Settings, *, restriction: Restriction,
@@ -199,6 +237,10 @@ async def tile_response(
     collection = readable(collection, restriction=restriction)  # zooms capped by the resolution cap
     query = parse_query(request, collection)
     check_zoom(collection, tms, tile.z)
+    index = sheet_index(collection, settings.data_dir)
+    if index is not None:
+        cap = checked(restriction, collection).max_resolution_m
+        return await _mosaic_response(request, collection, index, tms, tile, query, settings, cap)
     asset = select_asset(collection, query.item, query.datetime)
     path = asset_path(settings.data_dir, asset)
     store = get_store(request.app)

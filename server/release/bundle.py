@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 import pystac
 
+from server.assets import file_assets, sheet_index
 from server.catalog import Catalog, Collection, RasterCollection, VectorCollection, load_catalog
 from server.policy.editions import ReleaseRules, check_against_catalog, load_editions
 from server.policy.labels import StoreLabel
@@ -38,6 +39,7 @@ from server.settings import Settings
 from server.stores import GPKG_NAME, Store, open_store
 from server.stores.batches import write_all
 from server.stores.geopackage import GeoPackageStore
+from server.stores.sheets import SheetIndex
 
 DEFAULT_BASE = "http://localhost:8000"
 Progress = Callable[[str], None]
@@ -79,7 +81,7 @@ def _write_rasters(settings: Settings, rasters: list[tuple[RasterCollection, Res
     for view, restriction in rasters:
         cap = checked(restriction, view).max_resolution_m
         assets, kept = {}, []
-        for asset in view.raster.assets:
+        for asset in file_assets(view, settings.data_dir):  # a mosaic's sheets, each capped
             src = _inside(settings.data_dir, asset.path)
             if not src.is_file():
                 say(f"raster {asset.id}: no file, skipped")
@@ -96,10 +98,28 @@ def _write_rasters(settings: Settings, rasters: list[tuple[RasterCollection, Res
             assets[asset.id] = {"path": asset.path, "resolution_m": round(ground_resolution_m(dst), 3),
                                 "coarsened": coarsened}
             kept.append(asset)
-        if kept:
-            docs[view.id] = {"kind": "raster", "assets": assets, "max_resolution_m": cap}
+        if not kept:
+            continue
+        docs[view.id] = {"kind": "raster", "assets": assets, "max_resolution_m": cap}
+        if view.raster.sheets is not None:
+            docs[view.id]["sheets"] = _write_index(settings, view, {a.path for a in kept}, out)
+            shipped.append(view)
+        else:
             shipped.append(view.model_copy(update={"raster": view.raster.model_copy(update={"assets": kept})}))
     return docs, shipped
+
+
+def _write_index(settings: Settings, view: RasterCollection, shipped: set[str], out: Path) -> str:
+    """The bundle's sheet index of a mosaic: the shipped sheets only, described as written."""
+    index = sheet_index(view, settings.data_dir)
+    target = SheetIndex(_inside(out, view.raster.sheets or ""))
+    by_acquisition: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for sheet in index.sheets() if index is not None else []:
+        if sheet.path in shipped:
+            by_acquisition.setdefault((sheet.acquisition, sheet.datetime), []).append((sheet.name, sheet.path))
+    for (acquisition, when), files in by_acquisition.items():
+        target.add(out, acquisition, when, files)
+    return view.raster.sheets or ""
 
 
 def _write_stac(rasters: list[Collection], out: Path, base_url: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from server.assets import file_assets
 from server.catalog import Catalog, RasterCollection, VectorCollection, load_catalog
 from server.policy.editions import load_editions
 from server.policy.fingerprint import rules_problem
@@ -70,16 +71,20 @@ def _views(catalog: Catalog, doc: dict[str, Any]) -> list[VectorCollection]:
 
 
 def _load_rasters(settings: Settings, catalog: Catalog, doc: dict[str, Any], bundle: Path) -> None:
+    rasters = catalog.of_kind(RasterCollection)
+    # the files there now: every asset, and for a mosaic its index and the sheets it lists
+    before = {a.path for c in rasters if c.raster.sheets is None for a in c.raster.assets}
+    before |= {c.raster.sheets for c in rasters if c.raster.sheets is not None}
+    before |= {a.path for c in rasters if c.raster.sheets is not None for a in file_assets(c, settings.data_dir)}
     shipped: set[str] = set()
     for entry in doc.get("collections", {}).values():
         if entry.get("kind") == "raster":
-            for asset in entry.get("assets", {}).values():
-                replace_file(bundle / asset["path"], settings.data_dir / asset["path"])
-                shipped.add(asset["path"])
-    for c in catalog.of_kind(RasterCollection):
-        for asset in c.raster.assets:
-            if asset.path not in shipped:
-                (settings.data_dir / asset.path).unlink(missing_ok=True)
+            for rel in [a["path"] for a in entry.get("assets", {}).values()] + [entry.get("sheets")]:
+                if rel:
+                    replace_file(bundle / rel, settings.data_dir / rel)
+                    shipped.add(rel)
+    for rel in sorted(before - shipped):  # what the bundle does not hold must not stay behind
+        (settings.data_dir / rel).unlink(missing_ok=True)
     stac = settings.data_dir / "stac"
     shutil.rmtree(stac, ignore_errors=True)
     if (bundle / "stac").is_dir():

@@ -9,6 +9,7 @@ the catalog stays available.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,8 @@ from typing import Any
 from rasterio.errors import RasterioError
 from shapely.geometry import shape
 
-from server.assets import asset_path
-from server.catalog import Catalog
+from server.assets import asset_path, file_assets
+from server.catalog import Catalog, RasterAsset, RasterCollection
 from server.policy.model import Restriction, restricted_ids
 from server.stac_api.search import Entry
 from server.stac_catalog.build import build_collection, raster_collections, served_item
@@ -52,13 +53,22 @@ def versions(catalog: Catalog, data_dir: Path) -> tuple:
     """A value that changes whenever a registered raster file changes."""
     out: list[tuple[str, int | None, int | None]] = []
     for c in raster_collections(catalog):
-        for a in c.raster.assets:
+        for a in _files(c, data_dir):
             try:
                 st = asset_path(data_dir, a).stat()
                 out.append((a.id, st.st_size, st.st_mtime_ns))
             except OSError:
                 out.append((a.id, None, None))
     return tuple(out)
+
+
+def _files(c: RasterCollection, data_dir: Path) -> list[RasterAsset]:
+    """The files of a collection; a mosaic whose sheet index cannot be read lists none (logged)."""
+    try:
+        return file_assets(c, data_dir)
+    except (OSError, sqlite3.Error) as exc:
+        log.error("STAC items of %s left out: sheet index unreadable: %s", c.id, exc)
+        return []
 
 
 def resolution_caps(restrictions: Mapping[str, Restriction]) -> tuple[tuple[str, float], ...]:
@@ -74,7 +84,7 @@ def build_index(catalog: Catalog, data_dir: Path, base: str, caps: Mapping[str, 
     entries: list[Entry] = []
     for c in raster_collections(catalog):
         items = []
-        for a in c.raster.assets:
+        for a in _files(c, data_dir):
             try:
                 item = served_item(base, c, a, data_dir, caps.get(c.id))
             except (OSError, RasterioError) as exc:

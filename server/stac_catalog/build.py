@@ -1,6 +1,8 @@
 """STAC objects (pystac) for the raster collections of the catalog.
 
-One STAC Collection per raster collection, one Item per registered asset (item id = asset id).
+One STAC Collection per raster collection, one Item per registered asset (item id = asset id), or
+for a mosaic one Item per sheet (``<acquisition>_<sheet>``, property ``onemap:acquisition``), the
+collection summarizing its acquisitions and linking a search for each one's sheets.
 Items carry the projection extension (native CRS, shape, transform, bbox), the raster extension
 (data type, nodata, resolution, unit, statistics) and, for imagery, the eo extension (bands with
 their common names). Links point at this server: the COG by asset id, the map tiles of the item
@@ -19,7 +21,7 @@ from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 
-from server.assets import asset_path
+from server.assets import asset_path, file_assets
 from server.catalog import Catalog, RasterAsset, RasterCollection
 from server.params import parse_instant
 from server.policy.rasters import SLACK, ground_resolution_m
@@ -127,13 +129,37 @@ def build_item(base: str, c: RasterCollection, asset: RasterAsset, info: CogInfo
         ]
         item.properties["platform"] = "aerial"
     item.stac_extensions.append(WEB_MAP_LINKS)
-    item.add_link(_tile_link(base, c, asset))
+    acquisition = _acquisition(c, asset)
+    if acquisition is not None:
+        item.properties["onemap:acquisition"] = acquisition.id
+    # a sheet links its acquisition's tiles (a sheet is no acquisition of its own)
+    item.add_link(_tile_link(base, c, acquisition if c.raster.sheets is not None else asset))
     return item
+
+
+def _acquisition(c: RasterCollection, asset: RasterAsset) -> RasterAsset | None:
+    """The acquisition a mosaic sheet belongs to (None outside mosaics, or for an undeclared one)."""
+    if c.raster.sheets is None:
+        return None
+    return next((a for a in c.raster.assets if asset.id.startswith(f"{a.id}_")), None)
+
+
+def _acquisition_links(base: str, c: RasterCollection, items: list[pystac.Item]) -> list[pystac.Link]:
+    """For a mosaic: a search for the sheets of each acquisition (a collection-level view of it)."""
+    shown = {i.properties.get("onemap:acquisition") for i in items}
+    return [pystac.Link("related", f"{base}/stac/search?collections={c.id}&datetime={a.datetime}",
+                        media_type="application/geo+json", title=f"Sheets of acquisition {a.id} ({a.datetime})")
+            for a in c.raster.assets if c.raster.sheets is not None and a.id in shown]
 
 
 def _gsds(c: RasterCollection, items: list[pystac.Item]) -> list[float]:
     """The ground resolutions the items are served at (the declared one when there is no item)."""
     return sorted({i.properties["gsd"] for i in items}) or [c.raster.resolution_m]
+
+
+def _acquisition_summary(items: list[pystac.Item]) -> dict[str, list[str]]:
+    found = sorted({str(a) for i in items if (a := i.properties.get("onemap:acquisition"))})
+    return {"onemap:acquisition": found} if found else {}
 
 
 def build_collection(base: str, c: RasterCollection, items: list[pystac.Item]) -> pystac.Collection:
@@ -146,11 +172,11 @@ def build_collection(base: str, c: RasterCollection, items: list[pystac.Item]) -
     coll = pystac.Collection(
         id=c.id, title=f"{c.title.zh} {c.title.en}", description=f"{c.description.zh}\n\n{c.description.en}",
         extent=extent, license="other", keywords=list(c.keywords), providers=[PROVIDER],
-        summaries=pystac.Summaries({"gsd": _gsds(c, items)}),
+        summaries=pystac.Summaries({"gsd": _gsds(c, items), **_acquisition_summary(items)}),
         stac_extensions=[WEB_MAP_LINKS],
     )
     coll.add_link(_tile_link(base, c, None))
-    for link in _service_links(base, c):
+    for link in _service_links(base, c) + _acquisition_links(base, c, items):
         coll.add_link(link)
     for item in sorted(items, key=lambda i: (i.datetime or dt.datetime.min, i.id)):
         coll.add_item(item)
@@ -174,6 +200,6 @@ def build_catalog(catalog: Catalog, data_dir: Path, base: str) -> pystac.Catalog
         description="Imagery and elevation holdings of the natural-resources one map, as COGs served by OneMap.",
     )
     for c in raster_collections(catalog):
-        items = [i for a in c.raster.assets if (i := served_item(base, c, a, data_dir, None)) is not None]
+        items = [i for a in file_assets(c, data_dir) if (i := served_item(base, c, a, data_dir, None)) is not None]
         root.add_child(build_collection(base, c, items))
     return root

@@ -63,3 +63,16 @@ def decode_image(body: bytes) -> np.ndarray:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.MemoryFile(io.BytesIO(body)) as mem, mem.open() as src:
             return src.read()
+
+
+SHEETS = ("r0c0", "r0c1", "r1c0", "r1c1")  # the sample's 2 x 2 grid of sheets per imagery acquisition
+
+
+def sheet_ids(acquisition: str) -> list[str]:
+    """The STAC item ids of an imagery acquisition's sheets, in name order."""
+    return [f"{acquisition}_{s}" for s in SHEETS]
+
+
+def acquisitions(ids: list[str]) -> list[str]:
+    """Item ids with each sheet id replaced by its acquisition, duplicates after the first dropped."""
+    return list(dict.fromkeys(i.rsplit("_", 1)[0] if i.rsplit("_", 1)[-1] in SHEETS else i for i in ids))

@@ -26,6 +26,7 @@ CAPABILITIES = (
     "server.processes.routes",
     "server.profiles.routes",
     "server.viewer.routes",
+    "server.threed.routes",
 )
 
 

@@ -13,14 +13,13 @@ so that neighbouring tiles have the same vertices along their common edge: no cr
 
 from __future__ import annotations
 
-import gzip
 import io
 import math
 
 import numpy as np
 import rasterio
 from pydelatin import Delatin
-from quantized_mesh_encoder import encode
+from quantized_mesh_encoder import VertexNormalsExtension, encode
 
 from server.elevation import heights_at
 
@@ -113,8 +112,9 @@ def first_use_order(positions: np.ndarray, triangles: np.ndarray) -> tuple[np.nd
     return positions[used], renumber[triangles]
 
 
-def terrain_tile(src, z: int, x: int, y: int) -> bytes:
-    """The gzip-compressed quantized-mesh tile ``z/x/y`` (TMS) from the open DEM dataset ``src``."""
+def terrain_tile(src, z: int, x: int, y: int, normals: bool = False) -> bytes:
+    """The quantized-mesh tile ``z/x/y`` (TMS) from the open DEM dataset ``src``; with ``normals``, the
+    ``octvertexnormals`` extension (per-vertex oct-encoded normals, for lighting) follows the mesh."""
     lon, lat = lattice(z, x, y)
     heights = sample_heights(src, lon, lat)
     tin = Delatin(heights, max_error=max_error(z))
@@ -129,5 +129,6 @@ def terrain_tile(src, z: int, x: int, y: int) -> bytes:
     positions, triangles = first_use_order(positions, triangles)
     buf = io.BytesIO()
     with np.errstate(divide="ignore", invalid="ignore"):  # flat tiles: degenerate horizon terms
-        encode(buf, positions, triangles, bounds=tile_bounds(z, x, y))
-    return gzip.compress(buf.getvalue(), compresslevel=5, mtime=0)
+        extensions = [VertexNormalsExtension(indices=triangles, positions=positions)] if normals else []
+        encode(buf, positions, triangles, bounds=tile_bounds(z, x, y), extensions=extensions)
+    return buf.getvalue()

@@ -27,6 +27,7 @@ CAPABILITIES = (
     "server.profiles.routes",
     "server.viewer.routes",
     "server.threed.routes",
+    "server.scene.routes",
 )
 
 

@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     cache_debug_header: bool = Field(
         default=False, description="Send X-Cache (hit, hit-shared, miss): it tells a caller what others asked for"
     )
+    # the 3D scene (/scene)
+    cesium_dir: Path = Field(
+        default=Path("node_modules/cesium/Build/Cesium"),
+        description="CesiumJS for the /scene page (npm's cesium/Build/Cesium), relative to the working directory",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -21,7 +21,7 @@ FLOOR = {
 }
 CAPABILITIES = {
     "common", "features", "processes", "profiles", "raster", "release", "sample", "stac_api", "styles", "tiles",
-    "threed", "viewer",
+    "scene", "threed", "viewer",
 }
 
 

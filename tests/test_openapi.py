@@ -59,6 +59,7 @@ DECLARED = {
     ("get", "/jobs/{jobId}"): {},
     ("get", "/jobs/{jobId}/results"): {},
     ("get", "/map"): {},
+    ("get", "/scene"): {"layers": "string"},
     ("get", "/collections/{collectionId}/3dtiles"): {},
     ("get", "/collections/{collectionId}/3dtiles/tileset.json"): {},
     ("get", "/collections/{collectionId}/3dtiles/tiles/{tile}.glb"): {},

@@ -50,7 +50,7 @@ def enu_to_ecef(lon: float, lat: float) -> list[float]:
 
 
 class _Mesh:
-    """Vertices (ENU), normals, feature ids and triangles, accumulated footprint by footprint."""
+    """Vertices (ENU), normals, feature ids and triangles of a tile's footprints, built in bulk."""
 
     def __init__(self, lon: float, lat: float) -> None:
         self.rot = enu_rotation(lon, lat)
@@ -58,35 +58,50 @@ class _Mesh:
         self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         self.count = 0
 
-    def enu(self, lonlat: np.ndarray, h: float) -> np.ndarray:
-        """ENU metres of lon/lat points at ellipsoidal height ``h``."""
-        x, y, z = _TO_ECEF.transform(lonlat[:, 0], lonlat[:, 1], np.full(len(lonlat), h))
+    def enu(self, lonlat: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """ENU metres of lon/lat points at ellipsoidal heights ``h``."""
+        x, y, z = _TO_ECEF.transform(lonlat[:, 0], lonlat[:, 1], h)
         return (np.column_stack([x, y, z]) - self.origin) @ self.rot.T
 
-    def add(self, positions: np.ndarray, normals: np.ndarray, triangles: np.ndarray, feature: int) -> None:
-        """Append one piece of a feature; ``triangles`` index ``positions``."""
-        ids = np.full(len(positions), feature, np.float32)
-        self.parts.append((positions, normals, ids, triangles + self.count))
+    def add(self, positions: np.ndarray, normals: np.ndarray, ids: np.ndarray, triangles: np.ndarray) -> None:
+        """Append vertices with their feature ids; ``triangles`` index ``positions``."""
+        self.parts.append((positions, normals, ids.astype(np.float32), triangles + self.count))
         self.count += len(positions)
 
-    def prism(self, rings: list[np.ndarray], base: float, top: float, feature: int) -> None:
-        """Walls and roof of one polygon (oriented open rings, ``Footprint``) from ``base`` to ``top``."""
-        for ring in rings:
-            low, high = self.enu(ring, base), self.enu(ring, top)
-            nxt = np.roll(np.arange(len(ring)), -1)
-            quads = np.stack([low, low[nxt], high[nxt], high], axis=1)  # a0 b0 b1 a1, seen from outside CCW
-            normal = np.cross(quads[:, 1] - quads[:, 0], quads[:, 3] - quads[:, 0])
-            normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
-            first = np.arange(len(ring))[:, None] * 4
-            tris = np.concatenate([first + [0, 1, 2], first + [0, 2, 3]])
-            self.add(quads.reshape(-1, 3), np.repeat(normal, 4, axis=0), tris, feature)
-        flat = np.concatenate([self.enu(r, top) for r in rings])
-        ends = np.cumsum([len(r) for r in rings]).astype(np.uint32)
-        tris = mapbox_earcut.triangulate_float64(flat[:, :2], ends).reshape(-1, 3)
-        a, b, c = (flat[tris[:, i], :2] for i in range(3))
+    def prisms(self, footprints: Sequence[Footprint]) -> None:
+        """Walls and roofs of every footprint, extruded from its base to its top."""
+        rings = [(r, i, k) for i, f in enumerate(footprints) for k, p in enumerate(f.polygons) for r in p]
+        sizes = np.array([len(r) for r, _, _ in rings])
+        owner = np.repeat([i for _, i, _ in rings], sizes)
+        points = np.concatenate([r for r, _, _ in rings])
+        base = np.array([f.base for f in footprints])[owner]
+        low = self.enu(points, base)
+        high = self.enu(points, base + np.array([f.height for f in footprints])[owner])
+        starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
+        nxt = starts + (np.arange(len(points)) - starts + 1) % np.repeat(sizes, sizes)
+        quads = np.stack([low, low[nxt], high[nxt], high], axis=1)  # a0 b0 b1 a1, seen from outside CCW
+        normal = np.cross(quads[:, 1] - quads[:, 0], quads[:, 3] - quads[:, 0])
+        normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-12)
+        first = np.arange(len(points))[:, None] * 4
+        self.add(quads.reshape(-1, 3), np.repeat(normal, 4, axis=0), np.repeat(owner, 4),
+                 np.concatenate([first + [0, 1, 2], first + [0, 2, 3]]))
+        self._roofs(high, sizes, owner, [(i, k) for _, i, k in rings])
+
+    def _roofs(self, high: np.ndarray, sizes: np.ndarray, owner: np.ndarray, keys: list[tuple[int, int]]) -> None:
+        """Roofs over the top vertices: one earcut per polygon (``keys``: footprint, polygon of each ring),
+        triangles turned counter-clockwise seen from above."""
+        ends = np.cumsum(sizes)
+        bounds = [0] + [j for j in range(1, len(keys)) if keys[j] != keys[j - 1]] + [len(keys)]
+        pieces = []
+        for at, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            lo = int(ends[at] - sizes[at])
+            ring_ends = (ends[at:stop] - lo).astype(np.uint32)
+            pieces.append(mapbox_earcut.triangulate_float64(high[lo:int(ends[stop - 1]), :2], ring_ends) + lo)
+        tris = np.concatenate(pieces).reshape(-1, 3)
+        a, b, c = (high[tris[:, i], :2] for i in range(3))
         cw = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]) < 0
         tris[cw] = tris[cw][:, [0, 2, 1]]
-        self.add(flat, np.tile([0.0, 0.0, 1.0], (len(flat), 1)), tris, feature)
+        self.add(high, np.tile([0.0, 0.0, 1.0], (len(high), 1)), owner, tris)
 
 
 def _y_up(v: np.ndarray) -> np.ndarray:
@@ -159,9 +174,7 @@ def build_glb(footprints: Sequence[Footprint], origin: tuple[float, float],
     """The GLB of ``footprints`` in the ENU frame at ``origin`` (lon, lat), one feature each, carrying
     the metadata ``fields`` (name, metadata type, title) and nothing else."""
     mesh = _Mesh(*origin)
-    for i, f in enumerate(footprints):
-        for polygon in f.polygons:
-            mesh.prism(polygon, f.base, f.base + f.height, i)
+    mesh.prisms(footprints)
     gltf = pygltflib.GLTF2(asset=pygltflib.Asset(version="2.0", generator="OneMap"), scene=0)
     blob = _Blob(gltf)
     positions = _y_up(np.concatenate([p[0] for p in mesh.parts])).astype(np.float32)

@@ -11,7 +11,8 @@ from setuptools import find_namespace_packages, setup
 
 # top-level folder -> the files of it that ship
 DEFAULTS = {"collections": ["*.yaml"], "styles": ["*.json"], "config": ["*.yaml"]}
-SERVER_DATA = ["sources/sql/*.sql", "policy/sql/*.sql", "html/templates/*.html", "html/static/**/*"]
+SERVER_DATA = ["sources/sql/*.sql", "policy/sql/*.sql", "html/templates/*.html", "html/static/**/*",
+               "scene/*.html", "scene/*.js"]
 
 setup(
     packages=[*find_namespace_packages(include=["server*"]), *(f"server.defaults.{name}" for name in DEFAULTS)],

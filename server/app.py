@@ -28,6 +28,8 @@ CAPABILITIES = (
     "server.profiles.routes",
     "server.viewer.routes",
     "server.wmts.routes",
+    "server.threed.routes",
+    "server.scene.routes",
 )
 
 

@@ -99,6 +99,21 @@ class TileSpec(Strict):
     )
 
 
+class ExtrudeSpec(Strict):
+    """3D Tiles of a polygon collection: footprints extruded to a height, standing on a DEM."""
+
+    height_field: str = Field(description="Numeric field holding the height above the base (m)")
+    floors_field: str | None = Field(default=None, description="Integer field used (x floor_height_m) when "
+                                     "the height is not visible to the caller")
+    floor_height_m: float = Field(default=3.0, gt=0)
+    default_height_m: float = Field(default=3.0, gt=0, description="Height when neither field is visible")
+    terrain: str | None = Field(default=None, description="The DEM raster collection the bases stand on")
+    properties: list[str] | None = Field(
+        default=None, description="Fields carried as per-feature metadata (all when unset; the id field always)"
+    )
+    max_features: int = Field(default=1500, ge=1, description="Most buildings in one content tile")
+
+
 class RasterAsset(Strict):
     """One registered raster file, addressed by id; clients never see or pass its path."""
 
@@ -164,6 +179,7 @@ class VectorCollection(CollectionBase):
     temporal_field: str | None = None
     fields: list[FieldSpec] = []
     tiles: TileSpec = TileSpec()
+    extrude: ExtrudeSpec | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> VectorCollection:
@@ -180,6 +196,7 @@ class VectorCollection(CollectionBase):
         if unknown:
             raise ValueError(f"tiles.properties {unknown} are not among the fields")
         _check_row_rules(self.classification, names)
+        _check_extrude(self.extrude, names)
         return self
 
     @property
@@ -207,6 +224,16 @@ class RasterCollection(CollectionBase):
     def data_type(self) -> str:
         """The OGC data type of its tiles: ``coverage`` (values: an elevation model) or ``map`` (imagery)."""
         return "coverage" if self.raster.kind == "dem" else "map"
+
+
+def _check_extrude(extrude: ExtrudeSpec | None, names: list[str]) -> None:
+    if extrude is None:
+        return
+    wanted = [extrude.height_field, *([extrude.floors_field] if extrude.floors_field else []),
+              *(extrude.properties or ())]
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise ValueError(f"extrude fields {unknown} are not among the fields")
 
 
 def _check_row_rules(classification: Classification, names: list[str]) -> None:

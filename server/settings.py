@@ -112,6 +112,11 @@ class Settings(BaseSettings):
             if origin != "*" and (not origin.startswith(("http://", "https://")) or "/" in origin.split("://", 1)[1]):
                 raise ValueError(f"'{origin}' is not an origin such as https://map.example.org or *")
         return origins
+    # the 3D scene (/scene)
+    cesium_dir: Path = Field(
+        default=Path("node_modules/cesium/Build/Cesium"),
+        description="CesiumJS for the /scene page (npm's cesium/Build/Cesium), relative to the working directory",
+    )
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -16,12 +16,12 @@ from tests.support import ROOT
 PACKAGE = ROOT / "server"
 ENTRY = {"app", "cli", "commands"}
 FLOOR = {
-    "assets", "cache", "catalog", "codes", "credentials", "crs", "errors", "extents", "filters", "html", "params",
-    "pgconn", "policy", "queryables", "settings", "sources", "stac_catalog", "stores", "tiling", "web",
+    "assets", "cache", "catalog", "codes", "credentials", "crs", "elevation", "errors", "extents", "filters", "html",
+    "params", "pgconn", "policy", "queryables", "settings", "sources", "stac_catalog", "stores", "tiling", "web",
 }
 CAPABILITIES = {
     "common", "features", "processes", "profiles", "raster", "release", "sample", "stac_api", "styles", "tiles",
-    "viewer", "wmts",
+    "scene", "threed", "viewer", "wmts",
 }
 
 

@@ -111,8 +111,13 @@ def decode_mesh(body: bytes) -> dict:
         edges[name] = np.frombuffer(data, kind, n, offset + 4)
         offset += 4 + n * width
     heights = min_h + h / 32767.0 * (max_h - min_h)
+    extensions = {}
+    while offset < len(data):
+        ext_id, length = struct.unpack_from("<BI", data, offset)
+        extensions[ext_id] = data[offset + 5:offset + 5 + length]
+        offset += 5 + length
     return {"u": u, "v": v, "h": heights, "triangles": np.array(indices).reshape(-1, 3), "edges": edges,
-            "min": min_h, "max": max_h}
+            "min": min_h, "max": max_h, "extensions": extensions}
 
 
 def test_layer_json(raster_client):
@@ -128,11 +133,48 @@ def test_layer_json(raster_client):
 
 
 def _mesh(client, z, x, y) -> dict:
-    r = client.get(f"/collections/dem/terrain/{z}/{x}/{y}.terrain?v=1.0.0")
+    r = client.get(f"/collections/dem/terrain/{z}/{x}/{y}.terrain?v=1.0.0", headers={"Accept-Encoding": "gzip"})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "application/vnd.quantized-mesh"
     assert r.headers["content-encoding"] == "gzip"
     return decode_mesh(r.content)
+
+
+def _oct_decode(data: bytes) -> np.ndarray:
+    """Unit vectors from oct-encoded byte pairs (the format's ``octvertexnormals``)."""
+    xy = np.frombuffer(data, np.uint8).reshape(-1, 2).astype(float) / 255.0 * 2.0 - 1.0
+    z = 1.0 - np.abs(xy).sum(axis=1)
+    neg = z < 0
+    x, y = xy[:, 0].copy(), xy[:, 1].copy()
+    x[neg], y[neg] = (1 - np.abs(xy[neg, 1])) * np.sign(xy[neg, 0]), (1 - np.abs(xy[neg, 0])) * np.sign(xy[neg, 1])
+    v = np.column_stack([x, y, z])
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_vertex_normals_when_cesium_asks_for_them(raster_client):
+    x, y = int((HILLS[0] + 180) // (180 / 2**12)), int((HILLS[1] + 90) // (180 / 2**12))
+    url = f"/collections/dem/terrain/12/{x}/{y}.terrain"
+    accept = "application/vnd.quantized-mesh;extensions=octvertexnormals-watermask,application/octet-stream;q=0.9"
+    lit = raster_client.get(url, headers={"Accept": accept})
+    assert lit.status_code == 200 and "octvertexnormals" in lit.headers["content-type"]
+    mesh, plain = decode_mesh(lit.content), _mesh(raster_client, 12, x, y)
+    assert plain["extensions"] == {} and set(mesh["extensions"]) == {1}
+    normals = _oct_decode(mesh["extensions"][1])
+    assert len(normals) == len(mesh["u"]) == len(plain["u"])
+    lon = np.radians(-180 + (x + mesh["u"] / 32767) * 180 / 2**12)
+    lat = np.radians(-90 + (y + mesh["v"] / 32767) * 180 / 2**12)
+    up = np.column_stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)])
+    tilt = np.degrees(np.arccos(np.clip((normals * up).sum(axis=1), -1, 1)))
+    assert tilt.max() < 89 and np.median(tilt) < 45 and tilt.max() > 2, "outward, tilted by the hills"
+    assert "octvertexnormals" in raster_client.get("/collections/dem/terrain/layer.json").json()["extensions"]
+
+
+def test_layer_json_and_tiles_have_validators(raster_client):
+    x, y = int((HILLS[0] + 180) // (180 / 2**12)), int((HILLS[1] + 90) // (180 / 2**12))
+    for url in ("/collections/dem/terrain/layer.json", f"/collections/dem/terrain/12/{x}/{y}.terrain"):
+        first = raster_client.get(url)
+        assert first.headers["etag"] and "max-age" in first.headers["cache-control"]
+        assert raster_client.get(url, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
 
 
 def test_mesh_tile_is_a_valid_tin_with_the_dem_heights(raster_client):

@@ -22,7 +22,8 @@ MAGIC = b"OMC1"
 MIN_COMPRESS = 256  # smaller bodies are sent as they are
 _GAIN = 0.95  # a compressed copy is kept only when at least 5% smaller
 _OVERHEAD = 1024  # bookkeeping bytes counted per entry (headers, key, memoized header lists)
-_COMPRESSIBLE = ("json", "text/", "xml", "mapbox-vector-tile", "protobuf", "javascript", "csv", "svg")
+_COMPRESSIBLE = ("json", "text/", "xml", "mapbox-vector-tile", "protobuf", "javascript", "csv", "svg",
+                "gltf", "quantized-mesh")
 
 
 class CorruptEntry(ValueError):

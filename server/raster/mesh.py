@@ -13,22 +13,17 @@ so that neighbouring tiles have the same vertices along their common edge: no cr
 
 from __future__ import annotations
 
-import gzip
 import io
 import math
-from functools import lru_cache
 
 import numpy as np
 import rasterio
 from pydelatin import Delatin
-from pyproj import Transformer
-from quantized_mesh_encoder import encode
-from rasterio.windows import Window
+from quantized_mesh_encoder import VertexNormalsExtension, encode
 
-from server.raster.crs import fast_equivalent
+from server.elevation import heights_at
 
 GRID = 64
-_WGS84 = "+proj=longlat +ellps=WGS84 +no_defs"
 
 
 def tile_bounds(z: int, x: int, y: int) -> tuple[float, float, float, float]:
@@ -62,37 +57,10 @@ def overview_for(src: rasterio.io.DatasetReader, z: int) -> int | None:
     return chosen
 
 
-@lru_cache(maxsize=16)
-def _to_dataset(crs_wkt: str) -> Transformer:
-    crs = fast_equivalent(rasterio.crs.CRS.from_wkt(crs_wkt))
-    return Transformer.from_crs(_WGS84, crs.to_wkt(), always_xy=True)
-
-
 def sample_heights(src, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Bilinear heights (m) of ``src`` at the lattice ``lat`` x ``lon``; 0 where there is no data."""
     glon, glat = np.meshgrid(lon, lat)
-    with np.errstate(invalid="ignore", over="ignore"):
-        xs, ys = _to_dataset(src.crs.to_wkt()).transform(glon, glat, errcheck=False)
-        cols, rows = ~src.transform * (np.asarray(xs), np.asarray(ys))
-    cols, rows = cols - 0.5, rows - 0.5  # pixel centres at integer positions
-    inside = np.isfinite(cols) & np.isfinite(rows)
-    inside &= (cols > -1) & (cols < src.width) & (rows > -1) & (rows < src.height)
-    heights = np.zeros(glon.shape, np.float64)
-    if not inside.any():
-        return heights.astype(np.float32)
-    cols, rows = cols[inside], rows[inside]
-    c0, r0 = int(math.floor(cols.min())), int(math.floor(rows.min()))
-    width, height = int(math.floor(cols.max())) - c0 + 2, int(math.floor(rows.max())) - r0 + 2
-    nodata = src.nodata if src.nodata is not None else -9999.0
-    block = src.read(1, window=Window(c0, r0, width, height), boundless=True, fill_value=nodata)
-    block = np.where(block == nodata, 0.0, block.astype(np.float64))
-    fc, fr = cols - c0, rows - r0
-    ic, ir = np.floor(fc).astype(int), np.floor(fr).astype(int)
-    wc, wr = fc - ic, fr - ir
-    top = block[ir, ic] * (1 - wc) + block[ir, ic + 1] * wc
-    bottom = block[ir + 1, ic] * (1 - wc) + block[ir + 1, ic + 1] * wc
-    heights[inside] = top * (1 - wr) + bottom * wr
-    return heights.astype(np.float32)
+    return heights_at(src, glon, glat)
 
 
 def _border_points(a: tuple[int, int], b: tuple[int, int], n: int) -> list[tuple[int, int]] | None:
@@ -144,8 +112,9 @@ def first_use_order(positions: np.ndarray, triangles: np.ndarray) -> tuple[np.nd
     return positions[used], renumber[triangles]
 
 
-def terrain_tile(src, z: int, x: int, y: int) -> bytes:
-    """The gzip-compressed quantized-mesh tile ``z/x/y`` (TMS) from the open DEM dataset ``src``."""
+def terrain_tile(src, z: int, x: int, y: int, normals: bool = False) -> bytes:
+    """The quantized-mesh tile ``z/x/y`` (TMS) from the open DEM dataset ``src``; with ``normals``, the
+    ``octvertexnormals`` extension (per-vertex oct-encoded normals, for lighting) follows the mesh."""
     lon, lat = lattice(z, x, y)
     heights = sample_heights(src, lon, lat)
     tin = Delatin(heights, max_error=max_error(z))
@@ -160,5 +129,6 @@ def terrain_tile(src, z: int, x: int, y: int) -> bytes:
     positions, triangles = first_use_order(positions, triangles)
     buf = io.BytesIO()
     with np.errstate(divide="ignore", invalid="ignore"):  # flat tiles: degenerate horizon terms
-        encode(buf, positions, triangles, bounds=tile_bounds(z, x, y))
-    return gzip.compress(buf.getvalue(), compresslevel=5, mtime=0)
+        extensions = [VertexNormalsExtension(indices=triangles, positions=positions)] if normals else []
+        encode(buf, positions, triangles, bounds=tile_bounds(z, x, y), extensions=extensions)
+    return buf.getvalue()

@@ -1,7 +1,8 @@
 """Raster routes besides map tiles: Cesium terrain, elevation at a point, and the COG files.
 
 * ``/collections/{id}/terrain/layer.json`` and ``/collections/{id}/terrain/{z}/{x}/{y}.terrain``:
-  quantized-mesh terrain of a DEM collection (gzip, ``Content-Encoding: gzip``);
+  quantized-mesh terrain of a DEM collection, with the ``octvertexnormals`` extension when the client's
+  ``Accept`` asks for it; both through the response cache (ETag/304, gzip or brotli, Cache-Control);
 * ``/collections/{id}/elevation?lon=..&lat=..``: the DEM height at a point, as a GeoJSON Feature;
 * ``/collections/{id}/assets/{assetId}``: a registered COG, addressed by asset id (a mosaic sheet:
   ``<acquisition>_<sheet>``; HTTP range
@@ -23,6 +24,7 @@ from rio_tiler.errors import PointOutsideBounds
 from starlette.concurrency import run_in_threadpool
 
 from server.assets import asset_path, file_assets
+from server.cache import cached
 from server.catalog import Collection, RasterCollection
 from server.errors import NotFound
 from server.params import DATETIME_DESCRIPTION
@@ -67,10 +69,14 @@ def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
 
 @router.get("/collections/{collectionId}/terrain/layer.json", summary="Cesium terrain layer.json")
 async def layer_json(request: Request, collectionId: str):
-    """The quantized-mesh layer description: grid, levels and tile availability."""
+    """The quantized-mesh layer description: grid, levels, tile availability and extensions."""
     c = _raster(request, collectionId, "dem")
     asset = select_asset(c, None, None)
-    return json_response(terrain.layer_json(c, asset.id))
+
+    async def produce() -> Response:
+        return json_response(terrain.layer_json(c, asset.id))
+
+    return await cached(request, "terrain-layer", (c.id,), produce, collections=[c], query=False)
 
 
 @router.get(
@@ -80,14 +86,23 @@ async def layer_json(request: Request, collectionId: str):
     responses={200: {"content": {terrain.MEDIA: {}}}},
 )
 async def terrain_tile(request: Request, collectionId: str, z: int, x: int, y: int, item: Item = None):
-    """One Cesium terrain tile (TMS numbering, geographic 2x1-root grid), gzip-compressed."""
+    """One Cesium terrain tile (TMS numbering, geographic 2x1-root grid); with vertex normals when
+    ``Accept`` names ``application/vnd.quantized-mesh;extensions=octvertexnormals``."""
     c = _raster(request, collectionId, "dem")
     terrain.check_tile(c, z, x, y)
     asset = select_asset(c, item, None)
     path = asset_path(request.app.state.settings.data_dir, asset)
     store = get_store(request.app)
-    body = await store.run(terrain.read_tile, store, path, c, z, x, y, restriction=restriction_for(request, c))
-    return Response(body, media_type=terrain.MEDIA, headers={"Content-Encoding": "gzip"})
+    normals = terrain.wants_normals(request.headers.get("accept", ""))
+    media = f"{terrain.MEDIA};extensions={terrain.NORMALS}" if normals else terrain.MEDIA
+
+    async def produce() -> Response:
+        body = await store.run(terrain.read_tile, store, path, c, z, x, y, restriction=restriction_for(request, c),
+                               normals=normals)
+        return Response(body, media_type=media)
+
+    parts = (c.id, asset.id, z, x, y, normals)
+    return await cached(request, "terrain", parts, produce, collections=[c], query=False)
 
 
 def read_elevation(store: RasterStore, path: Path, collection: RasterCollection, lon: float, lat: float, *,

@@ -19,6 +19,21 @@ from server.raster.assets import readable
 from server.raster.store import RasterStore
 
 MEDIA = "application/vnd.quantized-mesh"
+NORMALS = "octvertexnormals"
+
+
+def wants_normals(accept: str) -> bool:
+    """Whether an ``Accept`` header asks for the ``octvertexnormals`` extension, as CesiumJS does
+    (``application/vnd.quantized-mesh;extensions=octvertexnormals-watermask``)."""
+    for item in accept.split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        if media.lower() != MEDIA:
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "extensions" and NORMALS in value.strip().strip('"').lower().split("-"):
+                return True
+    return False
 
 
 def max_level(collection: RasterCollection) -> int:
@@ -61,7 +76,7 @@ def layer_json(collection: RasterCollection, version: str) -> dict[str, Any]:
         "minzoom": 0,
         "maxzoom": max_level(collection),
         "available": available(collection),
-        "extensions": [],
+        "extensions": [NORMALS],
         "attribution": "OneMap",
         "dataVersion": version,
     }
@@ -80,10 +95,10 @@ def check_tile(collection: RasterCollection, z: int, x: int, y: int) -> None:
 
 
 def read_tile(store: RasterStore, path: Path, collection: RasterCollection, z: int, x: int, y: int, *,
-              restriction: Restriction) -> bytes:
-    """Build one gzip-compressed quantized-mesh tile of ``path``, an asset of ``collection`` (runs in
-    the raster pool); no level finer than the caller's ``restriction`` allows is built."""
+              restriction: Restriction, normals: bool = False) -> bytes:
+    """Build one quantized-mesh tile of ``path``, an asset of ``collection`` (runs in the raster pool),
+    with vertex normals when asked; no level finer than the caller's ``restriction`` allows is built."""
     check_tile(readable(collection, restriction=restriction), z, x, y)
     full = store.overview(path, None)
     level = mesh.overview_for(full, z)
-    return mesh.terrain_tile(store.overview(path, level), z, x, y)
+    return mesh.terrain_tile(store.overview(path, level), z, x, y, normals)

@@ -20,7 +20,7 @@ from rio_tiler.io import Reader
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from server.assets import asset_path
+from server.assets import asset_location, is_remote
 from server.catalog import RasterCollection
 from server.policy import Restriction
 from server.sources.areas import SITE_SRID, project
@@ -45,8 +45,8 @@ def imagery(c: RasterCollection, data_dir: Path, parcel: BaseGeometry, base: str
     out = []
     zoom, tiles = _tiles(parcel.bounds, c.raster.maxzoom)
     for asset in c.raster.assets:
-        path = asset_path(data_dir, asset)
-        if not path.exists():
+        path = asset_location(data_dir, asset)
+        if not is_remote(asset) and not Path(path).exists():
             continue
         footprint = shapely.geometry.shape(describe(path).footprint)
         if not footprint.intersects(parcel):
@@ -65,8 +65,8 @@ def elevation(c: RasterCollection, data_dir: Path, parcel: BaseGeometry, epsg: i
               restriction: Restriction) -> dict[str, Any] | None:
     """Min, max and mean elevation (m) under the parcel, read no finer than the restriction allows."""
     asset = c.raster.assets[-1]
-    path = asset_path(data_dir, asset)
-    if not path.exists():
+    path = asset_location(data_dir, asset)
+    if not is_remote(asset) and not Path(path).exists():
         return None
     resolution = max(c.raster.resolution_m, restriction.max_resolution_m or 0.0)
     minx, miny, maxx, maxy = project(parcel, SITE_SRID, epsg).bounds

@@ -13,7 +13,6 @@ hand them to the handler this capability registers for raster collections (``TIL
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -21,7 +20,7 @@ from fastapi.responses import FileResponse, Response
 from rio_tiler.errors import PointOutsideBounds
 from starlette.concurrency import run_in_threadpool
 
-from server.assets import asset_path
+from server.assets import asset_location, asset_path, is_remote
 from server.catalog import Collection, RasterCollection
 from server.errors import NotFound
 from server.params import DATETIME_DESCRIPTION
@@ -54,7 +53,7 @@ def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
         return []
     url = f"{base}/collections/{collection.id}"
     links = [link(f"{url}/assets/{a.id}", "enclosure", GEOTIFF, f"COG {a.id} ({a.datetime})")
-             for a in collection.raster.assets]
+             for a in collection.raster.assets if not is_remote(a)]
     if collection.raster.kind == "dem":
         links += [
             link(f"{url}/terrain/layer.json", "alternate", JSON, "Cesium quantized-mesh terrain (layer.json)"),
@@ -83,13 +82,13 @@ async def terrain_tile(request: Request, collectionId: str, z: int, x: int, y: i
     c = _raster(request, collectionId, "dem")
     terrain.check_tile(c, z, x, y)
     asset = select_asset(c, item, None)
-    path = asset_path(request.app.state.settings.data_dir, asset)
+    path = asset_location(request.app.state.settings.data_dir, asset)
     store = get_store(request.app)
     body = await store.run(terrain.read_tile, store, path, c, z, x, y, restriction=restriction_for(request, c))
     return Response(body, media_type=terrain.MEDIA, headers={"Content-Encoding": "gzip"})
 
 
-def read_elevation(store: RasterStore, path: Path, collection: RasterCollection, lon: float, lat: float, *,
+def read_elevation(store: RasterStore, path: str, collection: RasterCollection, lon: float, lat: float, *,
                    restriction: Restriction) -> float | None:
     """The height at a point of ``path`` (an asset of ``collection``), read from the finest overview no
     finer than the caller's resolution cap; None outside the data (runs in the raster pool)."""
@@ -125,7 +124,7 @@ async def elevation(
     """The DEM height (m) at ``lon``, ``lat`` as a GeoJSON Feature; 404 outside the DEM."""
     c = _raster(request, collectionId, "dem")
     asset = select_asset(c, item, datetime)
-    path = asset_path(request.app.state.settings.data_dir, asset)
+    path = asset_location(request.app.state.settings.data_dir, asset)
     store = get_store(request.app)
     height = await store.run(read_elevation, store, path, c, lon, lat, restriction=restriction_for(request, c))
     if height is None:
@@ -148,9 +147,12 @@ async def elevation(
     responses={200: {"content": {"image/tiff": {}}}, 206: {"description": "Part of the file"}},
 )
 async def asset_file(request: Request, collectionId: str, assetId: str):
-    """The COG of one registered asset; supports HTTP range requests."""
+    """The COG of one registered asset; supports HTTP range requests. An asset in object storage is
+    read through its tiles, not served as a file here."""
     c = _raster(request, collectionId)
     asset = select_asset(c, assetId, None)
+    if is_remote(asset):
+        raise NotFound(f"Asset '{asset.id}' of collection '{c.id}' is not offered as a file; read its tiles.")
     path = asset_path(request.app.state.settings.data_dir, asset)
     if not path.is_file():
         raise RasterReadError()

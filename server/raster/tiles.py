@@ -30,7 +30,7 @@ from rasterio.transform import from_bounds
 from rio_tiler.models import ImageData
 from titiler.core.algorithm.dem import HillShade, TerrainRGB, Terrarium
 
-from server.assets import asset_path
+from server.assets import asset_location
 from server.cache import cached
 from server.catalog import RasterCollection
 from server.errors import InvalidParameter
@@ -199,7 +199,7 @@ async def tile_response(
     query = parse_query(request, collection)
     check_zoom(collection, tms, tile.z)
     asset = select_asset(collection, query.item, query.datetime)
-    path = asset_path(settings.data_dir, asset)
+    path = asset_location(settings.data_dir, asset)
     store = get_store(request.app)
     body = await store.run(_read_and_encode, store, path, tms, tile, query)
     if body is None:

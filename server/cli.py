@@ -37,6 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["ONEMAP_TRUSTED_PROXIES"] = args.trusted_proxies
     if args.forwarded_header is not None:
         os.environ["ONEMAP_FORWARDED_HEADER"] = args.forwarded_header
+    os.environ["ONEMAP_WORKERS"] = str(args.workers)  # the workers share the machine's cache budget
     problems = startup_problems(_settings(args))  # before any worker is forked: one message, one exit
     if problems:
         print("error: cannot serve:\n  " + "\n  ".join(problems), file=sys.stderr)

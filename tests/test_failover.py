@@ -10,13 +10,9 @@ import pytest
 
 from server.settings import Settings
 from tests.support.api_keys import issue_key
+from tests.support.failover import PATHS_DEFAULT as PATHS
 from tests.support.failover import Load, Nginx, Replica
 from tests.support.redis_server import RedisServer
-
-PATHS = ["/collections/parcels/items?limit=20&bbox=121.50,29.80,121.60,29.90",
-         "/collections/parcels/tiles/WebMercatorQuad/14/6767/13723",
-         "/tiles/WebMercatorQuad/13/3383/6861",
-         "/collections/land_survey/items?limit=10"]
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = Path("/usr/sbin/nginx")
+PATHS_DEFAULT = ["/collections/parcels/items?limit=20&bbox=121.50,29.80,121.60,29.90",
+                 "/collections/parcels/tiles/WebMercatorQuad/14/6767/13723",
+                 "/tiles/WebMercatorQuad/13/3383/6861",
+                 "/collections/land_survey/items?limit=10"]
 
 NGINX_CONF = """
 {user}

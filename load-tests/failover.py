@@ -32,9 +32,9 @@ def _report(name: str, load: Load, fault_at: float, steady: float) -> None:
     errors = sum(n for s, n in load.errors.items() if s >= fault)
     last_error = max((s for s, n in load.errors.items() if s >= fault and n), default=None)
     back = next((s for s in sorted(load.ok) if s > fault and load.ok[s] >= steady / 2), None)
-    print(f"{name}: {errors} client errors; last error {'-' if last_error is None else last_error - fault} s "
-          f"after the fault; throughput back to half the steady rate after "
-          f"{'-' if back is None else back - fault} s")
+    last = "-" if last_error is None else last_error - fault
+    print(f"{name} at second {fault}: {errors} client errors; last error {last} s after the fault; "
+          f"throughput back to half the steady rate after {'-' if back is None else back - fault} s")
 
 
 def _series(load: Load) -> None:
@@ -66,7 +66,7 @@ def main() -> None:
     load = Load(nginx.url, PATHS_DEFAULT, api_key(database_url=url, name="failover"), clients=args.clients)
     try:
         time.sleep(args.phase)
-        steady = statistics.median(load.ok.get(s, 0) for s in range(1, int(args.phase)))
+        steady = statistics.median(load.ok.get(s, 0) for s in range(int(args.phase) // 2, int(args.phase)))
         kill_at = time.monotonic() - load.started
         replicas[0].kill()
         time.sleep(args.down)
@@ -84,7 +84,8 @@ def main() -> None:
             r.stop()
         redis.stop()
     _series(load)
-    print(f"steady state: {steady:.0f} answers/s with {args.clients} clients; statuses {dict(load.statuses)}")
+    print(f"steady state (median of the second half of the first phase): {steady:.0f} answers/s with "
+          f"{args.clients} clients; statuses {dict(load.statuses)}")
     _report("replica killed", load, kill_at, steady)
     _report("redis restarted", load, redis_at, steady)
 

@@ -11,6 +11,10 @@ from server.commands.checks import ConfigError, build_settings, startup_problems
 from server.settings import Settings
 from server.stores import open_store
 
+# uvicorn kills a worker that has not answered its supervisor's ping within this time (its default,
+# 5 s, is shorter than a worker's start-up on a loaded machine: workers were killed and restarted in a loop)
+WORKER_HEALTHCHECK_S = 30
+
 
 def _settings(args: argparse.Namespace) -> Settings:
     """The settings from the environment and the command's options; ``ConfigError`` names a bad variable."""
@@ -51,6 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         proxy_headers=False,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
     return 0
 

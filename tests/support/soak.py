@@ -20,6 +20,7 @@ def worker_pids(parent: int) -> list[int]:
     """The worker processes of a uvicorn parent (the parent itself when it has none)."""
     children = Path(f"/proc/{parent}/task/{parent}/children")
     pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    pids = [p for p in pids if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
     return pids or [parent]
 
 

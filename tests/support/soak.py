@@ -20,8 +20,15 @@ def worker_pids(parent: int) -> list[int]:
     """The worker processes of a uvicorn parent (the parent itself when it has none)."""
     children = Path(f"/proc/{parent}/task/{parent}/children")
     pids = [int(p) for p in children.read_text().split()] if children.exists() else []
-    pids = [p for p in pids if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
+    pids = [p for p in pids if b"resource_tracker" not in _cmdline(p)]
     return pids or [parent]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # the process has ended
+        return b"resource_tracker"
 
 
 def rss_mib(pid: int) -> float:

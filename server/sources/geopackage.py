@@ -105,11 +105,12 @@ class GeoPackageSource:
         """The thread's read-only connection, reopened when the file was replaced (``onemap sample``,
         ``import`` and ``overviews`` write aside and rename): never a read from a deleted file."""
         conn = getattr(self._local, "conn", None)
+        held: int | None = getattr(self._local, "inode", None)
         try:
-            inode = os.stat(self.path).st_ino
+            inode: int | None = os.stat(self.path).st_ino
         except OSError:
-            inode = getattr(self._local, "inode", None)
-        if conn is not None and inode != getattr(self._local, "inode", None):
+            inode = held
+        if conn is not None and inode != held:
             conn.close()
             conn = None
         if conn is None:

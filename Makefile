@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server chromium gdal-bin fonts-wqy-zenhei
+SYSTEM_PACKAGES := postgresql-15 postgresql-15-postgis-3 redis-server chromium gdal-bin fonts-wqy-zenhei docker-compose nginx-light
 SCALE  ?= 20000
 
 .PHONY: serve test lint install system-deps sample clean glyphs

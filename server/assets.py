@@ -1,6 +1,10 @@
-"""Where the files of registered raster assets are: relative to the data directory, never outside it.
+"""Where the files of registered raster assets are: in the data directory, or in object storage.
 
-Clients name items (asset ids from the catalog), never paths; a path only ever comes from the catalog.
+Clients name items (asset ids from the catalog), never paths; a location only ever comes from the
+catalog, written by the operator. An asset's ``path`` is either relative to the data directory (and
+never resolves outside it), or a remote URL: ``s3://bucket/key`` (read as GDAL's ``/vsis3/``) or any
+GDAL virtual file system name (``/vsis3/``, ``/vsicurl/``, ``/vsigs/``, ``/vsiaz/`` ...). Remote COGs
+are read through GDAL with HTTP range requests (see ``server.raster.store`` for the cache settings).
 Raster reads, the STAC documents and the asset downloads all find files here. A mosaic collection's
 files are its sheets (``server.stores.sheets``), each an asset ``<acquisition>_<sheet>``.
 """
@@ -13,12 +17,33 @@ from server.catalog import RasterAsset, RasterCollection
 from server.errors import OGCError
 from server.stores.sheets import Sheet, SheetIndex
 
+# URL schemes an operator may use for an object store, and the GDAL virtual file system of each
+SCHEMES = {"s3://": "/vsis3/", "gs://": "/vsigs/", "az://": "/vsiaz/", "https://": "/vsicurl/https://",
+           "http://": "/vsicurl/http://"}
+
+
+def remote_name(path: str) -> str | None:
+    """The GDAL name of a remote asset path (``s3://b/k`` -> ``/vsis3/b/k``), ``None`` for a local one."""
+    if path.startswith("/vsi"):
+        return path
+    for scheme, vsi in SCHEMES.items():
+        if path.startswith(scheme):
+            return vsi + path[len(scheme):]
+    return None
+
+
+def is_remote(asset: RasterAsset) -> bool:
+    """Whether the asset lives in object storage (or behind any GDAL virtual file system)."""
+    return remote_name(asset.path) is not None
+
 
 def asset_path(data_dir: Path, asset: RasterAsset) -> Path:
-    """The file of an asset: relative to the data directory, and never outside it."""
+    """The local file of an asset: relative to the data directory, and never outside it.
+
+    A remote asset has no local file (use ``asset_location``)."""
     root = Path(data_dir).resolve()
     path = (root / asset.path).resolve()
-    if root not in path.parents:
+    if is_remote(asset) or root not in path.parents:
         raise OGCError("The raster data of this item is not available.")
     return path
 
@@ -42,3 +67,9 @@ def file_assets(collection: RasterCollection, data_dir: Path) -> list[RasterAsse
     if index is None:
         return list(collection.raster.assets)
     return [sheet_asset(s) for s in index.sheets()]
+
+
+def asset_location(data_dir: Path, asset: RasterAsset) -> str:
+    """What GDAL (rasterio) opens for an asset: its GDAL virtual file system name if remote, else
+    its local file (``asset_path``)."""
+    return remote_name(asset.path) or str(asset_path(data_dir, asset))

@@ -118,7 +118,8 @@ class RasterAsset(Strict):
     """One registered raster file, addressed by id; clients never see or pass its path."""
 
     id: str
-    path: str = Field(description="Relative to the data directory")
+    path: str = Field(description="Relative to the data directory, or an object-store URL (s3://bucket/key) "
+                                  "or GDAL virtual file system name (/vsis3/..., /vsicurl/...)")
     datetime: str
 
 

@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import time
 from pathlib import Path
 
-from server.catalog import CatalogError, load_catalog
+from server.commands.checks import ConfigError, build_settings, startup_problems
 from server.settings import Settings
 from server.stores import open_store
 
+# uvicorn kills a worker that has not answered its supervisor's ping within this time (its default,
+# 5 s, is shorter than a worker's start-up on a loaded machine: workers were killed and restarted in a loop)
+WORKER_HEALTHCHECK_S = 30
+
 
 def _settings(args: argparse.Namespace) -> Settings:
+    """The settings from the environment and the command's options; ``ConfigError`` names a bad variable."""
     overrides = {}
     if getattr(args, "database_url", None):
         overrides["database_url"] = args.database_url
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = Path(args.data_dir)
-    return Settings(**overrides)
+    return build_settings(lambda: Settings(**overrides))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -37,14 +41,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["ONEMAP_TRUSTED_PROXIES"] = args.trusted_proxies
     if args.forwarded_header is not None:
         os.environ["ONEMAP_FORWARDED_HEADER"] = args.forwarded_header
-    try:
-        settings = _settings(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    problem = open_store(settings).missing()
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
+    os.environ["ONEMAP_WORKERS"] = str(args.workers)  # the workers share the machine's cache budget
+    problems = startup_problems(_settings(args))  # before any worker is forked: one message, one exit
+    if problems:
+        print("error: cannot serve:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
     uvicorn.run(
         "server.app:create_app",
@@ -55,6 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         proxy_headers=False,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
     return 0
 
@@ -79,32 +80,17 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate settings, collection files and the store against the catalog."""
+    """Validate settings, URLs, collection files, editions, the store and every raster asset."""
+    from server.commands.checks import config_report
+
     settings = _settings(args)
-    try:
-        catalog = load_catalog(settings.collections_dir)
-    except CatalogError as exc:
-        print(f"catalog error:\n{exc}", file=sys.stderr)
-        return 1
-    print(f"catalog: {len(catalog)} collections ({', '.join(catalog.ids)})")
-
-    async def check() -> list[str]:
-        source = open_store(settings).source(catalog)
-        await source.open()
-        try:
-            return await source.check()
-        finally:
-            await source.close()
-
-    try:
-        problems = asyncio.run(check())
-    except Exception as exc:  # the store itself cannot be opened
-        print(f"store error: {exc}", file=sys.stderr)
-        return 1
-    for p in problems:
-        print(f"store: {p}", file=sys.stderr)
-    print("store: ok" if not problems else f"store: {len(problems)} problem(s)")
-    return 1 if problems else 0
+    failed = False
+    for section, problems in config_report(settings):
+        failed = failed or bool(problems)
+        for p in problems:
+            print(f"{section}: {p}", file=sys.stderr)
+        print(f"{section}: ok" if not problems else f"{section}: {len(problems)} problem(s)")
+    return 1 if failed else 0
 
 
 def cmd_seed(args: argparse.Namespace) -> int:
@@ -216,8 +202,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``onemap`` command; a configuration error is one message and exit status 2, no traceback."""
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     redis_breaker_failures: int = Field(default=3, ge=1, description="Failures before Redis is skipped")
     redis_breaker_cooldown_s: float = Field(default=10.0, gt=0, description="How long Redis is skipped")
     redis_ttl_s: int = Field(default=7 * 86_400, ge=1, description="Lifetime of a shared cache entry")
-    cache_memory_bytes: int = Field(default=256 * 2**20, ge=0, description="In-process cache bound (bytes)")
+    cache_memory_bytes: int = Field(
+        default=256 * 2**20, ge=0, description="In-process cache bound (bytes) per machine, shared by its workers"
+    )
     cache_max_entry_bytes: int = Field(default=8 * 2**20, ge=1, description="Bigger bodies are not cached")
     cache_max_age_s: int = Field(default=60, ge=0, description="Cache-Control max-age of public responses")
     cache_version_ttl_s: float = Field(default=1.0, ge=0, description="How long a data version is trusted")
@@ -116,6 +118,11 @@ class Settings(BaseSettings):
     cesium_dir: Path = Field(
         default=Path("node_modules/cesium/Build/Cesium"),
         description="CesiumJS for the /scene page (npm's cesium/Build/Cesium), relative to the working directory",
+    )
+
+    # -- per-machine memory budget (server/cache/memory.py) --
+    workers: int = Field(
+        default=1, ge=1, description="Worker processes sharing the machine's cache budget (onemap serve --workers)"
     )
 
     @field_validator("trusted_proxies", mode="before")

@@ -1,14 +1,24 @@
-"""The in-process cache: a least-recently-used map of entries, bounded in bytes."""
+"""The in-process cache: a least-recently-used map of entries, bounded in bytes.
+
+The bound is a budget per machine: ``ONEMAP_CACHE_MEMORY_BYTES`` is shared by the worker processes
+of one ``onemap serve`` (``ONEMAP_WORKERS``, set from ``--workers``), each holding its part.
+"""
 
 from __future__ import annotations
 
 from cachetools import LRUCache
 
 from server.cache.entry import Entry
+from server.settings import Settings
 
 
 def _entry_size(entry: Entry) -> int:
     return entry.size
+
+
+def worker_budget(settings: Settings) -> int:
+    """This worker's part of the machine's in-process cache budget."""
+    return settings.cache_memory_bytes // settings.workers
 
 
 class MemoryCache:

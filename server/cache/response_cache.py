@@ -39,7 +39,7 @@ from starlette.types import Scope
 from server.cache import http
 from server.cache.breaker import CircuitBreaker
 from server.cache.entry import CorruptEntry, Entry
-from server.cache.memory import MemoryCache
+from server.cache.memory import MemoryCache, worker_budget
 from server.cache.scope import cache_scope, edition, has_credentials, is_public
 from server.cache.shared import SharedCache
 from server.cache.versions import VersionMemo
@@ -138,7 +138,7 @@ class ResponseCache:
         self.fast_path = settings.cache_fast_path
         self.debug_header = settings.cache_debug_header
         self.max_entry = settings.cache_max_entry_bytes
-        self.memory = MemoryCache(settings.cache_memory_bytes, settings.cache_max_entry_bytes)
+        self.memory = MemoryCache(worker_budget(settings), settings.cache_max_entry_bytes)
         self.versions = VersionMemo(source, settings.cache_version_ttl_s, settings.data_dir)
         self.shared: SharedCache | None = None
         if settings.redis_url:

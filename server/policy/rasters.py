@@ -22,8 +22,11 @@ GEOD = Geod(ellps="GRS80")  # the CGCS2000 ellipsoid, to well under a millimetre
 SLACK = 0.99
 
 
-def ground_resolution_m(path: Path) -> float:
-    """The finer of the east-west and north-south ground sizes of one pixel near the centre, in metres."""
+def ground_resolution_m(path: str | Path) -> float:
+    """The finer of the east-west and north-south ground sizes of one pixel near the centre, in metres
+    (of a local file, or of a remote one named by its GDAL virtual file system name, ``/vsis3/...``)."""
+    if str(path).startswith("/vsi"):
+        return _resolution(str(path), 0, 0)
     stat = os.stat(path)
     return _resolution(str(path), stat.st_mtime_ns, stat.st_size)
 
@@ -40,7 +43,7 @@ def _resolution(path: str, _mtime: int, _size: int) -> float:
     return min(east, north)
 
 
-def within_resolution(path: Path, cap_m: float | None) -> bool:
+def within_resolution(path: str | Path, cap_m: float | None) -> bool:
     """Whether a file's pixels are no finer than ``cap_m`` (always, when there is no cap)."""
     return cap_m is None or ground_resolution_m(path) >= cap_m * SLACK
 

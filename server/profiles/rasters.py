@@ -20,7 +20,7 @@ from rio_tiler.io import Reader
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 
-from server.assets import asset_path, sheet_index
+from server.assets import asset_location, is_remote, sheet_index
 from server.catalog import RasterAsset, RasterCollection
 from server.policy import Restriction
 from server.sources.areas import SITE_SRID, project
@@ -52,8 +52,8 @@ def _footprints(c: RasterCollection, data_dir: Path, base: str) -> list[tuple[Ra
                 out.append((asset, shapely.union_all(boxes),
                             f"{base}/stac/search?collections={c.id}&datetime={asset.datetime}"))
             continue
-        path = asset_path(data_dir, asset)
-        if path.exists():
+        path = asset_location(data_dir, asset)
+        if is_remote(asset) or Path(path).exists():
             out.append((asset, shapely.geometry.shape(describe(path).footprint),
                         f"{base}/stac/collections/{c.id}/items/{asset.id}"))
     return out
@@ -80,8 +80,8 @@ def elevation(c: RasterCollection, data_dir: Path, parcel: BaseGeometry, epsg: i
               restriction: Restriction) -> dict[str, Any] | None:
     """Min, max and mean elevation (m) under the parcel, read no finer than the restriction allows."""
     asset = c.raster.assets[-1]
-    path = asset_path(data_dir, asset)
-    if not path.exists():
+    path = asset_location(data_dir, asset)
+    if not is_remote(asset) and not Path(path).exists():
         return None
     resolution = max(c.raster.resolution_m, restriction.max_resolution_m or 0.0)
     minx, miny, maxx, maxy = project(parcel, SITE_SRID, epsg).bounds

@@ -36,7 +36,7 @@ def fast_equivalent(crs: CRS) -> CRS:
     return CRS.from_proj4(proj4) if proj4 else crs
 
 
-def open_name(path: Path, crs: CRS | None, overview: int | None = None) -> str:
+def open_name(path: str | Path, crs: CRS | None, overview: int | None = None) -> str:
     """What to pass to ``rasterio.open`` for a file whose CRS is ``crs``, optionally at one overview
     level (GDAL's ``vrt://`` connection: ``a_srs`` overrides the CRS, ``ovr`` picks the level)."""
     proj4 = _fast_proj4(crs.to_wkt()) if crs else None

@@ -15,7 +15,6 @@ hand them to the handler this capability registers for raster collections (``TIL
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -23,7 +22,7 @@ from fastapi.responses import FileResponse, Response
 from rio_tiler.errors import PointOutsideBounds
 from starlette.concurrency import run_in_threadpool
 
-from server.assets import asset_path, file_assets
+from server.assets import asset_location, asset_path, file_assets, is_remote
 from server.cache import cached
 from server.catalog import Collection, RasterCollection
 from server.errors import NotFound
@@ -56,8 +55,9 @@ def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
     if not isinstance(collection, RasterCollection):
         return []
     url = f"{base}/collections/{collection.id}"
+    files = [a for a in collection.raster.assets if not is_remote(a)] if collection.raster.sheets is None else []
     links = [link(f"{url}/assets/{a.id}", "enclosure", GEOTIFF, f"COG {a.id} ({a.datetime})")
-             for a in collection.raster.assets if collection.raster.sheets is None]  # a mosaic's sheets: STAC
+             for a in files]  # a mosaic's sheets are listed in STAC; an object in a store is read by tiles
     if collection.raster.kind == "dem":
         links += [
             link(f"{url}/terrain/layer.json", "alternate", JSON, "Cesium quantized-mesh terrain (layer.json)"),
@@ -91,7 +91,7 @@ async def terrain_tile(request: Request, collectionId: str, z: int, x: int, y: i
     c = _raster(request, collectionId, "dem")
     terrain.check_tile(c, z, x, y)
     asset = select_asset(c, item, None)
-    path = asset_path(request.app.state.settings.data_dir, asset)
+    path = asset_location(request.app.state.settings.data_dir, asset)
     store = get_store(request.app)
     normals = terrain.wants_normals(request.headers.get("accept", ""))
     media = f"{terrain.MEDIA};extensions={terrain.NORMALS}" if normals else terrain.MEDIA
@@ -105,7 +105,7 @@ async def terrain_tile(request: Request, collectionId: str, z: int, x: int, y: i
     return await cached(request, "terrain", parts, produce, collections=[c], query=False)
 
 
-def read_elevation(store: RasterStore, path: Path, collection: RasterCollection, lon: float, lat: float, *,
+def read_elevation(store: RasterStore, path: str, collection: RasterCollection, lon: float, lat: float, *,
                    restriction: Restriction) -> float | None:
     """The height at a point of ``path`` (an asset of ``collection``), read from the finest overview no
     finer than the caller's resolution cap; None outside the data (runs in the raster pool)."""
@@ -141,7 +141,7 @@ async def elevation(
     """The DEM height (m) at ``lon``, ``lat`` as a GeoJSON Feature; 404 outside the DEM."""
     c = _raster(request, collectionId, "dem")
     asset = select_asset(c, item, datetime)
-    path = asset_path(request.app.state.settings.data_dir, asset)
+    path = asset_location(request.app.state.settings.data_dir, asset)
     store = get_store(request.app)
     height = await store.run(read_elevation, store, path, c, lon, lat, restriction=restriction_for(request, c))
     if height is None:
@@ -165,7 +165,7 @@ async def elevation(
 )
 async def asset_file(request: Request, collectionId: str, assetId: str):
     """The COG of one registered asset (of a mosaic: one sheet, ``<acquisition>_<sheet>``); supports
-    HTTP range requests."""
+    HTTP range requests. An asset in object storage is read through its tiles, not served as a file here."""
     c = _raster(request, collectionId)
     data_dir = request.app.state.settings.data_dir
     if c.raster.sheets is not None:  # a mosaic: its files are its sheets
@@ -174,6 +174,8 @@ async def asset_file(request: Request, collectionId: str, assetId: str):
             raise NotFound(f"Item '{assetId}' does not exist in collection '{c.id}'.")
     else:
         asset = select_asset(c, assetId, None)
+    if is_remote(asset):
+        raise NotFound(f"Asset '{asset.id}' of collection '{c.id}' is not offered as a file; read its tiles.")
     path = asset_path(data_dir, asset)
     if not path.is_file():
         raise RasterReadError()

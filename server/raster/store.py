@@ -3,10 +3,13 @@
 A GDAL dataset handle must not be used by two threads at once, so each worker thread of the
 pool keeps its own rio-tiler ``Reader`` per file (a handful of threads times a handful of files).
 A handle is reopened when its file changes (size, mtime or inode), so a rewritten COG is picked
-up without a restart. Files are opened inside a ``rasterio.Env`` holding ``GDAL_DEFAULTS``, each
-unless the process environment sets it (the environment is read, never written). Any failure to
-open or read a file is logged with its path and answered with a generic 500 body; the worker and
-the other files are unaffected.
+up without a restart; a remote one (object storage, see ``server.assets``) is reopened every
+``REMOTE_REOPEN_S`` seconds. Files are opened inside a ``rasterio.Env`` holding ``GDAL_DEFAULTS``, and
+the process-wide GDAL options ``GDAL_LIMITS`` (block cache, HTTP timeouts, range-request cache) are set
+once, each unless the process environment sets it (the environment is read, never written). Any
+failure to open or read a local file is logged with its path and answered with a generic 500 body;
+a remote one with 503 and ``Retry-After`` (the store may be back shortly); the worker and the other
+files are unaffected.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,12 +28,13 @@ from typing import Any, TypeVar
 
 import rasterio
 from fastapi import FastAPI
+from rasterio.env import set_gdal_config
 from rasterio.errors import RasterioError
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.errors import RioTilerError
 from rio_tiler.io import Reader
 
-from server.errors import OGCError
+from server.errors import OGCError, Unavailable
 from server.extents import as_bbox
 from server.raster.crs import open_name
 
@@ -38,6 +43,22 @@ T = TypeVar("T")
 
 # GDAL, while a file is opened: never list a COG's directory looking for side-car files
 GDAL_DEFAULTS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+# GDAL, process-wide: a bounded block cache (MB), a bounded cache of HTTP range reads (bytes), short
+# HTTP timeouts with one retry (a slow or failing object store answers 503, never holds a worker),
+# and only .tif names probed over HTTP (no side-car requests).
+GDAL_LIMITS = {
+    "GDAL_CACHEMAX": "64",
+    "CPL_VSIL_CURL_CACHE_SIZE": str(16 * 2**20),
+    "VSI_CACHE": "TRUE",
+    "VSI_CACHE_SIZE": str(2 * 2**20),
+    "GDAL_HTTP_CONNECTTIMEOUT": "3",
+    "GDAL_HTTP_TIMEOUT": "10",
+    "GDAL_HTTP_MAX_RETRY": "1",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff",
+    "GDAL_HTTP_MULTIRANGE": "YES",
+}
+REMOTE_REOPEN_S = 60.0
 
 
 class RasterReadError(OGCError):
@@ -48,6 +69,29 @@ class RasterReadError(OGCError):
 
     def __init__(self) -> None:
         super().__init__("The raster data of this item could not be read.")
+
+
+class RasterStoreUnavailable(Unavailable):
+    """A remote raster (object storage) could not be read: 503, generic body, retry shortly."""
+
+    def __init__(self) -> None:
+        super().__init__("The raster data of this item is not reachable now; retry shortly.", retry_after=5)
+
+
+def is_remote(location: str | Path) -> bool:
+    """A GDAL virtual file system name (``/vsis3/...``), as ``server.assets.asset_location`` gives for
+    an asset in object storage."""
+    return isinstance(location, str) and location.startswith("/vsi")
+
+
+def apply_gdal_limits() -> None:
+    """Set ``GDAL_LIMITS`` as GDAL options, each unless the process environment sets it."""
+    for name, value in GDAL_LIMITS.items():
+        chosen = os.environ.get(name, value)
+        if name == "GDAL_CACHEMAX" and chosen.isdigit():  # set in bytes; GDAL reads a small number as MB
+            set_gdal_config(name, int(chosen) * (2**20 if int(chosen) < 100_000 else 1))
+        else:
+            set_gdal_config(name, chosen)
 
 
 @dataclass(frozen=True)
@@ -67,6 +111,7 @@ class RasterStore:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onemap-raster")
         self._local = threading.local()
         self._gdal = {name: os.environ.get(name, value) for name, value in GDAL_DEFAULTS.items()}
+        apply_gdal_limits()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` in the raster pool; rasterio/GDAL/rio-tiler errors become ``RasterReadError``."""
@@ -81,24 +126,26 @@ class RasterStore:
         except (RasterioError, RioTilerError, OSError, ValueError) as exc:
             log.error("raster read failed: %s: %s", type(exc).__name__, exc)
             self._local.__dict__.pop("readers", None)  # reopen everything on the next request
+            if any(is_remote(a) for a in args):
+                raise RasterStoreUnavailable() from None
             raise RasterReadError() from None
 
-    def open(self, path: Path, overview: int | None = None) -> Opened:
+    def open(self, path: str | Path, overview: int | None = None) -> Opened:
         """The calling thread's open reader for ``path`` (opened, or reopened if the file changed),
         on the full-size image or on one overview level (index into the file's overviews)."""
         return self._cached(path, f"reader{overview}", lambda: self._open_reader(path, overview))
 
-    def overview(self, path: Path, level: int | None) -> rasterio.io.DatasetReader:
+    def overview(self, path: str | Path, level: int | None) -> rasterio.io.DatasetReader:
         """The calling thread's open dataset for one overview level of ``path`` (None: full size)."""
         if level is None:
             return self._cached(path, "full", lambda: self._open_dataset(path))
         return self._cached(path, f"ovr{level}", lambda: self._open_dataset(path, overview_level=level))
 
-    def _open_dataset(self, path: Path, **kwargs: Any) -> rasterio.io.DatasetReader:
+    def _open_dataset(self, path: str | Path, **kwargs: Any) -> rasterio.io.DatasetReader:
         with rasterio.Env(**self._gdal):
             return rasterio.open(path, **kwargs)
 
-    def _open_reader(self, path: Path, overview: int | None) -> Opened:
+    def _open_reader(self, path: str | Path, overview: int | None) -> Opened:
         with rasterio.Env(**self._gdal):
             with rasterio.open(path) as probe:
                 name = open_name(path, probe.crs, overview)
@@ -106,14 +153,9 @@ class RasterStore:
             reader = Reader(name)
         return Opened(reader, as_bbox(reader.get_geographic_bounds(WGS84_CRS)), factors)
 
-    def _cached(self, path: Path, tag: str, factory: Callable[[], Any]) -> Any:
-        handles: dict[tuple[Path, str], tuple[tuple, Any]] = self._local.__dict__.setdefault("readers", {})
-        try:
-            st = path.stat()
-        except OSError:
-            log.error("raster file missing: %s", path)
-            raise RasterReadError() from None
-        key = (st.st_size, st.st_mtime_ns, st.st_ino)
+    def _cached(self, path: str | Path, tag: str, factory: Callable[[], Any]) -> Any:
+        handles: dict[tuple[str | Path, str], tuple[tuple, Any]] = self._local.__dict__.setdefault("readers", {})
+        key = _signature(path)
         cached = handles.get((path, tag))
         if cached is not None and cached[0] == key:
             return cached[1]
@@ -126,6 +168,18 @@ class RasterStore:
     def close(self) -> None:
         """Stop the pool (threads and their handles end with it)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _signature(path: str | Path) -> tuple:
+    """What tells that a file changed: its size, mtime and inode; for a remote one, the time window."""
+    if is_remote(path):
+        return (int(time.monotonic() // REMOTE_REOPEN_S),)
+    try:
+        st = Path(path).stat()
+    except OSError:
+        log.error("raster file missing: %s", path)
+        raise RasterReadError() from None
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _close(handle: Any) -> None:

@@ -8,7 +8,6 @@ Parts of a tile outside the DEM are at height 0 (the ellipsoid).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Any
 
 from server.catalog import RasterCollection
@@ -94,7 +93,7 @@ def check_tile(collection: RasterCollection, z: int, x: int, y: int) -> None:
     raise NotFound(f"Terrain tile {z}/{x}/{y} has no data in '{collection.id}'.")
 
 
-def read_tile(store: RasterStore, path: Path, collection: RasterCollection, z: int, x: int, y: int, *,
+def read_tile(store: RasterStore, path: str, collection: RasterCollection, z: int, x: int, y: int, *,
               restriction: Restriction, normals: bool = False) -> bytes:
     """Build one quantized-mesh tile of ``path``, an asset of ``collection`` (runs in the raster pool),
     with vertex normals when asked; no level finer than the caller's ``restriction`` allows is built."""

@@ -34,7 +34,7 @@ from rasterio.transform import from_bounds
 from rio_tiler.models import ImageData
 from titiler.core.algorithm.dem import HillShade, TerrainRGB, Terrarium
 
-from server.assets import asset_path, sheet_index
+from server.assets import asset_location, sheet_index
 from server.cache import cached
 from server.catalog import RasterCollection
 from server.errors import InvalidParameter
@@ -242,7 +242,7 @@ async def tile_response(
         cap = checked(restriction, collection).max_resolution_m
         return await _mosaic_response(request, collection, index, tms, tile, query, settings, cap)
     asset = select_asset(collection, query.item, query.datetime)
-    path = asset_path(settings.data_dir, asset)
+    path = asset_location(settings.data_dir, asset)
     store = get_store(request.app)
     body = await store.run(_read_and_encode, store, path, tms, tile, query)
     if body is None:

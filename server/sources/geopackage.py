@@ -103,7 +103,17 @@ class GeoPackageSource:
         """Thread-local connections close with their threads."""
 
     def _conn(self) -> sqlite3.Connection:
+        """The thread's read-only connection, reopened when the file was replaced (``onemap sample``,
+        ``import`` and ``overviews`` write aside and rename): never a read from a deleted file."""
         conn = getattr(self._local, "conn", None)
+        held: int | None = getattr(self._local, "inode", None)
+        try:
+            inode: int | None = os.stat(self.path).st_ino
+        except OSError:
+            inode = held
+        if conn is not None and inode != held:
+            conn.close()
+            conn = None
         if conn is None:
             try:
                 conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
@@ -112,7 +122,7 @@ class GeoPackageSource:
             conn.execute("PRAGMA query_only = ON")
             conn.execute("PRAGMA cache_size = -65536")
             conn.execute("PRAGMA mmap_size = 1073741824")
-            self._local.conn = conn
+            self._local.conn, self._local.inode = conn, inode
         return conn
 
     # -- reads -------------------------------------------------------------------------------------

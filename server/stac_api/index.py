@@ -18,7 +18,7 @@ from typing import Any
 from rasterio.errors import RasterioError
 from shapely.geometry import shape
 
-from server.assets import asset_path, file_assets
+from server.assets import asset_path, file_assets, is_remote
 from server.catalog import Catalog, RasterAsset, RasterCollection
 from server.policy.model import Restriction, restricted_ids
 from server.stac_api.search import Entry
@@ -54,6 +54,9 @@ def versions(catalog: Catalog, data_dir: Path) -> tuple:
     out: list[tuple[str, int | None, int | None]] = []
     for c in raster_collections(catalog):
         for a in _files(c, data_dir):
+            if is_remote(a):  # an object in a store: its description is read once per process
+                out.append((a.id, None, None))
+                continue
             try:
                 st = asset_path(data_dir, a).stat()
                 out.append((a.id, st.st_size, st.st_mtime_ns))

@@ -21,7 +21,7 @@ from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.projection import ProjectionExtension
 from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 
-from server.assets import asset_path, file_assets
+from server.assets import asset_location, file_assets
 from server.catalog import Catalog, RasterAsset, RasterCollection
 from server.params import parse_instant
 from server.policy.rasters import SLACK, ground_resolution_m
@@ -187,7 +187,7 @@ def served_item(base: str, c: RasterCollection, asset: RasterAsset, data_dir: Pa
                 cap_m: float | None) -> pystac.Item | None:
     """The item of an asset as served under the resolution cap ``cap_m`` (reads the COG's header);
     ``None`` when no grid of the file is coarse enough for the cap (it is not served, so not listed)."""
-    path = asset_path(data_dir, asset)
+    path = asset_location(data_dir, asset)
     info = describe(path)
     served = served_grid(info, ground_resolution_m(path), cap_m)
     return build_item(base, c, asset, info, served) if served is not None else None

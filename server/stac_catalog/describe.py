@@ -41,7 +41,7 @@ def _stats(src: rasterio.io.DatasetReader) -> tuple[tuple[float, float, float], 
 
 
 @lru_cache(maxsize=64)
-def _describe(path: Path, _key: tuple) -> CogInfo:
+def _describe(path: str | Path, key: tuple) -> CogInfo:
     with rasterio.open(path) as src:
         native = box(*src.bounds)
         footprint = transform_geom(src.crs, "EPSG:4326", mapping(native))
@@ -60,11 +60,14 @@ def _describe(path: Path, _key: tuple) -> CogInfo:
             count=src.count,
             overviews=tuple(src.overviews(1)),
             stats=_stats(src),
-            size=path.stat().st_size,
+            size=key[0],
         )
 
 
-def describe(path: Path) -> CogInfo:
-    """The description of the COG at ``path``; re-read when the file changes."""
-    st = path.stat()
+def describe(path: str | Path) -> CogInfo:
+    """The description of the COG at ``path``; re-read when the file changes. A remote COG (its GDAL
+    virtual file system name, ``/vsis3/...``) is read once per process and its size is not known (0)."""
+    if str(path).startswith("/vsi"):
+        return _describe(str(path), (0, 0, 0))
+    st = Path(path).stat()
     return _describe(path, (st.st_size, st.st_mtime_ns, st.st_ino))

@@ -80,11 +80,16 @@ class GeoPackageStore(Store):
             conn.close()
 
     def prepare(self, catalog: Catalog, *, overviews: bool = True) -> list[str]:
-        """Version triggers on every collection table, then the overviews (one write transaction each)."""
-        with closing(sqlite3.connect(self.path)) as conn:
-            install_versioning(conn, catalog)
-            conn.commit()
-            return build_overviews(conn, catalog) if overviews else []
+        """Version triggers on every collection table, then the overviews, built in a copy of the file
+        that then replaces it (a rename): a server reading the file meanwhile never waits on a write lock
+        and moves to the new file at its next read (``GeoPackageSource`` reopens on a new inode). The
+        file's write lock is held throughout, so no edit made meanwhile is lost."""
+        built: list[str] = []
+        with closing(sqlite3.connect(self.path, timeout=30)) as lock:
+            lock.execute("BEGIN IMMEDIATE")
+            replace_file(self.path, self.path, lambda tmp: built.extend(prepare_file(tmp, catalog, overviews)))
+            lock.rollback()
+        return built
 
     def fresh_overviews(self) -> frozenset[str] | None:
         """Read from the file, read-only."""
@@ -96,4 +101,12 @@ class GeoPackageStore(Store):
         """The bundle's file replaces this one atomically, with data versioning installed first (a no-op
         for bundles that carry it); the bundle's overviews and label are kept."""
         say("embedded store")
-        replace_file(gpkg, self.path, lambda tmp: GeoPackageStore(tmp).prepare(Catalog(views), overviews=False))
+        replace_file(gpkg, self.path, lambda tmp: prepare_file(tmp, Catalog(views), overviews=False))
+
+
+def prepare_file(path: Path, catalog: Catalog, overviews: bool) -> list[str]:
+    """Version triggers and (unless ``overviews`` is false) the overviews, in place in the file ``path``."""
+    with closing(sqlite3.connect(path)) as conn:
+        install_versioning(conn, catalog)
+        conn.commit()
+        return build_overviews(conn, catalog) if overviews else []

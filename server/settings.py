@@ -81,6 +81,12 @@ class Settings(BaseSettings):
     cache_debug_header: bool = Field(
         default=False, description="Send X-Cache (hit, hit-shared, miss): it tells a caller what others asked for"
     )
+    # -- durable audit and observability (server/policy/journal.py, server/observability) --
+    audit_journal_dir: Path | None = Field(
+        default=None,
+        description="Local directory of the audit journal (a file per process); <data_dir>/audit-journal when unset",
+    )
+    audit_flush_s: float = Field(default=0.5, gt=0, description="How often queued audit records are written")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -95,6 +101,11 @@ class Settings(BaseSettings):
     @classmethod
     def _header_name(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @property
+    def journal_dir(self) -> Path:
+        """Where the audit journal is kept (``audit_journal_dir``, else under the data directory)."""
+        return self.audit_journal_dir or self.data_dir / "audit-journal"
 
     @property
     def gpkg_path(self) -> Path:

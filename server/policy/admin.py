@@ -46,9 +46,13 @@ class AuditRecord:
     returned: int | None
     status: int
     duration_ms: float | None
+    id: str | None = None  # unique per record: replaying the journal never duplicates a row
+    request_id: str | None = None  # the X-Request-ID the response carried
 
 
 AUDIT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
+SKIP_KNOWN = "ON CONFLICT (id) DO NOTHING"  # a record replayed from the journal is stored once
+ADDED_AUDIT_COLUMNS = ("id", "request_id")  # absent from audit tables created before them
 
 
 def _audit_row(r: AuditRecord) -> tuple:
@@ -150,6 +154,11 @@ class SqliteAdmin:
         conn = self._connect()
         try:
             conn.executescript((SQL_DIR / "admin_sqlite.sql").read_text(encoding="utf-8"))
+            present = {row[1] for row in conn.execute("PRAGMA table_info(onemap_audit)")}
+            for column in ADDED_AUDIT_COLUMNS:
+                if column not in present:  # a file made before the column: names from the constant above
+                    conn.execute(f"ALTER TABLE onemap_audit ADD COLUMN {column} TEXT")
+            conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS onemap_audit_id ON onemap_audit (id)")
         finally:
             conn.close()
 
@@ -178,7 +187,8 @@ class SqliteAdmin:
         rows = [tuple(_iso(v) if isinstance(v, dt.datetime) else v for v in _audit_row(r)) for r in records]
         if rows:
             marks = ", ".join("?" * len(AUDIT_COLUMNS))
-            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks})", rows, many=True)
+            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks}) {SKIP_KNOWN}",
+                      rows, many=True)
 
     def count_admitted(self, key_id: str, since: dt.datetime) -> int:
         rows = self._run(
@@ -234,7 +244,8 @@ class PostgresAdmin:
         rows = [_audit_row(r) for r in records]
         if rows:
             marks = ", ".join(["%s"] * len(AUDIT_COLUMNS))
-            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks})", rows, many=True)
+            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks}) {SKIP_KNOWN}",
+                      rows, many=True)
 
     def count_admitted(self, key_id: str, since: dt.datetime) -> int:
         rows = self._run(

@@ -10,7 +10,8 @@ request is same-origin). An HTML page opened with ``?api_key=`` also gets the se
 its links and the viewer need no key after it. ``/session`` itself is answered by ``session_routes``.
 Refusals (401/403/429, 413 for a body above ``max_body_bytes``, 503 while the store is unchecked)
 are answered here with the OGC exception body. WebSocket upgrades are refused before the app.
-``HEAD`` is served as ``GET`` without the body. Every request is audited after its response: time,
+``HEAD`` is served as ``GET`` without the body. Every request is audited as its response ends (the record
+is journaled before the last body message is sent, ``journal.py``): time,
 edition, key id, client address, method, route, path, collection, parameters as parsed (credentials
 removed), what was returned and the status, with control characters escaped.
 """
@@ -111,18 +112,18 @@ class PolicyMiddleware:
         exchange = _Exchange(dt.datetime.now(dt.UTC), time.perf_counter(), client_ip, method)
         if scope["type"] == "websocket":  # no route takes one: refused before the app (403 to the client)
             await receive()
-            await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             exchange.status = 403
             self._audit(scope, exchange)
+            await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             return
         state = scope.setdefault("state", {})
         try:
             exchange.policy = await self._admit(scope, exchange)
         except (OGCError, PayloadTooLarge) as exc:
             headers = dict(exc.headers) if exc.headers else None
-            await ogc_response(exc.status, exc.code, exc.description, headers)(scope, receive, send)
             exchange.status = exc.status
-            self._audit(scope, exchange)
+            self._audit(scope, exchange)  # journaled before the answer leaves
+            await ogc_response(exc.status, exc.code, exc.description, headers)(scope, receive, send)
             return
         state["policy"] = exchange.policy
         state["audit"] = {}
@@ -208,26 +209,29 @@ class PolicyMiddleware:
                     raise PayloadTooLarge(self.max_body)
             return message
 
+        audited = False
+
         async def recorded(message: Message) -> None:
+            nonlocal audited
             if message["type"] == "http.response.start":
                 exchange.status = message["status"]
-                if exchange.grant is not None and _is_page(message):
-                    message = {**message, "headers": [*message.get("headers", []),
-                                                      (b"set-cookie", exchange.grant.encode("latin-1"))]}
-            elif head and message["type"] == "http.response.body" and message.get("body"):
-                message = {**message, "body": b""}
-            await send(message)
+            elif not audited and message["type"] == "http.response.body" and not message.get("more_body", False):
+                audited = True  # journaled before the last byte leaves: an answered request is never lost
+                self._audit(inner, exchange)
+            await send(_outgoing(message, exchange.grant, head))
 
         try:
             await self.app(inner, limited, recorded)
         finally:
-            self._audit(inner, exchange)
+            if not audited:
+                self._audit(inner, exchange)
 
     def _audit(self, scope: Scope, exchange: _Exchange) -> None:
         policy = exchange.policy
         route = scope.get("route")
         route_path = getattr(route, "path", None)
-        self.runtime.audit.submit(AuditRecord(
+        audit = self.runtime.audit
+        audit.submit(AuditRecord(
             ts=exchange.now,
             edition=self.runtime.edition,
             key_id=(policy.key_id if policy is not None else None) or exchange.key_id or _noted_key(scope),
@@ -240,6 +244,7 @@ class PolicyMiddleware:
             returned=_returned(scope, exchange.status),
             status=exchange.status,
             duration_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
+            id=audit.new_id(),
         ))
 
 
@@ -260,6 +265,16 @@ def _key_id(raw: str | None) -> str | None:
 def _from_query(scope: Scope) -> bool:
     """Whether the request's key came as a query parameter (not in the header)."""
     return not any(name == KEY_HEADER for name, _ in scope.get("headers", ()))
+
+
+def _outgoing(message: Message, grant: str | None, head: bool) -> Message:
+    """The message as sent: a session grant added to an HTML page, no body for ``HEAD``."""
+    if message["type"] == "http.response.start":
+        if grant is not None and _is_page(message):
+            return {**message, "headers": [*message.get("headers", []), (b"set-cookie", grant.encode("latin-1"))]}
+    elif head and message.get("body"):
+        return {**message, "body": b""}
+    return message
 
 
 def _is_page(message: Message) -> bool:

@@ -12,11 +12,13 @@ takes effect on every replica within that time.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 import time
 from typing import Protocol
 
 from cachetools import TTLCache
+from psycopg.conninfo import conninfo_to_dict
 from starlette.concurrency import run_in_threadpool
 
 from server.cache.breaker import CircuitBreaker
@@ -42,6 +44,15 @@ _UNKNOWN = object()
 RETRY_READY_S = 2.0
 LABEL_RECHECK_S = 10.0
 KEY_HELP = f"Send it in the {KEY_HEADER_NAME} header or the {KEY_PARAMS[0]} query parameter."
+
+
+def _store_tag(database_url: str | None) -> str:
+    """The journal subdirectory of a store: a journal is only ever replayed into the store it was written for."""
+    if not database_url:
+        return "embedded"
+    info = conninfo_to_dict(database_url)
+    where = "|".join(str(info.get(k, "")) for k in ("host", "hostaddr", "port", "dbname"))
+    return "postgis-" + hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
 class PolicyStore(Protocol):
@@ -73,7 +84,8 @@ class PolicyRuntime:
         self.edition = settings.edition
         self.spec = self.resolver.spec
         self.admin = store.admin()
-        self.audit = AuditWriter(self.admin)
+        self.audit = AuditWriter(self.admin, interval=settings.audit_flush_s,
+                                 journal_dir=settings.journal_dir / _store_tag(settings.database_url))
         breaker = CircuitBreaker("redis limits", settings.redis_breaker_failures, settings.redis_breaker_cooldown_s,
                                  log=log)
         self.limits = Limits(settings.redis_url, settings.redis_timeout_s, breaker, self.spec.limits_without_redis,

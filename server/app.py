@@ -8,7 +8,7 @@ from importlib import import_module
 
 from fastapi import Depends, FastAPI
 
-from server import cache, credentials, errors, policy
+from server import cache, credentials, errors, observability, policy
 from server.catalog import load_catalog
 from server.settings import Settings
 from server.stores import open_store
@@ -69,5 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tile_handlers = collect_handlers(app.state.capabilities)
     for module in app.state.capabilities:
         app.include_router(module.router)
-    policy.install(app)  # outermost middleware: every request is authenticated and audited
+    policy.install(app)  # outer middleware: every request is authenticated and audited
+    observability.install(app)  # outermost: /healthz, /readyz, /metrics, request ids, request metrics
     return app

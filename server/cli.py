@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,11 +33,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from server.observability.logs import log_config
+    from server.observability.metrics import MULTIPROC_ENV
 
     if args.trusted_proxies is not None:
         os.environ["ONEMAP_TRUSTED_PROXIES"] = args.trusted_proxies
     if args.forwarded_header is not None:
         os.environ["ONEMAP_FORWARDED_HEADER"] = args.forwarded_header
+    if args.workers > 1 and not os.environ.get(MULTIPROC_ENV):  # /metrics adds up every worker's samples
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="onemap-metrics-")
     try:
         settings = _settings(args)
     except ValueError as exc:
@@ -55,6 +62,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         proxy_headers=False,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        timeout_keep_alive=args.keep_alive_timeout,
+        log_config=log_config("json", args.log_level) if args.log_format == "json" else LOGGING_CONFIG,
     )
     return 0
 
@@ -171,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
                    help="the header those proxies set (ONEMAP_FORWARDED_HEADER; default x-forwarded-for)")
     s.add_argument("--log-level", default="info")
     s.add_argument("--no-access-log", dest="access_log", action="store_false")
+    s.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="json: one JSON object a line, with the request id (default text)")
+    s.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="on SIGTERM, how long in-flight requests may finish before the worker exits (default 30)")
+    s.add_argument("--keep-alive-timeout", type=int, default=5, metavar="SECONDS",
+                   help="idle keep-alive connections are closed after this (default 5)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("sample", help="generate the sample county")

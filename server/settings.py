@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         description="Local directory of the audit journal (a file per process); <data_dir>/audit-journal when unset",
     )
     audit_flush_s: float = Field(default=0.5, gt=0, description="How often queued audit records are written")
+    metrics: Literal["off", "open", "token"] = Field(
+        default="off", description="/metrics: off, open (anyone: a private network only) or token (bearer token)"
+    )
+    metrics_token: str | None = Field(default=None, description="The bearer token /metrics requires (metrics=token)")
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

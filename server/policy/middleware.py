@@ -223,6 +223,8 @@ class PolicyMiddleware:
         try:
             await self.app(inner, limited, recorded)
         finally:
+            if head and "route" in inner:
+                scope["route"] = inner["route"]  # for the outer middleware's metrics
             if not audited:
                 self._audit(inner, exchange)
 
@@ -245,6 +247,7 @@ class PolicyMiddleware:
             status=exchange.status,
             duration_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
             id=audit.new_id(),
+            request_id=scope.get("state", {}).get("request_id"),
         ))
 
 

@@ -113,6 +113,10 @@ class PostGISSource:
         """Close the pool."""
         await self._pool.close()
 
+    def pool_stats(self) -> dict[str, int]:
+        """The read pool's sizes and counters (psycopg_pool's ``get_stats``), for the metrics."""
+        return self._pool.get_stats()
+
     # -- running statements -------------------------------------------------------------------
 
     async def _fetch(self, query: str | sql.SQL | sql.Composed, params: Any = None, *, many: bool = False) -> Any:

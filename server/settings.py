@@ -91,6 +91,19 @@ class Settings(BaseSettings):
         default="off", description="/metrics: off, open (anyone: a private network only) or token (bearer token)"
     )
     metrics_token: str | None = Field(default=None, description="The bearer token /metrics requires (metrics=token)")
+    # -- read replicas (server/pgconn.py): reads on streaming replicas, writes on ONEMAP_DATABASE_URL --
+    database_read_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Read replicas (comma-separated URLs, one host each) for features, tiles and lookups"
+    )
+
+    @field_validator("database_read_urls", mode="before")
+    @classmethod
+    def _read_urls(cls, value: object) -> tuple[str, ...]:
+        """``postgresql://r1/db,postgresql://r2/db`` (or a sequence) -> the URLs."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ValueError("expected PostgreSQL URLs separated by commas")
+        return tuple(str(i).strip() for i in items if str(i).strip())
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         default="off", description="/metrics: off, open (anyone: a private network only) or token (bearer token)"
     )
     metrics_token: str | None = Field(default=None, description="The bearer token /metrics requires (metrics=token)")
+    # -- outage (server/cache/versions.py, server/policy/runtime.py) --
+    cache_outage_grace_s: float = Field(
+        default=300.0, ge=0, description="How long cached answers outlive a database outage (last known versions)"
+    )
+    key_outage_grace_s: float = Field(
+        default=300.0, ge=0, description="How long a verified API key keeps working while the key store is down"
+    )
     # -- read replicas (server/pgconn.py): reads on streaming replicas, writes on ONEMAP_DATABASE_URL --
     database_read_urls: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Read replicas (comma-separated URLs, one host each) for features, tiles and lookups"

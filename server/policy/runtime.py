@@ -40,6 +40,7 @@ from server.settings import Settings
 log = logging.getLogger("onemap.policy")
 
 KEY_TTL_S = 5.0
+OUTAGE_LOG_EVERY_S = 30.0
 _UNKNOWN = object()
 RETRY_READY_S = 2.0
 LABEL_RECHECK_S = 10.0
@@ -92,6 +93,9 @@ class PolicyRuntime:
                              self._seed_quota)
         self.sessions = SessionSigner(settings)
         self._keys: TTLCache[str, KeyRecord | None] = TTLCache(maxsize=10_000, ttl=KEY_TTL_S)
+        # verified keys, kept for the outage grace period: used only while the key store is unreachable
+        self._verified: TTLCache[str, KeyRecord] = TTLCache(maxsize=10_000, ttl=max(settings.key_outage_grace_s, 1e-3))
+        self._outage_logged = 0.0
         self.ready = False
         self.problem: str | None = None
         self._next_try = 0.0
@@ -118,6 +122,7 @@ class PolicyRuntime:
         try:
             problem = await run_in_threadpool(self._store_problem)
         except Exception as exc:  # an unreachable store shows on the reads themselves
+            self._label_due = time.monotonic() + LABEL_RECHECK_S  # not asked again by every request meanwhile
             log.warning("store label not readable: %s", exc)
             return
         if problem:
@@ -177,9 +182,18 @@ class PolicyRuntime:
         try:
             record = await run_in_threadpool(self.admin.get_key, key_id)
         except Exception as exc:
-            log.warning("key lookup failed: %s", exc)
+            known = self._verified.get(key_id)
+            if time.monotonic() >= self._outage_logged:  # one line per period, not one per request
+                self._outage_logged = time.monotonic() + OUTAGE_LOG_EVERY_S
+                log.warning("key lookup failed (keys verified in the last %.0f s still admitted): %s",
+                            self._verified.ttl, exc)
+            if known is not None:
+                self._keys[key_id] = known  # asked again after KEY_TTL_S, not on every request
+                return known
             raise Unavailable("The key store is not reachable; retry shortly.") from None
         self._keys[key_id] = record
+        if record is not None:
+            self._verified[key_id] = record
         return record
 
     def forget_keys(self) -> None:

@@ -13,9 +13,8 @@ row and in every log line written while serving it.
 from __future__ import annotations
 
 import hmac
-import itertools
+import os
 import re
-import secrets
 import time
 from typing import Any
 
@@ -49,8 +48,6 @@ class ObservabilityMiddleware:
         self.proxies = ClientResolver(settings.trusted_proxies, settings.forwarded_header)
         self.metrics = settings.metrics
         self.token = (settings.metrics_token or "").encode()
-        self._prefix = secrets.token_hex(6)
-        self._ids = itertools.count()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,14 +92,14 @@ class ObservabilityMiddleware:
             metrics.observe(route, scope["method"], status, time.perf_counter() - started)
 
     def _request_id(self, scope: Scope) -> str:
-        """A trusted proxy's well-formed ``X-Request-ID``, else a new id (random prefix, counter)."""
+        """A trusted proxy's well-formed ``X-Request-ID``, else a new random id."""
         if self.proxies.networks:
             peer = scope.get("client")
             if peer and self.proxies.trusted(parse_address(peer[0])):
                 for name, value in scope.get("headers", ()):
                     if name == REQUEST_ID_HEADER and VALID_REQUEST_ID.fullmatch(value):
                         return value.decode("ascii")
-        return f"{self._prefix}{next(self._ids):08x}"
+        return os.urandom(12).hex()  # random: a counter would tell a caller how many requests others made
 
     def _may_scrape(self, scope: Scope) -> bool:
         if self.metrics == "open":

@@ -8,7 +8,7 @@ from importlib import import_module
 
 from fastapi import Depends, FastAPI
 
-from server import cache, credentials, errors, policy
+from server import cache, credentials, errors, observability, policy
 from server.catalog import load_catalog
 from server.policy import cors
 from server.settings import Settings
@@ -76,5 +76,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in app.state.capabilities:
         app.include_router(module.router)
     policy.install(app)  # every request is authenticated and audited
-    cors.install(app, settings)  # outermost: preflights need no key, every response carries CORS headers
+    cors.install(app, settings)  # preflights need no key, every response carries CORS headers
+    observability.install(app)  # outermost: /healthz, /readyz, /metrics, request ids, request metrics
     return app

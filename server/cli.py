@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,12 +37,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import os
 
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    from server.observability.logs import log_config
+    from server.observability.metrics import MULTIPROC_ENV
 
     if args.trusted_proxies is not None:
         os.environ["ONEMAP_TRUSTED_PROXIES"] = args.trusted_proxies
     if args.forwarded_header is not None:
         os.environ["ONEMAP_FORWARDED_HEADER"] = args.forwarded_header
     os.environ["ONEMAP_WORKERS"] = str(args.workers)  # the workers share the machine's cache budget
+    if args.workers > 1 and not os.environ.get(MULTIPROC_ENV):  # /metrics adds up every worker's samples
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="onemap-metrics-")
     problems = startup_problems(_settings(args))  # before any worker is forked: one message, one exit
     if problems:
         print("error: cannot serve:\n  " + "\n  ".join(problems), file=sys.stderr)
@@ -56,6 +63,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=args.access_log,
         proxy_headers=False,
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        timeout_graceful_shutdown=args.graceful_timeout,
+        timeout_keep_alive=args.keep_alive_timeout,
+        log_config=log_config("json", args.log_level) if args.log_format == "json" else LOGGING_CONFIG,
     )
     return 0
 
@@ -164,6 +174,12 @@ def parser() -> argparse.ArgumentParser:
                    help="the header those proxies set (ONEMAP_FORWARDED_HEADER; default x-forwarded-for)")
     s.add_argument("--log-level", default="info")
     s.add_argument("--no-access-log", dest="access_log", action="store_false")
+    s.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="json: one JSON object a line, with the request id (default text)")
+    s.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="on SIGTERM, how long in-flight requests may finish before the worker exits (default 30)")
+    s.add_argument("--keep-alive-timeout", type=int, default=5, metavar="SECONDS",
+                   help="idle keep-alive connections are closed after this (default 5)")
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("sample", help="generate the sample county")

@@ -124,6 +124,36 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, description="Worker processes sharing the machine's cache budget (onemap serve --workers)"
     )
+    # -- durable audit and observability (server/policy/journal.py, server/observability) --
+    audit_journal_dir: Path | None = Field(
+        default=None,
+        description="Local directory of the audit journal (a file per process); <data_dir>/audit-journal when unset",
+    )
+    audit_flush_s: float = Field(default=0.5, gt=0, description="How often queued audit records are written")
+    metrics: Literal["off", "open", "token"] = Field(
+        default="off", description="/metrics: off, open (anyone: a private network only) or token (bearer token)"
+    )
+    metrics_token: str | None = Field(default=None, description="The bearer token /metrics requires (metrics=token)")
+    # -- outage (server/cache/versions.py, server/policy/runtime.py) --
+    cache_outage_grace_s: float = Field(
+        default=300.0, ge=0, description="How long cached answers outlive a database outage (last known versions)"
+    )
+    key_outage_grace_s: float = Field(
+        default=300.0, ge=0, description="How long a verified API key keeps working while the key store is down"
+    )
+    # -- read replicas (server/pgconn.py): reads on streaming replicas, writes on ONEMAP_DATABASE_URL --
+    database_read_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Read replicas (comma-separated URLs, one host each) for features, tiles and lookups"
+    )
+
+    @field_validator("database_read_urls", mode="before")
+    @classmethod
+    def _read_urls(cls, value: object) -> tuple[str, ...]:
+        """``postgresql://r1/db,postgresql://r2/db`` (or a sequence) -> the URLs."""
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ValueError("expected PostgreSQL URLs separated by commas")
+        return tuple(str(i).strip() for i in items if str(i).strip())
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -138,6 +168,11 @@ class Settings(BaseSettings):
     @classmethod
     def _header_name(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @property
+    def journal_dir(self) -> Path:
+        """Where the audit journal is kept (``audit_journal_dir``, else under the data directory)."""
+        return self.audit_journal_dir or self.data_dir / "audit-journal"
 
     @property
     def gpkg_path(self) -> Path:

@@ -116,3 +116,15 @@ def test_writes_are_batched_off_the_request_path(settings):
         assert queued >= 5
         assert writer.flush() >= 5 and writer.pending == 0
     assert len(rows(settings, parse_key(key)[0])) == 5
+
+
+def test_audit_rows_follow_the_columns():
+    """A stored row lists every field of the record in column order (the row is written field by field)."""
+    from dataclasses import fields
+
+    from server.policy.admin import AUDIT_COLUMNS, _audit_row
+
+    values = {f.name: f"v-{f.name}" for f in fields(AuditRecord)}
+    record = AuditRecord(**values)
+    assert _audit_row(record, "when") == ("when", *(values[c] for c in AUDIT_COLUMNS[1:]))
+    assert AUDIT_COLUMNS[0] == "ts"

@@ -139,7 +139,8 @@ class ResponseCache:
         self.debug_header = settings.cache_debug_header
         self.max_entry = settings.cache_max_entry_bytes
         self.memory = MemoryCache(worker_budget(settings), settings.cache_max_entry_bytes)
-        self.versions = VersionMemo(source, settings.cache_version_ttl_s, settings.data_dir)
+        self.versions = VersionMemo(source, settings.cache_version_ttl_s, settings.data_dir,
+                                    settings.cache_outage_grace_s)
         self.shared: SharedCache | None = None
         if settings.redis_url:
             breaker = CircuitBreaker("redis", settings.redis_breaker_failures, settings.redis_breaker_cooldown_s)

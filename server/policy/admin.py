@@ -46,16 +46,20 @@ class AuditRecord:
     returned: int | None
     status: int
     duration_ms: float | None
+    id: str | None = None  # unique per record: replaying the journal never duplicates a row
+    request_id: str | None = None  # the X-Request-ID the response carried
 
 
 AUDIT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
+SKIP_KNOWN = "ON CONFLICT (id) DO NOTHING"  # a record replayed from the journal is stored once
+ADDED_AUDIT_COLUMNS = ("id", "request_id")  # absent from audit tables created before them
 
 
 def _audit_row(r: AuditRecord, ts: Any) -> tuple:
     """The record's values in ``AUDIT_COLUMNS`` order, its time given as the store keeps it (read field by
     field: ``astuple`` deep-copies, and a loop over the names costs more than the insert itself)."""
     return (ts, r.edition, r.key_id, r.client_ip, r.method, r.route, r.path, r.collection, r.params, r.returned,
-            r.status, r.duration_ms)
+            r.status, r.duration_ms, r.id, r.request_id)
 
 
 class AdminStore(Protocol):
@@ -157,6 +161,11 @@ class SqliteAdmin:
         conn = self._connect()
         try:
             conn.executescript((SQL_DIR / "admin_sqlite.sql").read_text(encoding="utf-8"))
+            present = {row[1] for row in conn.execute("PRAGMA table_info(onemap_audit)")}
+            for column in ADDED_AUDIT_COLUMNS:
+                if column not in present:  # a file made before the column: names from the constant above
+                    conn.execute(f"ALTER TABLE onemap_audit ADD COLUMN {column} TEXT")
+            conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS onemap_audit_id ON onemap_audit (id)")
         finally:
             conn.close()
 
@@ -185,7 +194,8 @@ class SqliteAdmin:
         rows = [_audit_row(r, _iso(r.ts)) for r in records]
         if rows:
             marks = ", ".join("?" * len(AUDIT_COLUMNS))
-            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks})", rows, many=True)
+            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks}) {SKIP_KNOWN}",
+                      rows, many=True)
 
     def count_admitted(self, key_id: str, since: dt.datetime) -> int:
         rows = self._run(
@@ -241,7 +251,8 @@ class PostgresAdmin:
         rows = [_audit_row(r, r.ts) for r in records]
         if rows:
             marks = ", ".join(["%s"] * len(AUDIT_COLUMNS))
-            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks})", rows, many=True)
+            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks}) {SKIP_KNOWN}",
+                      rows, many=True)
 
     def count_admitted(self, key_id: str, since: dt.datetime) -> int:
         rows = self._run(

@@ -10,7 +10,8 @@ request is same-origin). An HTML page opened with ``?api_key=`` also gets the se
 its links and the viewer need no key after it. ``/session`` itself is answered by ``session_routes``.
 Refusals (401/403/429, 413 for a body above ``max_body_bytes``, 503 while the store is unchecked)
 are answered here with the OGC exception body. WebSocket upgrades are refused before the app.
-``HEAD`` is served as ``GET`` without the body. Every request is audited after its response: time,
+``HEAD`` is served as ``GET`` without the body. Every request is audited as its response ends (the record
+is journaled before the last body message is sent, ``journal.py``): time,
 edition, key id, client address, method, route, path, collection, parameters as parsed (credentials
 removed), what was returned and the status, with control characters escaped.
 """
@@ -102,6 +103,7 @@ class _Exchange:
     key_id: str | None = None
     status: int = 500
     grant: KeyRecord | None = None  # an HTML page opened with ?api_key= gets a session of this key
+    audited: bool = False
 
 
 class PolicyMiddleware:
@@ -126,18 +128,18 @@ class PolicyMiddleware:
         exchange = _Exchange(dt.datetime.now(dt.UTC), time.perf_counter(), client_ip, method)
         if scope["type"] == "websocket":  # no route takes one: refused before the app (403 to the client)
             await receive()
-            await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             exchange.status = 403
             self._audit(scope, exchange)
+            await send({"type": "websocket.close", "code": WEBSOCKET_POLICY_VIOLATION})
             return
         state = scope.setdefault("state", {})
         try:
             exchange.policy = await self._admit(scope, exchange)
         except (OGCError, PayloadTooLarge) as exc:
             headers = dict(exc.headers) if exc.headers else None
-            await ogc_response(exc.status, exc.code, exc.description, headers)(scope, receive, send)
             exchange.status = exc.status
-            self._audit(scope, exchange)
+            self._audit(scope, exchange)  # journaled before the answer leaves
+            await ogc_response(exc.status, exc.code, exc.description, headers)(scope, receive, send)
             return
         state["policy"] = exchange.policy
         state["audit"] = {}
@@ -181,6 +183,12 @@ class PolicyMiddleware:
             exchange.grant = record
         return policy
 
+    def _with_session(self, message: Message, record: KeyRecord, now: dt.datetime, scope: Scope) -> Message:
+        """An HTML page opened with ``?api_key=``: its answer also carries the key's session cookie."""
+        token, max_age = self.runtime.sessions.issue(record, now)
+        cookie = cookie_header(token, max_age, self.secure(scope)).encode("latin-1")
+        return {**message, "headers": [*message.get("headers", []), (b"set-cookie", cookie)]}
+
     def own_origin(self, scope: Scope) -> str:
         """This server's base URL: ``ONEMAP_BASE_URL``, else the scheme and Host of the request."""
         if self.base_url:
@@ -220,39 +228,33 @@ class PolicyMiddleware:
         """Run the app (``HEAD`` as ``GET`` without the body; the body read no further than the limit)."""
         head = scope["method"] == "HEAD"
         inner = {**scope, "method": "GET"} if head else scope  # the shared state dict travels along
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise PayloadTooLarge(self.max_body)
-            return message
 
         async def recorded(message: Message) -> None:
             if message["type"] == "http.response.start":
                 exchange.status = message["status"]
                 if exchange.grant is not None and _is_page(message):
-                    token, max_age = self.runtime.sessions.issue(exchange.grant, exchange.now)
-                    cookie = cookie_header(token, max_age, self.secure(scope))
-                    message = {**message, "headers": [*message.get("headers", []),
-                                                      (b"set-cookie", cookie.encode("latin-1"))]}
-            elif head and message["type"] == "http.response.body" and message.get("body"):
+                    message = self._with_session(message, exchange.grant, exchange.now, scope)
+            elif not exchange.audited and message["type"] == "http.response.body" and not message.get("more_body"):
+                self._audit(inner, exchange)  # journaled before the last byte leaves: an answer is never lost
+            if head and message["type"] != "http.response.start" and message.get("body"):
                 message = {**message, "body": b""}
             await send(message)
 
         try:
-            await self.app(inner, limited, recorded)
+            await self.app(inner, _limited(receive, self.max_body), recorded)
         finally:
-            self._audit(inner, exchange)
+            if head and "route" in inner:
+                scope["route"] = inner["route"]  # for the outer middleware's metrics
+            if not exchange.audited:
+                self._audit(inner, exchange)
 
     def _audit(self, scope: Scope, exchange: _Exchange) -> None:
+        exchange.audited = True
         policy = exchange.policy
         route = scope.get("route")
         route_path = getattr(route, "path", None)
-        self.runtime.audit.submit(AuditRecord(
+        audit = self.runtime.audit
+        audit.submit(AuditRecord(
             ts=exchange.now,
             edition=self.runtime.edition,
             key_id=(policy.key_id if policy is not None else None) or exchange.key_id or _noted_key(scope),
@@ -265,6 +267,8 @@ class PolicyMiddleware:
             returned=_returned(scope, exchange.status),
             status=exchange.status,
             duration_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
+            id=audit.new_id(),
+            request_id=scope.get("state", {}).get("request_id"),
         ))
 
 
@@ -279,6 +283,22 @@ def _collection(scope: Scope) -> str | None:
 def _from_query(scope: Scope) -> bool:
     """Whether the request's key came as a query parameter (not in the header)."""
     return not any(name == KEY_HEADER for name, _ in scope.get("headers", ()))
+
+
+def _limited(receive: Receive, max_body: int) -> Receive:
+    """``receive`` refusing a request body longer than ``max_body`` (``PayloadTooLarge``)."""
+    seen = 0
+
+    async def limited() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > max_body:
+                raise PayloadTooLarge(max_body)
+        return message
+
+    return limited
 
 
 def _is_page(message: Message) -> bool:

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import time
 from typing import Protocol
 
 from cachetools import TTLCache
+from psycopg.conninfo import conninfo_to_dict
 from starlette.concurrency import run_in_threadpool
 
 from server.cache.breaker import CircuitBreaker
@@ -39,10 +41,20 @@ from server.settings import Settings
 log = logging.getLogger("onemap.policy")
 
 KEY_TTL_S = 5.0
+OUTAGE_LOG_EVERY_S = 30.0
 _UNKNOWN = object()
 RETRY_READY_S = 2.0
 LABEL_RECHECK_S = 10.0
 KEY_HELP = f"Send it in the {KEY_HEADER_NAME} header or the {KEY_PARAMS[0]} query parameter."
+
+
+def _store_tag(database_url: str | None) -> str:
+    """The journal subdirectory of a store: a journal is only ever replayed into the store it was written for."""
+    if not database_url:
+        return "embedded"
+    info = conninfo_to_dict(database_url)
+    where = "|".join(str(info.get(k, "")) for k in ("host", "hostaddr", "port", "dbname"))
+    return "postgis-" + hashlib.sha256(where.encode()).hexdigest()[:16]
 
 
 class PolicyStore(Protocol):
@@ -74,7 +86,8 @@ class PolicyRuntime:
         self.edition = settings.edition
         self.spec = self.resolver.spec
         self.admin = store.admin()
-        self.audit = AuditWriter(self.admin)
+        self.audit = AuditWriter(self.admin, interval=settings.audit_flush_s,
+                                 journal_dir=settings.journal_dir / _store_tag(settings.database_url))
         breaker = CircuitBreaker("redis limits", settings.redis_breaker_failures, settings.redis_breaker_cooldown_s,
                                  log=log)
         self.limits = Limits(settings.redis_url, settings.redis_timeout_s, breaker, self.spec.limits_without_redis,
@@ -82,6 +95,9 @@ class PolicyRuntime:
         self.sessions = SessionSigner(settings)
         self._keys: TTLCache[str, KeyRecord | None] = TTLCache(maxsize=10_000, ttl=KEY_TTL_S)
         self._key_reads: dict[str, asyncio.Future[KeyRecord | None]] = {}
+        # verified keys, kept for the outage grace period: used only while the key store is unreachable
+        self._verified: TTLCache[str, KeyRecord] = TTLCache(maxsize=10_000, ttl=max(settings.key_outage_grace_s, 1e-3))
+        self._outage_logged = 0.0
         self.ready = False
         self.problem: str | None = None
         self._next_try = 0.0
@@ -108,6 +124,7 @@ class PolicyRuntime:
         try:
             problem = await run_in_threadpool(self._store_problem)
         except Exception as exc:  # an unreachable store shows on the reads themselves
+            self._label_due = time.monotonic() + LABEL_RECHECK_S  # not asked again by every request meanwhile
             log.warning("store label not readable: %s", exc)
             return
         if problem:
@@ -177,9 +194,18 @@ class PolicyRuntime:
         try:
             record = await run_in_threadpool(self.admin.get_key, key_id)
         except Exception as exc:
-            log.warning("key lookup failed: %s", exc)
+            known = self._verified.get(key_id)
+            if time.monotonic() >= self._outage_logged:  # one line per period, not one per request
+                self._outage_logged = time.monotonic() + OUTAGE_LOG_EVERY_S
+                log.warning("key lookup failed (keys verified in the last %.0f s still admitted): %s",
+                            self._verified.ttl, exc)
+            if known is not None:
+                self._keys[key_id] = known  # asked again after KEY_TTL_S, not on every request
+                return known
             raise Unavailable("The key store is not reachable; retry shortly.") from None
         self._keys[key_id] = record
+        if record is not None:
+            self._verified[key_id] = record
         return record
 
     def forget_keys(self) -> None:

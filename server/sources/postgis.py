@@ -32,6 +32,7 @@ from server.catalog import Catalog, VectorCollection
 from server.crs import CRS84, Crs
 from server.errors import InvalidParameter, Unavailable
 from server.filters import OUT_OF_RANGE, pg_filter
+from server.pgconn import read_conninfo
 from server.policy.desensitize import output_digits
 from server.policy.model import Restriction, checked
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_property
@@ -89,7 +90,7 @@ class PostGISSource:
         self._extents: dict[tuple[str, Restriction], tuple[str, Extent]] = {}
         self._tiles = TileStatements()
         self._pool = AsyncConnectionPool(
-            settings.database_url or "",
+            read_conninfo(settings.database_url or "", settings.database_read_urls),
             min_size=settings.pool_min_size,
             max_size=max(settings.pool_max_size, settings.pool_min_size),
             kwargs={"autocommit": True, "application_name": "onemap", "connect_timeout": 10},
@@ -119,6 +120,10 @@ class PostGISSource:
     async def close(self) -> None:
         """Close the pool."""
         await self._pool.close()
+
+    def pool_stats(self) -> dict[str, int]:
+        """The read pool's sizes and counters (psycopg_pool's ``get_stats``), for the metrics."""
+        return self._pool.get_stats()
 
     # -- running statements -------------------------------------------------------------------
 

@@ -26,8 +26,14 @@ CREATE TABLE IF NOT EXISTS onemap_audit (
     params      text,
     returned    bigint,
     status      integer NOT NULL,
-    duration_ms double precision
+    duration_ms double precision,
+    id          text,
+    request_id  text
 );
+-- added after the first release: the journal's record id and the request id
+ALTER TABLE onemap_audit ADD COLUMN IF NOT EXISTS id text;
+ALTER TABLE onemap_audit ADD COLUMN IF NOT EXISTS request_id text;
+CREATE UNIQUE INDEX IF NOT EXISTS onemap_audit_id ON onemap_audit (id);
 CREATE INDEX IF NOT EXISTS onemap_audit_key_ts ON onemap_audit (key_id, ts);
 CREATE INDEX IF NOT EXISTS onemap_audit_ts ON onemap_audit (ts);
 

@@ -26,7 +26,9 @@ CREATE TABLE IF NOT EXISTS onemap_audit (
     params      TEXT,
     returned    INTEGER,
     status      INTEGER NOT NULL,
-    duration_ms REAL
+    duration_ms REAL,
+    id          TEXT,
+    request_id  TEXT
 );
 CREATE INDEX IF NOT EXISTS onemap_audit_key_ts ON onemap_audit (key_id, ts);
 CREATE INDEX IF NOT EXISTS onemap_audit_ts ON onemap_audit (ts);

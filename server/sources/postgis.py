@@ -21,7 +21,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
 import psycopg
 from cachetools import LRUCache
 from psycopg import sql
@@ -57,7 +56,7 @@ from server.sources.postgis_areas import (
     overlaps_statement,
     site_params,
 )
-from server.sources.postgis_page import page_rows
+from server.sources.postgis_page import page_of, page_rows
 from server.sources.postgis_schema import load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
 
@@ -274,7 +273,7 @@ class PostGISSource:
         shape = (q.bbox is not None, "t0" in params, "t1" in params, "area" in params, *nulls)
         statement = self._page_sql(collection, props, q, shape, restriction, after, condition)
         found, features, first, last = await self._fetch(statement, params)
-        return _page(q, found, features, first, last)
+        return page_of(q, found, features, first, last)
 
     async def get(
         self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction,
@@ -381,25 +380,6 @@ class PostGISSource:
     async def tiles(self, layers: Layers, *, restrictions: Mapping[str, Restriction]) -> bytes:
         """Several MVT layers built in one statement; b"" when nothing falls in the tile."""
         return await self._tiles.render(self._fetch, restricted_layers(layers, restrictions))
-
-
-def _page(q: ItemQuery, found: int, features: bytes, first: bytes | None, last: bytes | None) -> Page:
-    """The page of a statement's answer: ``first``/``last`` are JSON ``[id, sort values...]``."""
-    more = found > q.limit
-    page = Page(features=features, number_returned=min(found, q.limit))
-    if page.number_returned == 0 or first is None or last is None:
-        page.number_matched = 0 if q.cursor is None else None
-        return page
-    (first_id, *first_values), (last_id, *last_values) = orjson.loads(first), orjson.loads(last)
-    page.next_values, page.prev_values = tuple(last_values), tuple(first_values)
-    if q.cursor is not None and not q.cursor.forward:
-        page.prev_key, page.next_key = (first_id if more else None), last_id
-    else:
-        page.next_key = last_id if more else None
-        page.prev_key = first_id if q.cursor is not None else None
-    if q.cursor is None and not more:
-        page.number_matched = found
-    return page
 
 
 def _rfc3339(value: dt.date | dt.datetime) -> str:

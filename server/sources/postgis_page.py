@@ -1,5 +1,5 @@
 """The rows of a PostGIS page in a ``sortby`` order, read so that an index on (sort field, id) serves
-every page from the cursor position on.
+every page from the cursor position on, and the page made of the statement's answer (``page_of``).
 
 The keyset predicate (``server.sources.keyset``) is exact but, for a nullable leading key, is an OR
 (NULL sorts after every value ascending) that PostgreSQL cannot turn into an index range. So the
@@ -11,8 +11,10 @@ so the split only adds implied conditions and never changes the answer.
 
 from __future__ import annotations
 
+import orjson
 from psycopg import sql
 
+from server.sources.base import ItemQuery, Page
 from server.sources.keyset import SortKey
 
 _ROWS = "SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} LIMIT %(probe)s"
@@ -38,3 +40,22 @@ def page_rows(columns: sql.Composable, table: sql.Composable, where: list[sql.Co
             for extra in (present, absent)]
     return sql.SQL("SELECT * FROM (({}) UNION ALL ({})) AS parts ORDER BY {} LIMIT %(probe)s").format(
         both[0], both[1], order)
+
+
+def page_of(q: ItemQuery, found: int, features: bytes, first: bytes | None, last: bytes | None) -> Page:
+    """The page of a statement's answer: ``first``/``last`` are JSON ``[id, sort values...]``."""
+    more = found > q.limit
+    page = Page(features=features, number_returned=min(found, q.limit))
+    if page.number_returned == 0 or first is None or last is None:
+        page.number_matched = 0 if q.cursor is None else None
+        return page
+    (first_id, *first_values), (last_id, *last_values) = orjson.loads(first), orjson.loads(last)
+    page.next_values, page.prev_values = tuple(last_values), tuple(first_values)
+    if q.cursor is not None and not q.cursor.forward:
+        page.prev_key, page.next_key = (first_id if more else None), last_id
+    else:
+        page.next_key = last_id if more else None
+        page.prev_key = first_id if q.cursor is not None else None
+    if q.cursor is None and not more:
+        page.number_matched = found
+    return page

@@ -28,6 +28,10 @@ RUN pip install --no-cache-dir --no-deps /tmp/onemap && rm -rf /tmp/onemap
 # The working directory holds the data (ONEMAP_DATA_DIR=./data) and MapLibre (ONEMAP_MAPLIBRE_DIR=./node_modules/...)
 WORKDIR /app
 COPY --from=web /app/node_modules ./node_modules
+# Map labels: SDF glyphs built from Debian's CJK font, outside the data volume
+ENV ONEMAP_GLYPHS_DIR=/app/fonts
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-wqy-zenhei \
+    && rm -rf /var/lib/apt/lists/* && python -m server.viewer.glyphs --out /app/fonts
 RUN groupadd --system --gid 10001 onemap \
     && useradd --system --uid 10001 --gid onemap --home /app onemap \
     && mkdir -p /app/data && chown onemap:onemap /app/data

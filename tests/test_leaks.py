@@ -112,6 +112,7 @@ PAGES = [
     "/tiles/WebMercatorQuad?f=tilejson", "/tiles/CGCS2000Quad", "/styles", "/styles/basemap",
     "/styles/basemap/metadata", "/styles/land_survey", "/map", "/stac", "/stac/collections", "/stac/search",
     "/stac/collections/imagery/items", "/collections/imagery", "/collections/dem/terrain/layer.json",
+    "/wmts?SERVICE=WMTS&REQUEST=GetCapabilities", "/wmts/1.0.0/WMTSCapabilities.xml", "/scene",
 ]
 
 
@@ -138,7 +139,8 @@ HIDDEN_PATHS = [
     "/collections/{c}/tiles/WebMercatorQuad/14/6767/13727", "/collections/{c}/tiles/CGCS2000Quad/13/1368/6861",
     "/styles/{c}", "/styles/{c}/metadata", "/stac/collections/{c}", "/stac/collections/{c}/items",
     "/collections/{c}/terrain/layer.json", "/collections/{c}/elevation?lon=121.5&lat=29.8",
-    "/collections/{c}/assets/{id}",
+    "/collections/{c}/assets/{id}", "/collections/{c}/3dtiles", "/collections/{c}/3dtiles/tileset.json",
+    "/collections/{c}/3dtiles/tiles/r0.glb",
 ]
 
 

@@ -2,7 +2,8 @@
 // classes of the land survey and planning fills (a `match` on a code, with array labels) named from the
 // code lists, and the control lines with their colour, dash pattern and tint.
 
-function el(tag, attrs = {}, ...children) {
+// A DOM element with attributes (`text` sets its text) and children.
+export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
     if (key === "text") node.textContent = value;

@@ -3,7 +3,7 @@
 // and the properties of the features under a click. Every request goes to this server only.
 import * as maplibregl from "../lib/maplibre-gl.mjs";
 import { setupCompliance } from "./compliance.js";
-import { buildLegend } from "./legend.js";
+import { buildLegend, el } from "./legend.js";
 
 const mapEl = document.getElementById("map");
 const config = JSON.parse(mapEl.dataset.config);
@@ -25,16 +25,6 @@ if (config.session && pageParams.has("api_key")) {
 
 function keyHeaders(url) {
   return apiKey && url.startsWith(config.base) ? { "X-API-Key": apiKey } : {};
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "text") node.textContent = value;
-    else node.setAttribute(key, value);
-  }
-  node.append(...children);
-  return node;
 }
 
 function setStatus(text) {

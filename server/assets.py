@@ -6,7 +6,7 @@ never resolves outside it), or a remote URL: ``s3://bucket/key`` (read as GDAL's
 GDAL virtual file system name (``/vsis3/``, ``/vsicurl/``, ``/vsigs/``, ``/vsiaz/`` ...). Remote COGs
 are read through GDAL with HTTP range requests (see ``server.raster.store`` for the cache settings).
 Raster reads, the STAC documents and the asset downloads all find files here. A mosaic collection's
-files are its sheets (``server.stores.sheets``), each an asset ``<acquisition>_<sheet>``.
+files are its sheets (``server.sheets``), each an asset ``<acquisition>_<sheet>``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from server.catalog import RasterAsset, RasterCollection
 from server.errors import OGCError
-from server.stores.sheets import Sheet, SheetIndex
+from server.sheets import Sheet, SheetIndex
 
 # URL schemes an operator may use for an object store, and the GDAL virtual file system of each
 SCHEMES = {"s3://": "/vsis3/", "gs://": "/vsigs/", "az://": "/vsiaz/", "https://": "/vsicurl/https://",

@@ -22,7 +22,7 @@ from rasterio.transform import from_origin
 from server.app import create_app
 from server.commands import imagery
 from server.raster.sample import IMAGERY_INDEX
-from server.stores.sheets import SheetError, SheetIndex
+from server.sheets import SheetError, SheetIndex
 from tests.support.api_keys import issue_key
 from tests.support.live import live_server
 from tests.support.mislabelled import mislabelled_gpkg_dir

@@ -11,7 +11,7 @@ from rasterio.merge import merge
 from rasterio.windows import from_bounds
 
 from server.raster.sample import DEM_ASSET, IMAGERY_ASSETS, IMAGERY_INDEX, write_sample_rasters
-from server.stores.sheets import SheetIndex
+from server.sheets import SheetIndex
 from tests.support.rasters import SCALE, SHEETS
 
 

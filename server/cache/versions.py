@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from server.catalog import Collection, RasterCollection
-from server.stores.sheets import SheetIndex
+from server.sheets import SheetIndex
 
 log = logging.getLogger("onemap.cache")
 

@@ -1,6 +1,6 @@
 """``onemap imagery add <collection> <datetime> <files...>``: register COG sheets of an acquisition.
 
-The files join the mosaic collection's sheet index (``server.stores.sheets``) as the sheets of the
+The files join the mosaic collection's sheet index (``server.sheets``) as the sheets of the
 acquisition acquired at ``datetime`` (the catalog's acquisition of that time, or ``--id``, or a new
 one ``<collection>_<yyyymmdd>``). Files outside the data directory are copied into the acquisition's
 folder first (written aside and renamed); a sheet of the same name is replaced. Every file is checked
@@ -22,7 +22,7 @@ from server.catalog import CatalogError, RasterCollection, load_catalog
 from server.errors import OGCError
 from server.params import parse_instant
 from server.settings import Settings
-from server.stores.sheets import SheetError
+from server.sheets import SheetError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

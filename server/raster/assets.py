@@ -14,7 +14,7 @@ from server.errors import InvalidParameter, NotFound
 from server.params import parse_datetime, parse_instant
 from server.policy.model import Restriction, checked
 from server.policy.resolve import restricted_raster
-from server.stores.sheets import SheetIndex
+from server.sheets import SheetIndex
 
 
 def readable(collection: RasterCollection, *, restriction: Restriction) -> RasterCollection:

@@ -1,6 +1,6 @@
 """Seamless tiles over imagery mosaics: each tile reads only the sheets its area touches.
 
-The sheet index (``server.stores.sheets``) lists the sheets touching the tile, newest acquisition
+The sheet index (``server.sheets``) lists the sheets touching the tile, newest acquisition
 first; rio-tiler's ``mosaic_reader`` reads them in that order onto the tile's grid, each pixel taken
 from the first sheet that has it (``FirstMethod``), and stops as soon as the tile is full. So a tile
 over several sheets is one seamless image, and per area the latest sheet at or before the requested
@@ -30,7 +30,7 @@ from server.catalog import RasterAsset
 from server.extents import as_bbox
 from server.policy.rasters import SLACK, ground_resolution_m, within_resolution
 from server.raster.store import RasterReadError, RasterStore
-from server.stores.sheets import Sheet
+from server.sheets import Sheet
 
 log = logging.getLogger("onemap.raster")
 

@@ -11,7 +11,7 @@ Footprints and resolutions (``scale=1``, what ``onemap sample`` writes):
   too much to draw in seconds, and drawing coarser then upsampling would not be 1 m imagery. Each
   acquisition is a mosaic: the image split into a grid of COG sheets (2 x 2 by default,
   ``ONEMAP_SAMPLE_SHEETS`` or ``onemap sample --sheets`` for more), registered in the sheet index
-  ``rasters/imagery.sheets.sqlite`` (``server.stores.sheets``). Every
+  ``rasters/imagery.sheets.sqlite`` (``server.sheets``). Every
   feature is drawn at 1 m: the town, villages, fields, ponds, roads, the river and, in May 2024
   only, the cleared and partly built development zone north-east of the town. Both dates and the
   DEM take about 15 s on one core.
@@ -38,7 +38,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from server.raster import landscape
-from server.stores.sheets import SheetIndex
+from server.sheets import SheetIndex
 
 COUNTY_BBOX = (121.40, 29.75, 121.70, 29.95)
 IMAGERY_TILES_Z13 = ((6861, 3383),)  # (x, y) of WebMercatorQuad level-13 tiles

@@ -46,7 +46,7 @@ from server.raster.assets import SheetQuery, readable, select_asset, select_shee
 from server.raster.crs import fast_equivalent
 from server.raster.store import Opened, RasterStore, get_store
 from server.settings import Settings
-from server.stores.sheets import SheetIndex
+from server.sheets import SheetIndex
 from server.tiling.matrix_sets import tms_uri
 from server.tiling.zooms import wmq_level
 from server.web import base_url, carry_key, json_response

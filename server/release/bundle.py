@@ -36,10 +36,10 @@ from server.policy.resolve import PolicyResolver
 from server.release.inference import release_batches
 from server.release.manifest import BundleError, write_manifest
 from server.settings import Settings
+from server.sheets import SheetIndex
 from server.stores import GPKG_NAME, Store, open_store
 from server.stores.batches import write_all
 from server.stores.geopackage import GeoPackageStore
-from server.stores.sheets import SheetIndex
 
 DEFAULT_BASE = "http://localhost:8000"
 Progress = Callable[[str], None]

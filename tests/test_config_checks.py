@@ -107,7 +107,7 @@ def damaged_dir(tmp_path_factory, raster_dir) -> Path:
     target = tmp_path_factory.mktemp("damaged")
     shutil.copytree(raster_dir / "rasters", target / "rasters")
     shutil.copyfile((raster_dir / "onemap.gpkg").resolve(), target / "onemap.gpkg")
-    cogs = sorted((target / "rasters").glob("*.tif"))
+    cogs = sorted((target / "rasters").rglob("*.tif"))  # the DEM, then the imagery's sheets
     assert len(cogs) >= 3
     with open(cogs[0], "r+b") as f:
         f.truncate(f.seek(0, 2) // 2)
@@ -127,7 +127,7 @@ def test_check_config_reports_rasters_and_urls(damaged_dir, tmp_path):
            "ONEMAP_BASE_URL": "onemap.example.org"}
     out = onemap(["check-config"], env, tmp_path)
     assert out.returncode == 1
-    cogs = sorted(p.name for p in (damaged_dir / "rasters").glob("*.tif"))
+    cogs = sorted(str(p.relative_to(damaged_dir)) for p in (damaged_dir / "rasters").rglob("*.tif"))
     problems = [line for line in out.stderr.splitlines() if line.startswith("rasters: ")]
     assert len(problems) == 2, out.stderr  # the truncated and the missing file; the others read
     assert not any(name in line for name in cogs[1:] for line in problems)

@@ -41,6 +41,25 @@ def noise_cog(path: Path, size: int = 2048) -> Path:
     return path
 
 
+def merged_cog(folder: Path, path: Path) -> Path:
+    """One COG of an acquisition's sheets (the bucket holds an acquisition as one object)."""
+    import rasterio
+    from rasterio.merge import merge
+
+    sheets = [rasterio.open(p) for p in sorted(folder.glob("*.tif"))]
+    try:
+        pixels, transform = merge(sheets)
+        first = sheets[0]
+        profile = {"driver": "COG", "width": pixels.shape[2], "height": pixels.shape[1], "count": first.count,
+                   "dtype": first.dtypes[0], "crs": first.crs, "transform": transform, "nodata": first.nodata}
+    finally:
+        for sheet in sheets:
+            sheet.close()
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(pixels)
+    return path
+
+
 @pytest.fixture(scope="module")
 def store(raster_dir, tmp_path_factory):
     s = ObjectStore(BUCKET)
@@ -48,6 +67,8 @@ def store(raster_dir, tmp_path_factory):
     try:
         for cog in sorted((raster_dir / "rasters").glob("*.tif")):
             s.put(f"cogs/{cog.name}", cog)
+        for folder in sorted((raster_dir / "rasters").glob("imagery_*")):  # an acquisition: one object
+            s.put(f"cogs/{folder.name}", merged_cog(folder, tmp_path_factory.mktemp("merged") / f"{folder.name}.tif"))
         s.put("cogs/noise.tif", noise_cog(tmp_path_factory.mktemp("noise") / "noise.tif"))
         yield s
     finally:
@@ -64,6 +85,7 @@ def s3_collections(tmp_path_factory) -> Path:
         text = text.replace("path: rasters/imagery", f"path: s3://{BUCKET}/cogs/imagery")
         text = text.replace("path: rasters/dem", f"path: /vsis3/{BUCKET}/cogs/dem")
         if f.name == "imagery.yaml":
+            text = "".join(line for line in text.splitlines(keepends=True) if not line.strip().startswith("sheets:"))
             text = text.replace("  assets:\n", f"  assets:\n    - {{id: noise, path: s3://{BUCKET}/cogs/noise.tif, "
                                                  f"datetime: '2020-01-01T00:00:00Z'}}\n")
         (folder / f.name).write_text(text, encoding="utf-8")

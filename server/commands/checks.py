@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from server.assets import asset_location
+from server.assets import asset_location, file_assets
 from server.catalog import Catalog, CatalogError, RasterCollection, load_catalog
 from server.policy.editions import EditionError, check_against_catalog, load_editions
 from server.policy.fingerprint import rules_problem
@@ -107,10 +107,16 @@ def startup_problems(settings: Settings) -> list[str]:
 
 
 def raster_problems(settings: Settings, catalog: Catalog) -> list[str]:
-    """Every registered raster asset that is missing or cannot be read (header and a block of data)."""
+    """Every registered raster file (an asset, or a mosaic's sheet) that is missing or cannot be read
+    (header and a block of data)."""
     problems = []
     for c in catalog.of_kind(RasterCollection):
-        for asset in c.raster.assets:
+        try:
+            assets = file_assets(c, settings.data_dir)  # a mosaic's files are its sheets
+        except Exception as exc:
+            problems.append(f"collection '{c.id}': sheet index {c.raster.sheets} not readable: {_first_line(exc)}")
+            continue
+        for asset in assets:
             try:
                 read_probe(asset_location(settings.data_dir, asset))
             except Exception as exc:

@@ -12,7 +12,7 @@ What the page draws, all from this server and as the caller may see it:
   time switch over its acquisitions (``item=``);
 * 3D buildings: each collection that declares ``extrude``, as a 3D Tiles tileset;
 * vector layers draped on the terrain: GeoJSON items of the collections named by ``layers=`` (default
-  ``parcels``) inside the view, clamped to the ground.
+  ``parcels`` where the caller may see them, else none) inside the view, clamped to the ground.
 
 A click shows the picked building's or feature's properties and links its unit-code profile
 (``/codes/{unit_code}``) where the feature has a unit code.
@@ -42,6 +42,7 @@ _TYPES = {".js": "text/javascript", ".css": "text/css", ".json": "application/js
 _LIB_CACHE = "public, max-age=86400"
 Layers = Annotated[str | None, Query(description="Vector collections draped on the terrain, comma-separated "
                                                  "(default: parcels)")]
+DEFAULT_LAYERS = "parcels"  # draped when the caller names none
 
 
 def cesium_installed(root: Path) -> bool:
@@ -79,9 +80,10 @@ def scene_config(visible: list[Collection], base: str, layers: list[str], sessio
 @router.get("/scene", summary="3D scene (CesiumJS)", response_class=HTMLResponse)
 async def scene_page(request: Request, layers: Layers = None) -> HTMLResponse:
     """Terrain, imagery (time switch), 3D buildings and draped vector layers in CesiumJS."""
-    names = [n.strip() for n in (layers or "parcels").split(",") if n.strip()]
     visible = visible_collections(request)
     known = {c.id for c in visible}
+    default = DEFAULT_LAYERS if DEFAULT_LAYERS in known else ""  # an edition without parcels drapes nothing
+    names = [n.strip() for n in (default if layers is None else layers).split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise InvalidParameter(f"Parameter 'layers': no collection {', '.join(repr(n) for n in unknown)}.")

@@ -53,8 +53,10 @@ function showProperties(title, properties) {
   window.__scene.picked = { title, properties };
 }
 
+// What is under the cursor: a building of a 3D tileset before a feature draped on the ground under it.
 function pick(viewer, position) {
-  const picked = viewer.scene.pick(position);
+  const found = viewer.scene.drillPick(position, 8);
+  const picked = found.find((p) => p instanceof Cesium.Cesium3DTileFeature) || found[0];
   if (picked instanceof Cesium.Cesium3DTileFeature) {
     const props = {};
     for (const id of picked.getPropertyIds()) props[id] = picked.getProperty(id);

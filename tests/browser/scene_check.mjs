@@ -61,8 +61,11 @@ async function run(page) {
   const before = report.responses.length;
   const options = await page.evaluate(() => [...document.querySelectorAll("#imagery-time option")].map((o) => o.value));
   if (options.length > 1) {
+    const item = encodeURIComponent(options[1].split("|")[1]);
+    const switched = page.waitForResponse((r) => r.url().includes(`item=${item}`), { timeout: 60000 })
+      .catch(() => null);  // the assertion in the test says what is missing
     await page.selectOption("#imagery-time", options[1]);
-    await page.waitForTimeout(500);
+    await switched;
     await settled(page, 60000);
   }
   report.afterSwitch = report.responses.slice(before).map((r) => r.url);

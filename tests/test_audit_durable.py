@@ -22,6 +22,7 @@ import httpx
 import psycopg
 import pytest
 
+from server.policy import journal as journal_module
 from server.policy.admin import AuditRecord, SqliteAdmin
 from server.policy.audit import AuditWriter
 from server.policy.journal import Journal
@@ -190,3 +191,27 @@ def test_a_journal_is_replayed_once_and_a_cut_line_is_skipped(tmp_path):
     assert sorted(r.path for r in stored) == [f"/p/{n}" for n in range(5)]
     assert {r.request_id for r in stored} == {f"req-{n}" for n in range(5)}
     assert live.journal.path.exists()
+
+
+def test_a_full_journal_file_is_kept_and_replayed_with_the_next(tmp_path, monkeypatch):
+    """Records past a file's preallocated size go into a new file; both are replayed, then removed
+    by a rotation once everything is stored."""
+    monkeypatch.setattr(journal_module, "SEGMENT_BYTES", 4096)
+    admin = SqliteAdmin(tmp_path / "admin.sqlite")
+    admin.setup()
+    ended = AuditWriter(admin, journal_dir=tmp_path / "journal")
+    ended.journal = Journal(tmp_path / "journal")
+    for n in range(60):  # ~300 bytes each: about five files
+        ended.submit(_record(ended, n))
+    files = sorted((tmp_path / "journal").glob("audit-*.jsonl"))
+    assert len(files) >= 4 and all(f.stat().st_size == 4096 for f in files)
+    ended.journal.close(written=False)
+    live = AuditWriter(admin, journal_dir=tmp_path / "journal")
+    live.journal = Journal(tmp_path / "journal")
+    assert live.replay() == 60
+    assert sorted(r.path for r in admin.query_audit(None, "k", None, 100)) == sorted(f"/p/{n}" for n in range(60))
+    for n in range(60):
+        live.submit(_record(live, 100 + n))
+    assert live.flush() == 60
+    live.journal.rotate(lambda: True)  # all stored: the filled files and the current one go
+    assert [f.name for f in (tmp_path / "journal").glob("audit-*.jsonl")] == [live.journal.path.name]

@@ -30,6 +30,25 @@ from server.settings import Settings
 REQUEST_ID_HEADER = b"x-request-id"
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 JSON = b"application/json"
+ID_BYTES = 12
+
+
+class _RandomIds:
+    """Random request ids from a pool of random bytes drawn a thousand ids at a time: one system call
+    per thousand requests rather than one each (a system call lets other threads take the interpreter)."""
+
+    def __init__(self, batch: int = 1024) -> None:
+        self._size = ID_BYTES * batch
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> str:
+        """A new id (24 hexadecimal characters)."""
+        if self._at >= len(self._pool):
+            self._pool, self._at = os.urandom(self._size), 0
+        at = self._at
+        self._at = at + ID_BYTES
+        return self._pool[at:at + ID_BYTES].hex()
 
 
 async def _answer(send: Send, status: int, body: bytes, content_type: bytes = JSON) -> None:
@@ -48,6 +67,7 @@ class ObservabilityMiddleware:
         self.proxies = ClientResolver(settings.trusted_proxies, settings.forwarded_header)
         self.metrics = settings.metrics
         self.token = (settings.metrics_token or "").encode()
+        self.ids = _RandomIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -99,7 +119,7 @@ class ObservabilityMiddleware:
                 for name, value in scope.get("headers", ()):
                     if name == REQUEST_ID_HEADER and VALID_REQUEST_ID.fullmatch(value):
                         return value.decode("ascii")
-        return os.urandom(12).hex()  # random: a counter would tell a caller how many requests others made
+        return self.ids.next()  # random: a counter would tell a caller how many requests others made
 
     def _may_scrape(self, scope: Scope) -> bool:
         if self.metrics == "open":

@@ -100,14 +100,17 @@ class PostGISSource:
         )
 
     async def _configure(self, conn: psycopg.AsyncConnection) -> None:
-        """Per new connection: statement timeout, UTC, no JIT, and JSON delivered as bytes.
+        """Per new connection: statement timeout, UTC, no JIT, no parallel plans, and JSON delivered as bytes.
 
         JIT compilation pays off for long analytic queries; for a page or a tile it costs more than the
-        query itself (hundreds of ms when the planner's estimate of a branch not taken is high).
+        query itself (hundreds of ms when the planner's estimate of a branch not taken is high). Parallel
+        workers are the same trade: a polygon filter (``ST_Intersects`` is costed high) gets a parallel plan
+        whose worker start-up costs ten times the work itself, and under concurrent requests the workers
+        only take the cores the other requests need.
         """
         await conn.execute(
             "SELECT set_config('statement_timeout', %s, false), set_config('TimeZone', 'UTC', false),"
-            " set_config('jit', 'off', false)",
+            " set_config('jit', 'off', false), set_config('max_parallel_workers_per_gather', '0', false)",
             [f"{self._timeout_ms}ms"],
         )
         conn.adapters.register_loader("json", JsonBytesLoader)

@@ -56,7 +56,7 @@ from server.sources.postgis_areas import (
     overlaps_statement,
     site_params,
 )
-from server.sources.postgis_page import page_of, page_rows
+from server.sources.postgis_page import bbox_condition, inner_box, page_of, page_rows
 from server.sources.postgis_schema import load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
 
@@ -196,9 +196,10 @@ class PostGISSource:
         geom = sql.Identifier(src.geometry_field)
         where: list[sql.Composable] = []
         if has_bbox:
-            env = self._envelope(c)
-            exact = sql.SQL("ST_GeomFromWKB(%(area)s, {})").format(sql.Literal(src.srid)) if has_area else env
-            where.append(sql.SQL("{g} && {e} AND ST_Intersects({g}, {x})").format(g=geom, e=env, x=exact))
+            exact = sql.SQL("ST_GeomFromWKB(%(area)s, {})").format(sql.Literal(src.srid)) if has_area else None
+            if exact is None and src.srid not in LONLAT_SRIDS:
+                exact = self._envelope(c)  # the bbox transformed: not a box in the storage CRS
+            where.append(bbox_condition(geom, self._envelope(c), exact, src.srid))
         if has_start:
             where.append(sql.SQL("{} >= %(t0)s").format(temporal))
         if has_end:
@@ -260,6 +261,7 @@ class PostGISSource:
         params: dict[str, Any] = {"limit": q.limit, "probe": q.limit + 1}
         if q.bbox is not None:
             params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox), strict=True))
+            params.update(inner_box(q.bbox))
         temporal = restriction.temporal_field(collection)
         if q.interval is not None and temporal:
             params.update(self._time_params(collection, temporal, q.interval))

@@ -5,7 +5,9 @@ a bbox (page of 100), ``S_INTERSECTS`` with a 200-vertex polygon (page of 100), 
 in a Gauss-Kruger zone (``crs=EPSG:4549``; tipg has no ``crs`` parameter and sits that one out). Loads the sample at
 the given scale into a throwaway PostGIS (or uses ``--database-url ... --skip-load``), then serves the
 same table with OneMap, tipg (its ``filter``) and pygeoapi (CQL2 on its PostgreSQL provider), each with
-the same number of workers. Peers come from a virtualenv outside the repository:
+the same number of workers, all running at once and measured in turns run by run (each run once the
+previous server is idle again), so that a shared machine's load falls on all of them alike. Peers come
+from a virtualenv outside the repository:
 
     python3 -m venv /tmp/peers
     /tmp/peers/bin/pip install tipg pygeoapi uvicorn psycopg2-binary geoalchemy2
@@ -126,15 +128,15 @@ def main() -> None:
                                     "TIPG_MAX_FEATURES_PER_QUERY": "10000"}, ready=ready["tipg"]),
         "pygeoapi": lambda: start_pygeoapi(args.peers, url, args.workers),
     }
-    results: dict[str, dict] = {scenario: {} for scenario in SCENARIOS}
-    for name in args.only:
-        server = starters[name]()
-        for scenario, rows in results.items():
-            if name not in SCENARIOS[scenario]:
-                continue
-            target = Target(server, scenario_paths(name, scenario), headers if name == "onemap" else None, url)
-            rows.update(measure({name: target}, args.clients, args.seconds, args.runs))
-            print(f"{name} {scenario}: {rows[name].rps:.1f} req/s, p99 {rows[name].p99_ms:.0f} ms", flush=True)
+    servers = {name: starters[name]() for name in args.only}  # all up, so that each scenario's runs alternate
+    results: dict[str, dict] = {}
+    for scenario, names in SCENARIOS.items():
+        targets = {name: Target(servers[name], scenario_paths(name, scenario), headers if name == "onemap" else None,
+                                url) for name in names if name in servers}
+        results[scenario] = rows = measure(targets, args.clients, args.seconds, args.runs)
+        for name, row in rows.items():
+            print(f"{name} {scenario}: {row.rps:.1f} req/s, p99 {row.p99_ms:.0f} ms", flush=True)
+    for server in servers.values():
         server.stop()
     for scenario, rows in results.items():
         report(rows, baseline="onemap",

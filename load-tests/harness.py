@@ -298,17 +298,33 @@ def _run(target: Target, clients: int, seconds: float) -> Result:
     after = cpu_snapshot(target.server, target.database_url)
     spent = sum(t - before.get(pid, 0.0) for pid, t in after.items())
     result.cpu_ms = spent / result.requests * 1000 if result.requests else math.nan
+    settle(target.server)
     return result
+
+
+def settle(server: Server, idle: float = 0.1, limit: float = 15) -> None:
+    """Wait (``limit`` s at most) until the server uses under ``idle`` of a core: requests wrk gave up on
+    may still be running, and must not load the next server's run."""
+    deadline = time.time() + limit
+    last = sum(cpu_snapshot(server).values())
+    while time.time() < deadline:
+        time.sleep(0.5)
+        now = sum(cpu_snapshot(server).values())
+        if now - last < idle * 0.5:
+            return
+        last = now
 
 
 def measure(
     targets: dict[str, Target], clients: int, seconds: float, runs: int, warmup: float = 3,
 ) -> dict[str, Result]:
     """Warm each target up for ``warmup`` s, then ``runs`` runs of ``seconds`` s each, the targets taking
-    turns run by run (fair on a shared machine); the median per target."""
+    turns run by run (fair on a shared machine, each run once the previous server has settled); the
+    median per target."""
     for target in targets.values():
         if warmup:
             wrk(target.server.base, target.paths, clients, warmup, headers=target.headers)
+            settle(target.server)
     done: dict[str, list[Result]] = {name: [] for name in targets}
     for _ in range(runs):
         for name, target in targets.items():

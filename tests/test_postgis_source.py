@@ -141,6 +141,39 @@ async def test_bbox_selects_intersecting(source):
     assert empty.features == b"[]" and empty.number_returned == 0 and empty.number_matched == 0
 
 
+def test_bbox_shortcut_never_admits_a_row_outside(cluster):
+    """A row whose box lies inside the shrunk bbox is taken without ST_Intersects; single-precision
+    boxes must not let a tiny geometry just outside the bbox through (the exact test decides)."""
+    from psycopg import sql
+
+    from server.sources.postgis_page import bbox_condition, inner_box
+
+    x, y = 121.500005, 29.8  # float4 values here are 121.5 and 121.5000076: x lies between them
+    rows = {  # name: (xmin, ymin, xmax, ymax) of a tiny square
+        "just_outside": (x - 4e-6, y + 0.002, x - 2e-6, y + 0.002003),  # left of the bbox, x's float4 cell
+        "deep_inside": (x + 0.003, y + 0.003, x + 0.003003, y + 0.003003),
+        "on_edge": (x - 1e-6, y + 0.004, x + 1e-6, y + 0.004002),
+    }
+    env = sql.SQL("ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, 4490)")
+    geom = sql.Identifier("geom")
+    with psycopg.connect(cluster.url, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE edge_rows (name text, geom geometry(Polygon, 4490))")
+        for name, box in rows.items():
+            conn.execute("INSERT INTO edge_rows VALUES (%s, ST_MakeEnvelope(%s, %s, %s, %s, 4490))", (name, *box))
+        for bbox in [(x, y, x + 0.01, y + 0.01), (x, y, x + 0.00015, y + 0.01)]:  # the second too thin to shrink
+            params = dict(zip(("xmin", "ymin", "xmax", "ymax"), bbox, strict=True)) | inner_box(bbox)
+            found = {}
+            for exact in (None, env):
+                statement = sql.SQL("SELECT array_agg(name ORDER BY name) FROM edge_rows WHERE {}").format(
+                    bbox_condition(geom, env, exact, 4490))
+                found[exact is None] = conn.execute(statement, params).fetchone()[0] or []
+            assert found[True] == found[False]
+            assert "just_outside" not in found[True] and "on_edge" in found[True]
+        inside = conn.execute(sql.SQL("SELECT array_agg(name) FROM edge_rows WHERE {} @ {}").format(
+            geom, sql.SQL("ST_MakeEnvelope(%s, %s, %s, %s, 4490)")), (x, y, x + 0.01, y + 0.01)).fetchone()[0]
+        assert "just_outside" in inside  # what an unshrunk box would have let through
+
+
 async def test_datetime_compares_utc_calendar_dates(source):
     def at(n: int, hour: int) -> dt.datetime:
         return dt.datetime.combine(reg_date(n), dt.time(hour), tzinfo=dt.timezone(dt.timedelta(hours=8)))

@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
-from urllib.parse import urlencode
 
 import orjson
 from cachetools import LRUCache
@@ -172,7 +171,8 @@ class ResponseCache:
         items = [self.namespace, edition(request), cache_scope(request), kind, *map(str, parts)]
         items += [f"{cid}@{version}" for cid, version in deps]
         if query:  # credentials are not part of what is asked for (the scope stands for the caller)
-            items.append(urlencode(sorted(without_credentials(request.query_params.multi_items()))))
+            # JSON: one text per parameter list (no \x1f inside), in C where urlencode quotes in Python
+            items.append(orjson.dumps(sorted(without_credentials(request.query_params.multi_items()))).decode())
         if base:
             items.append(base_url(request))
         if language:

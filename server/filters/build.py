@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy
 import shapely
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
@@ -272,7 +273,7 @@ def _geometry(node: Any, to_crs84: Convert | None) -> BaseGeometry:
         coords = shapely.get_coordinates(geom)
     except Exception:  # shapely raises several types for malformed GeoJSON
         raise _fail("the geometry does not parse.") from None
-    if geom.is_empty or not all(math.isfinite(v) for v in coords.flat):
+    if geom.is_empty or not numpy.isfinite(coords).all():
         raise _fail("the geometry is empty or has non-finite coordinates.")
     if (abs(coords[:, 0]) > 180).any() or (abs(coords[:, 1]) > 90).any():
         raise _fail("geometry coordinates are outside CRS84 (longitude -180..180, latitude -90..90).")

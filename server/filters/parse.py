@@ -34,15 +34,16 @@ def _fail(message: str) -> InvalidParameter:
 def _text_nesting(text: str) -> None:
     """Reject text nested deeper than the limits (string literals and quoted names do not count)."""
     bare = _QUOTED.sub("''", text)
-    depth = deepest = 0
-    for ch in bare:
-        if ch == "(":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch == ")":
-            depth -= 1
-    if deepest > MAX_DEPTH:
-        raise _fail(f"nested {deepest} levels deep; at most {MAX_DEPTH} levels are accepted.")
+    if bare.count("(") > MAX_DEPTH:  # fewer cannot nest deeper (the WKT of a polygon opens a few)
+        depth = deepest = 0
+        for ch in bare:
+            if ch == "(":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif ch == ")":
+                depth -= 1
+        if deepest > MAX_DEPTH:
+            raise _fail(f"nested {deepest} levels deep; at most {MAX_DEPTH} levels are accepted.")
     if len(_NOT.findall(bare)) > MAX_NOTS:
         raise _fail(f"more than {MAX_NOTS} NOT operators.")
 

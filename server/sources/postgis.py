@@ -56,7 +56,7 @@ from server.sources.postgis_areas import (
     overlaps_statement,
     site_params,
 )
-from server.sources.postgis_page import page_of, page_rows
+from server.sources.postgis_page import bbox_condition, inner_box, page_of, page_rows
 from server.sources.postgis_schema import load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
 
@@ -100,14 +100,17 @@ class PostGISSource:
         )
 
     async def _configure(self, conn: psycopg.AsyncConnection) -> None:
-        """Per new connection: statement timeout, UTC, no JIT, and JSON delivered as bytes.
+        """Per new connection: statement timeout, UTC, no JIT, no parallel plans, and JSON delivered as bytes.
 
         JIT compilation pays off for long analytic queries; for a page or a tile it costs more than the
-        query itself (hundreds of ms when the planner's estimate of a branch not taken is high).
+        query itself (hundreds of ms when the planner's estimate of a branch not taken is high). Parallel
+        workers are the same trade: a polygon filter (``ST_Intersects`` is costed high) gets a parallel plan
+        whose worker start-up costs ten times the work itself, and under concurrent requests the workers
+        only take the cores the other requests need.
         """
         await conn.execute(
             "SELECT set_config('statement_timeout', %s, false), set_config('TimeZone', 'UTC', false),"
-            " set_config('jit', 'off', false)",
+            " set_config('jit', 'off', false), set_config('max_parallel_workers_per_gather', '0', false)",
             [f"{self._timeout_ms}ms"],
         )
         conn.adapters.register_loader("json", JsonBytesLoader)
@@ -193,9 +196,10 @@ class PostGISSource:
         geom = sql.Identifier(src.geometry_field)
         where: list[sql.Composable] = []
         if has_bbox:
-            env = self._envelope(c)
-            exact = sql.SQL("ST_GeomFromWKB(%(area)s, {})").format(sql.Literal(src.srid)) if has_area else env
-            where.append(sql.SQL("{g} && {e} AND ST_Intersects({g}, {x})").format(g=geom, e=env, x=exact))
+            exact = sql.SQL("ST_GeomFromWKB(%(area)s, {})").format(sql.Literal(src.srid)) if has_area else None
+            if exact is None and src.srid not in LONLAT_SRIDS:
+                exact = self._envelope(c)  # the bbox transformed: not a box in the storage CRS
+            where.append(bbox_condition(geom, self._envelope(c), exact, src.srid))
         if has_start:
             where.append(sql.SQL("{} >= %(t0)s").format(temporal))
         if has_end:
@@ -257,6 +261,7 @@ class PostGISSource:
         params: dict[str, Any] = {"limit": q.limit, "probe": q.limit + 1}
         if q.bbox is not None:
             params.update(zip(("xmin", "ymin", "xmax", "ymax"), map(float, q.bbox), strict=True))
+            params.update(inner_box(q.bbox))
         temporal = restriction.temporal_field(collection)
         if q.interval is not None and temporal:
             params.update(self._time_params(collection, temporal, q.interval))

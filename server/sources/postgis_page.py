@@ -7,6 +7,12 @@ rows are read in two parts, each a plain index range in the page's order, merged
 probe size: the rows whose leading key is not NULL, bounded by the cursor's value (``>=`` ascending,
 ``<=`` descending), and the rows whose leading key is NULL. Both parts also carry the whole predicate,
 so the split only adds implied conditions and never changes the answer.
+
+A bbox in the storage's own lon/lat is tested in two steps (``bbox_condition``): a row whose bounding
+box lies inside the bbox shrunk by ``INNER_MARGIN`` intersects it for sure, read from the geometry's
+header; only the rows near the edge pay for ``ST_Intersects`` on the whole geometry. The margin covers
+the outward rounding of PostGIS's single-precision boxes (under 2e-5 degrees at any longitude), so the
+shortcut never admits a row the exact test would refuse.
 """
 
 from __future__ import annotations
@@ -18,6 +24,29 @@ from server.sources.base import ItemQuery, Page
 from server.sources.keyset import SortKey
 
 _ROWS = "SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} LIMIT %(probe)s"
+INNER_MARGIN = 1e-4  # degrees, > the float4 spacing (1.5e-5) at 180
+_INNER = ("ixmin", "iymin", "ixmax", "iymax")
+
+
+def bbox_condition(geom: sql.Composable, envelope: sql.Composable, exact: sql.Composable | None,
+                   srid: int) -> sql.Composable:
+    """Rows intersecting the bbox: ``exact`` is the polygon they must intersect when it is not the
+    ``envelope`` itself (a bbox in another CRS); otherwise the shortcut above applies (``inner_box``)."""
+    if exact is not None:
+        return sql.SQL("{g} && {e} AND ST_Intersects({g}, {x})").format(g=geom, e=envelope, x=exact)
+    inner = sql.SQL("ST_MakeEnvelope({}, {})").format(
+        sql.SQL(", ").join(map(sql.Placeholder, _INNER)), sql.Literal(srid))
+    return sql.SQL("{g} && {e} AND ({g} @ {i} OR ST_Intersects({g}, {e}))").format(g=geom, e=envelope, i=inner)
+
+
+def inner_box(bbox: tuple[float, float, float, float]) -> dict[str, float | None]:
+    """The parameters of the shrunk bbox; NULL (no shortcut, every row takes the exact test) when the
+    bbox is too small to shrink."""
+    xmin, ymin, xmax, ymax = map(float, bbox)
+    if xmax - xmin <= 2 * INNER_MARGIN or ymax - ymin <= 2 * INNER_MARGIN:
+        return dict.fromkeys(_INNER)
+    box = (xmin + INNER_MARGIN, ymin + INNER_MARGIN, xmax - INNER_MARGIN, ymax - INNER_MARGIN)
+    return dict(zip(_INNER, box, strict=True))
 
 
 def page_rows(columns: sql.Composable, table: sql.Composable, where: list[sql.Composable], order: sql.Composable,

@@ -1,5 +1,5 @@
 -- One page of features as a single JSON array, plus what paging needs.
--- hit: up to limit+1 rows by keyset in the reading order ({rows}, see postgis_page.py); page: the
+-- hit: up to limit+1 rows by keyset in the reading order (page_rows in postgis_page.py); page: the
 -- first `limit` of them.
 -- first_key/last_key: [id, sort key values...] of the first and last feature in the page's order.
 WITH hit AS MATERIALIZED (

@@ -28,8 +28,10 @@ COLUMN_TYPES = {
 
 @cache
 def load_sql(name: str) -> str:
-    """The text of ``sql/<name>.sql``."""
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8").strip()
+    """The statement of ``sql/<name>.sql``, without its whole-line comments (they document the file; sent
+    with every statement they would only lengthen it, and a placeholder named in one would be filled)."""
+    text = (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--")).strip()
 
 
 def template(name: str) -> sql.SQL:

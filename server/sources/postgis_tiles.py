@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from cachetools import LRUCache
@@ -35,6 +33,7 @@ from server.catalog import VectorCollection
 from server.policy.model import Restriction
 from server.policy.pgsql import pg_exclusion, pg_geometry, pg_masked
 from server.sources.base import ReadLayer, TileRequest
+from server.sources.postgis_schema import load_sql
 from server.sources.tile_overviews import (
     DATA_VERSIONS,
     GEOGRAPHIC,
@@ -50,14 +49,8 @@ from server.sources.tile_overviews import (
     usable_overview,
 )
 
-SQL_DIR = Path(__file__).parent / "sql"
 OVERVIEW_TTL_S = 30.0
 Fetch = Callable[..., Awaitable[Any]]
-
-
-@cache
-def _template(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def _size_expr(geometry_type: str, g: sql.Composable) -> sql.Composable:
@@ -142,7 +135,7 @@ def _layer_sql(c: VectorCollection, req: TileRequest, overview: str | None, simp
     fast = _fast(c, req, overview, restriction)
     inside = sql.SQL("c._g @ ST_MakeEnvelope({}, {}, {}, {}, 3857)").format(p["fx0"], p["fy0"], p["fx1"], p["fy1"])
     affine = {k: sql.Placeholder(f"{prefix}{k}") if fast else sql.Literal(0) for k in ("sx", "sy", "ox", "oy")}
-    return sql.SQL(_template("tile_layer")).format(  # trusted template
+    return sql.SQL(load_sql("tile_layer")).format(  # trusted template
         inside=inside if fast else sql.SQL("false"),
         **affine,
         layer=sql.Literal(c.id),

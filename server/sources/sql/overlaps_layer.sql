@@ -5,4 +5,5 @@ SELECT {layer} AS layer, to_jsonb({id}) AS id, jsonb_build_array({values}) AS va
                         ELSE ST_Area(ST_Intersection(r.g, parts.g)) END)
         FROM parts, LATERAL (SELECT ST_Transform(t.seen, parts.zone) AS g OFFSET 0) AS r) AS area_m2
 FROM (SELECT t.*, {geometry} AS seen FROM {table} AS t, site
-      WHERE t.{geom_column} && ST_Transform(site.g, {srid}) AND {kept}) AS t
+      WHERE t.{geom_column} && ST_Transform(site.g, {srid}) AND ST_Intersects(t.{geom_column}, ST_Transform(site.g, {srid}))
+        AND {kept}) AS t

@@ -108,6 +108,7 @@ def _layer_report(policy: Policy, lid: str, group: str | None, overlaps: list[Ov
         names = CODE_LISTS.get(field.codes or "", {}) if field is not None else {}
         part["by_" + group] = _classes(_grouped(overlaps), site_m2, names)
     else:
-        part["list"] = [{"id": o.id, "area_m2": round(o.area_m2, AREA_DIGITS),
-                         "href": f"{base}/collections/{lid}/items/{o.id}"} for o in overlaps]
+        items = f"{base}/collections/{lid}/items/"
+        part["list"] = [{"id": o.id, "area_m2": round(o.area_m2, AREA_DIGITS), "href": f"{items}{o.id}"}
+                        for o in overlaps]
     return part

@@ -49,13 +49,7 @@ from server.sources.base import (
     restricted_layers,
 )
 from server.sources.keyset import order_keys, pg_after, pg_order, typed_values
-from server.sources.postgis_areas import (
-    many_from_rows,
-    many_statement,
-    overlaps_from_rows,
-    overlaps_statement,
-    site_params,
-)
+from server.sources.postgis_areas import AreaStatements, many_from_rows, overlaps_from_rows
 from server.sources.postgis_page import bbox_condition, inner_box, page_of, page_rows
 from server.sources.postgis_schema import load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
@@ -88,6 +82,7 @@ class PostGISSource:
         self._statements: LRUCache[tuple, sql.Composed] = LRUCache(maxsize=1024)
         self._extents: dict[tuple[str, Restriction], tuple[str, Extent]] = {}
         self._tiles = TileStatements()
+        self._areas = AreaStatements()
         self._pool = AsyncConnectionPool(
             read_conninfo(settings.database_url or "", settings.database_read_urls),
             min_size=settings.pool_min_size,
@@ -344,9 +339,8 @@ class PostGISSource:
         """Rows overlapping ``site`` with their overlap in m², from one statement (``postgis_areas``)."""
         restriction = checked(restriction, collection)
         fields = readable_fields(fields, restriction)
-        statement, params = overlaps_statement(template("overlaps"), collection, fields, restriction)
-        rows = await self._fetch(statement, {**params, **site_params(site)}, many=True)
-        return overlaps_from_rows(rows, fields)
+        statement, params = self._areas.one(collection, fields, restriction, site)
+        return overlaps_from_rows(await self._fetch(statement, params, many=True), fields)
 
     async def overlaps_many(self, layers: list[AreaLayer], site: Site) -> list[list[Overlap]]:
         """``overlaps`` of several layers over one site, from one statement (``sql/overlaps_many.sql``)."""
@@ -354,9 +348,8 @@ class PostGISSource:
         for c, fields, restriction in layers:
             restriction = checked(restriction, c)
             checked_layers.append((c, readable_fields(fields, restriction), restriction))
-        statement, params = many_statement(template("overlaps_many"), template("overlaps_layer"), checked_layers)
-        rows = await self._fetch(statement, {**params, **site_params(site)}, many=True)
-        return many_from_rows(rows, len(layers))
+        statement, params = self._areas.many(checked_layers, site)
+        return many_from_rows(await self._fetch(statement, params, many=True), len(layers))
 
     async def version(self, collection: VectorCollection) -> str:
         """The collection's data version from ``onemap_versions``; ``"0"`` when versioning is not installed."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import shapely
+from cachetools import LRUCache
 from psycopg import sql
 
 from server.catalog import VectorCollection
@@ -17,6 +18,7 @@ from server.policy.model import Restriction
 from server.policy.pgsql import pg_exclusion, pg_geometry
 from server.sources.areas import MIN_OVERLAP_M2, Overlap, Site
 from server.sources.base import AreaLayer
+from server.sources.postgis_schema import template
 
 
 def overlaps_statement(template: sql.SQL, c: VectorCollection, fields: tuple[str, ...],
@@ -66,3 +68,32 @@ def overlaps_from_rows(rows: list[tuple], fields: tuple[str, ...]) -> list[Overl
 def site_params(site: Site) -> dict[str, Any]:
     """The site's bound parameters: the whole site, and its parts with their zones."""
     return {"site": site.wkb, "parts": [shapely.to_wkb(part) for _, part in site.parts], "zones": site.zones}
+
+
+class AreaStatements:
+    """The overlaps statements as text, composed once per shape of their layers and restrictions (the
+    restrictions' values and the site are bound parameters, computed per call)."""
+
+    def __init__(self) -> None:
+        self._texts: LRUCache[tuple, str] = LRUCache(maxsize=256)
+
+    def one(self, c: VectorCollection, fields: tuple[str, ...], restriction: Restriction,
+            site: Site) -> tuple[str, dict[str, Any]]:
+        """``sql/overlaps.sql`` for one layer, and its parameters."""
+        key = ("one", c.id, fields, restriction.key)
+        text = self._texts.get(key)
+        if text is None:
+            text = self._texts[key] = overlaps_statement(template("overlaps"), c, fields, restriction)[0].as_string()
+        return text, {**pg_exclusion(restriction, "t")[1], **site_params(site)}
+
+    def many(self, layers: list[AreaLayer], site: Site) -> tuple[str, dict[str, Any]]:
+        """``sql/overlaps_many.sql`` for several layers, and its parameters."""
+        key = ("many", *((c.id, fields, r.key) for c, fields, r in layers))
+        text = self._texts.get(key)
+        if text is None:
+            composed = many_statement(template("overlaps_many"), template("overlaps_layer"), layers)[0]
+            text = self._texts[key] = composed.as_string()
+        params: dict[str, Any] = {}
+        for i, (_, _, r) in enumerate(layers):
+            params.update(pg_exclusion(r, "t", prefix=f"l{i}_")[1])
+        return text, {**params, **site_params(site)}

@@ -62,7 +62,7 @@ def test_health_and_readiness_need_no_key_and_are_not_audited(settings, key):
         assert health.status_code == 200 and health.json() == {"status": "ok"}
         ready = c.get("/readyz", headers={"X-API-Key": key})
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "checks": {"store": "ok", "redis": "off"}}
+        assert ready.json() == {"status": "ready", "checks": {"store": "ok", "replica": "off", "redis": "off"}}
         assert "no-store" in ready.headers["cache-control"]
     c.app.state.policy.audit.flush()
     assert not [r for r in audited(settings, key) if r.path in ("/healthz", "/readyz")]
@@ -74,7 +74,8 @@ def test_readiness_fails_while_the_database_is_unreachable(sample_dir, request):
     with TestClient(create_app(settings)) as c:
         ready = c.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json() == {"status": "not ready", "checks": {"store": "unavailable", "redis": "off"}}
+        checks = {"store": "unavailable", "replica": "off", "redis": "off"}
+        assert ready.json() == {"status": "not ready", "checks": checks}
         assert c.get("/healthz").status_code == 200  # alive all the same
 
 

@@ -33,7 +33,8 @@ def _library() -> str:
     maps = Path("/proc/self/maps")
     loaded = [line.split()[-1] for line in maps.read_text().splitlines()
               if "/libgdal" in line] if maps.exists() else []
-    bundled = sorted((Path(rasterio.__file__).resolve().parent.parent / "rasterio.libs").glob("libgdal*"))
+    package = Path(rasterio.__file__).resolve().parent
+    bundled = sorted([*(package.parent / "rasterio.libs").glob("libgdal*"), *(package / ".dylibs").glob("libgdal*")])
     for path in bundled:
         if not loaded or str(path) in loaded:
             return str(path)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -23,8 +24,10 @@ from server.observability.logs import JsonFormatter, request_id
 from server.policy.keys import parse_key
 from server.settings import Settings
 from server.stores import open_store
+from server.stores.jobs import Job, now_text
 from tests.conftest import settings_for
 from tests.support.api_keys import issue_key
+from tests.test_processes import SITE
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = "/collections/parcels/items"
@@ -62,7 +65,7 @@ def test_health_and_readiness_need_no_key_and_are_not_audited(settings, key):
         assert health.status_code == 200 and health.json() == {"status": "ok"}
         ready = c.get("/readyz", headers={"X-API-Key": key})
         assert ready.status_code == 200
-        assert ready.json() == {"status": "ready", "checks": {"store": "ok", "redis": "off"}}
+        assert ready.json() == {"status": "ready", "checks": {"store": "ok", "replica": "off", "redis": "off"}}
         assert "no-store" in ready.headers["cache-control"]
     c.app.state.policy.audit.flush()
     assert not [r for r in audited(settings, key) if r.path in ("/healthz", "/readyz")]
@@ -74,7 +77,8 @@ def test_readiness_fails_while_the_database_is_unreachable(sample_dir, request):
     with TestClient(create_app(settings)) as c:
         ready = c.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json() == {"status": "not ready", "checks": {"store": "unavailable", "redis": "off"}}
+        checks = {"store": "unavailable", "replica": "off", "redis": "off"}
+        assert ready.json() == {"status": "not ready", "checks": checks}
         assert c.get("/healthz").status_code == 200  # alive all the same
 
 
@@ -165,10 +169,23 @@ def test_served_with_two_workers_metrics_add_up_and_logs_are_json(sample_dir, tm
             assert answer.status_code == 200
             ids.add(answer.headers["x-request-id"])
         assert len(ids) == 20
+        jobs = open_store(settings).jobs()
+        jobs.setup()
+        before = jobs.open_counts(now_text()[:4])  # open jobs of this year, stale ones too: an upper bound
+        for _ in range(2):  # jobs another replica accepted: one queue, not one per worker
+            jobs.add(Job(id=uuid.uuid4().hex, owner="elsewhere", edition="public", process="site-compliance",
+                         status="accepted", created=now_text(), updated=now_text()))
+        ran = httpx.post(url + "/processes/site-compliance/execution", headers={"X-API-Key": key}, timeout=60,
+                         json={"inputs": {"geometry": SITE}})
+        assert ran.status_code == 200
         for _ in range(4):  # whichever worker answers, the sum is over both
             text = httpx.get(url + "/metrics", timeout=10).text
             counts = samples(text, "onemap_http_requests_total")
             assert counts[(("method", "GET"), ("route", "/collections"), ("status", "200"))] == 20
+            assert samples(text, "onemap_process_executions_total") == {
+                (("mode", "sync"), ("outcome", "successful"), ("process", "site-compliance")): 1}
+            assert samples(text, "onemap_jobs")[(("status", "accepted"),)] <= before["accepted"] + 2
+            assert samples(text, "onemap_jobs")[(("status", "accepted"),)] >= 2
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -74,7 +74,7 @@ def test_reads_go_to_the_replica_and_writes_to_the_primary(pair, settings):
     with TestClient(create_app(settings), headers={"X-API-Key": key}) as c:
         page = c.get(ITEMS, params={"limit": 5})
         assert page.status_code == 200 and len(page.json()["features"]) == 5
-        assert c.get("/readyz").json()["checks"]["store"] == "ok"
+        assert c.get("/readyz").json()["checks"] == {"store": "ok", "replica": "ok", "redis": "off"}
         assert sessions(replica.url, "onemap") >= 1 and sessions(primary.url, "onemap") == 0
         c.app.state.policy.audit.flush()
     with psycopg.connect(primary.url) as conn:
@@ -128,3 +128,30 @@ def test_stopping_the_replica_mid_load_costs_no_client_an_error(pair, settings):
             replica.resume()
     assert before > 0 and sum(statuses.values()) > before  # it served before and after the replica stopped
     assert statuses == Counter({200: sum(statuses.values())})
+
+
+def _ready(c: TestClient, replica: str, within: float = 10.0) -> dict:
+    """The /readyz answer once its replica check says ``replica`` (asserting it does within ``within`` s)."""
+    deadline = time.monotonic() + within
+    while True:
+        answer = c.get("/readyz")
+        if answer.json()["checks"]["replica"] == replica or time.monotonic() > deadline:
+            assert answer.json()["checks"]["replica"] == replica, answer.json()
+            return {"code": answer.status_code, **answer.json()}
+        time.sleep(0.2)
+
+
+def test_readiness_reports_the_replica_apart_and_stays_ready_without_it(pair, settings):
+    primary, replica = pair
+    with TestClient(create_app(settings)) as c:
+        assert _ready(c, "ok") == {"code": 200, "status": "ready",
+                                   "checks": {"store": "ok", "replica": "ok", "redis": "off"}}
+        assert sessions(primary.url, "onemap-readyz") == 1  # the store check reads on the primary
+        replica.halt()
+        try:
+            down = _ready(c, "unavailable")
+            assert down["code"] == 200 and down["checks"]["store"] == "ok"  # the primary answers reads
+        finally:
+            replica.resume()
+        assert _ready(c, "ok", within=20)["code"] == 200
+    assert sessions(primary.url, "onemap-readyz") == 0  # closed with the app

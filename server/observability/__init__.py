@@ -17,6 +17,7 @@ from fastapi import FastAPI
 
 from server.observability import metrics
 from server.observability.middleware import ObservabilityMiddleware
+from server.observability.readiness import Readiness
 
 log = logging.getLogger("onemap.observability")
 
@@ -40,6 +41,7 @@ def install(app: FastAPI) -> None:
     if settings.metrics == "token" and not settings.metrics_token:
         raise ValueError("ONEMAP_METRICS=token needs ONEMAP_METRICS_TOKEN (the bearer token Prometheus sends)")
     app.state.observability = StateSampler()
+    app.state.readiness = Readiness(settings)
     app.add_middleware(ObservabilityMiddleware, state=app.state, settings=settings)
     inner = app.router.lifespan_context
 
@@ -61,6 +63,7 @@ def install(app: FastAPI) -> None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+                await app.state.readiness.close()
                 metrics.worker_exit(os.getpid())
 
     app.router.lifespan_context = lifespan

@@ -1,5 +1,6 @@
 """Prometheus metrics (``prometheus_client``): requests by route template and status, latency
-histograms, cache hits and misses per level, PostGIS pool usage and timings, audit queue depth.
+histograms, cache hits and misses per level, PostGIS pool usage and timings, audit queue depth, process
+executions by outcome and the job queue (``job_queue``).
 
 With several uvicorn workers, ``onemap serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory
 before the workers start: each worker writes its samples there and ``/metrics`` (answered by any worker)
@@ -15,6 +16,8 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client import generate_latest as _generate
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 REFRESH_S = 5.0
@@ -42,6 +45,11 @@ AUDIT_PENDING = Gauge("onemap_audit_queue_depth", "Audit records queued, not yet
                       multiprocess_mode="livesum")
 AUDIT_DROPPED = Counter("onemap_audit_dropped_from_memory_total",
                         "Audit records that left the memory queue before being written (kept in the journal)")
+
+EXECUTIONS = Counter("onemap_process_executions_total",
+                     "Process executions ended, by process, mode (sync, async) and outcome (successful, failed, "
+                     "cancelled)", ("process", "mode", "outcome"))
+JOBS_HELP = "Asynchronous jobs not yet ended, by status, read from the job store when scraped (every worker's)"
 
 
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other is "other"
@@ -95,6 +103,30 @@ def exposition() -> bytes:
         multiprocess.MultiProcessCollector(registry)
         return _generate(registry)
     return _generate(REGISTRY)
+
+
+def executed(process: str, mode: str, outcome: str) -> None:
+    """Count one ended process execution."""
+    EXECUTIONS.labels(process, mode, outcome).inc()
+
+
+class _Families(Collector):
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self.families = families
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        return self.families
+
+
+def job_queue(counts: Mapping[str, int]) -> bytes:
+    """``onemap_jobs{status}`` as text: the store's counts, the same whichever worker answers (so not one
+    of the per-worker samples that multiprocess mode adds up)."""
+    family = GaugeMetricFamily("onemap_jobs", JOBS_HELP, labels=("status",))
+    for status, count in sorted(counts.items()):
+        family.add_metric((status,), count)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families([family]))
+    return _generate(registry)
 
 
 def worker_exit(pid: int) -> None:

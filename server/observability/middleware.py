@@ -12,7 +12,9 @@ row and in every log line written while serving it.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import os
 import re
 import time
@@ -30,6 +32,8 @@ from server.settings import Settings
 REQUEST_ID_HEADER = b"x-request-id"
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:\-]{1,128}")
 JSON = b"application/json"
+JOB_QUEUE_TIMEOUT_S = 2.0
+log = logging.getLogger("onemap.observability")
 ID_BYTES = 12
 
 
@@ -56,6 +60,19 @@ async def _answer(send: Send, status: int, body: bytes, content_type: bytes = JS
                 "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
                             (b"cache-control", b"no-store")]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _job_queue(state: Any) -> bytes:
+    """The job-queue gauges from the capability that runs jobs (its ``JOB_QUEUE``), read now; nothing when
+    the job store does not answer within ``JOB_QUEUE_TIMEOUT_S`` (the scrape is not held up)."""
+    for module in getattr(state, "capabilities", ()):
+        reader = getattr(module, "JOB_QUEUE", None)
+        if reader is not None:
+            try:
+                return metrics.job_queue(await asyncio.wait_for(reader(state), JOB_QUEUE_TIMEOUT_S))
+            except Exception as exc:  # metrics never fail the scrape
+                log.debug("job queue not read: %s", exc)
+    return b""
 
 
 class ObservabilityMiddleware:
@@ -85,7 +102,8 @@ class ObservabilityMiddleware:
             return
         if path == "/metrics" and self._may_scrape(scope):
             self.state.observability.refresh(self.state)
-            await _answer(send, 200, metrics.exposition(), metrics.CONTENT_TYPE.encode())
+            body = metrics.exposition() + await _job_queue(self.state)
+            await _answer(send, 200, body, metrics.CONTENT_TYPE.encode())
             return
         await self._serve(scope, receive, send)
 

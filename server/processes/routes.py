@@ -29,6 +29,12 @@ router = APIRouter(tags=["Processes"])
 log = logging.getLogger("onemap.processes")
 
 _EXC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
+async def job_queue(state: Any) -> dict[str, int]:
+    """The store's accepted and running jobs (``/metrics``, ``onemap_jobs``)."""
+    return await runner_of(state).queue()
+
+
+JOB_QUEUE = job_queue  # read by the metrics when scraped (``server.observability.middleware``)
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/ogc-process-description",
@@ -75,7 +81,12 @@ def landing_links(base: str) -> list[dict[str, Any]]:
 
 def _runner(request: Request) -> Runner:
     """This app's runner, made on first use (the rules file is checked then)."""
-    state = request.app.state
+    return runner_of(request.app.state)
+
+
+def runner_of(state: Any) -> Runner:
+    """The runner of the app whose state is ``state``, made on first use (``Unavailable`` when the rules
+    file is not valid)."""
     runner = getattr(state, "process_runner", None)
     if runner is None:
         vectors = {c.id for c in state.catalog.of_kind(VectorCollection)}

@@ -22,13 +22,14 @@ import orjson
 import shapely
 
 from server.errors import OGCError, Unavailable
+from server.observability import metrics
 from server.policy import Policy
 from server.processes.compliance import site_compliance
 from server.processes.description import PROCESS_ID
 from server.processes.inputs import SiteInputs
 from server.processes.rules import ComplianceConfig
 from server.sources import Source
-from server.stores.jobs import Job, PostgresJobs, SqliteJobs, now_text
+from server.stores.jobs import STALE_GRACE_S, Job, PostgresJobs, SqliteJobs, now_text
 
 log = logging.getLogger("onemap.processes")
 
@@ -72,11 +73,15 @@ class Runner:
         except OGCError as exc:
             job.status, job.message = "failed", exc.description
             raise
+        except Exception:
+            job.status, job.message = "failed", "An internal error occurred."
+            raise
         else:
             job.status, job.verdict = "successful", report["verdict"]
             job.unavailable = ",".join(report["unavailable_layers"])
         finally:
             job.finished = job.updated = now_text()
+            metrics.executed(job.process, "sync", "cancelled" if job.status == "running" else job.status)
             await self.store(self.jobs.add, job)
         return report
 
@@ -86,20 +91,39 @@ class Runner:
         await self.store(self.jobs.add, job)
         task = asyncio.create_task(self._background(job.id, policy, inputs, base, lang))
         self.tasks[job.id] = task
-        task.add_done_callback(lambda _: self.tasks.pop(job.id, None))
+        task.add_done_callback(lambda done: self._ended(job.id, done))
         return job
 
-    async def _background(self, job_id: str, policy: Policy, inputs: SiteInputs, base: str, lang: str) -> None:
+    def _ended(self, job_id: str, task: asyncio.Task) -> None:
+        """Forget an ended run and count it (cancelled: dismissed, even before it started)."""
+        self.tasks.pop(job_id, None)
+        error = None if task.cancelled() else task.exception()
+        if error is not None:  # the failure could not even be recorded (the job store is unreachable)
+            log.warning("job %s ended unrecorded: %s", job_id, error)
+        outcome = "cancelled" if task.cancelled() else "failed" if error is not None else task.result()
+        metrics.executed(PROCESS_ID, "async", outcome)
+
+    async def _background(self, job_id: str, policy: Policy, inputs: SiteInputs, base: str, lang: str) -> str:
+        """Run the job and record how it ended; its outcome (a cancelled run is counted by ``_ended``)."""
         try:
             await self.store(self.jobs.update, job_id, status="running")
             report = await self.run(policy, inputs, base, lang)
             await self._finished(job_id, report)
+            return "successful"
         except OGCError as exc:
             await self.store(self.jobs.update, job_id, status="failed", message=exc.description, finished=now_text())
         except Exception:  # a job must end failed, never stay running
             log.exception("job %s failed", job_id)
             await self.store(self.jobs.update, job_id, status="failed", message="An internal error occurred.",
                              finished=now_text())
+        return "failed"
+
+    async def queue(self) -> dict[str, int]:
+        """The store's accepted and running jobs by status, of every worker and replica; a job not updated
+        for longer than the timeout and the grace is not counted (its server stopped: ``Job.stale``)."""
+        horizon = dt.timedelta(seconds=self.config.limits.timeout_s + STALE_GRACE_S)
+        since = (dt.datetime.now(dt.UTC) - horizon).isoformat(timespec="milliseconds")
+        return await self.store(self.jobs.open_counts, since)
 
     async def _finished(self, job_id: str, report: dict[str, Any]) -> None:
         await self.store(self.jobs.update, job_id, status="successful", finished=now_text(),

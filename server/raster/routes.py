@@ -5,8 +5,9 @@
   ``Accept`` asks for it; both through the response cache (ETag/304, gzip or brotli, Cache-Control);
 * ``/collections/{id}/elevation?lon=..&lat=..``: the DEM height at a point, as a GeoJSON Feature;
 * ``/collections/{id}/assets/{assetId}``: a registered COG, addressed by asset id (a mosaic sheet:
-  ``<acquisition>_<sheet>``; HTTP range
-  requests work, so GDAL's ``/vsicurl/`` and other COG clients read it in parts).
+  ``<acquisition>_<sheet>``), a local file or an object in object storage streamed through the server
+  (``server.raster.downloads``); HTTP range requests work, so GDAL's ``/vsicurl/`` and other COG clients
+  read it in parts.
 
 Map tiles of raster collections are served by the shared tile routes (``server.tiles.routes``), which
 hand them to the handler this capability registers for raster collections (``TILE_HANDLERS``, see
@@ -31,6 +32,7 @@ from server.policy import Restriction, checked, restriction_for, visible_collect
 from server.policy.rasters import SLACK, ground_resolution_m, within_resolution
 from server.raster import terrain
 from server.raster.assets import readable, select_asset
+from server.raster.downloads import remote_file
 from server.raster.store import RasterReadError, RasterStore, get_store
 from server.raster.tiles import RasterTiles
 from server.web import JSON, base_url, json_response, link
@@ -55,9 +57,9 @@ def collection_links(collection: Collection, base: str) -> list[dict[str, Any]]:
     if not isinstance(collection, RasterCollection):
         return []
     url = f"{base}/collections/{collection.id}"
-    files = [a for a in collection.raster.assets if not is_remote(a)] if collection.raster.sheets is None else []
+    files = list(collection.raster.assets) if collection.raster.sheets is None else []
     links = [link(f"{url}/assets/{a.id}", "enclosure", GEOTIFF, f"COG {a.id} ({a.datetime})")
-             for a in files]  # a mosaic's sheets are listed in STAC; an object in a store is read by tiles
+             for a in files]  # a mosaic's sheets are listed in STAC
     if collection.raster.kind == "dem":
         links += [
             link(f"{url}/terrain/layer.json", "alternate", JSON, "Cesium quantized-mesh terrain (layer.json)"),
@@ -165,7 +167,7 @@ async def elevation(
 )
 async def asset_file(request: Request, collectionId: str, assetId: str):
     """The COG of one registered asset (of a mosaic: one sheet, ``<acquisition>_<sheet>``); supports
-    HTTP range requests. An asset in object storage is read through its tiles, not served as a file here."""
+    HTTP range requests. An asset in object storage is streamed from the store (``downloads``)."""
     c = _raster(request, collectionId)
     data_dir = request.app.state.settings.data_dir
     if c.raster.sheets is not None:  # a mosaic: its files are its sheets
@@ -174,14 +176,21 @@ async def asset_file(request: Request, collectionId: str, assetId: str):
             raise NotFound(f"Item '{assetId}' does not exist in collection '{c.id}'.")
     else:
         asset = select_asset(c, assetId, None)
+    cap = readable(c, restriction=restriction_for(request, c)).raster.resolution_m
+    too_fine = NotFound(f"Asset '{asset.id}' of collection '{c.id}' is not offered at a resolution this edition "
+                        "allows.")
     if is_remote(asset):
-        raise NotFound(f"Asset '{asset.id}' of collection '{c.id}' is not offered as a file; read its tiles.")
+        location = asset_location(data_dir, asset)
+        store = get_store(request.app)  # made at the latest now: GDAL's HTTP timeouts apply (store.GDAL_LIMITS)
+        if cap is not None and not await store.run(within_resolution, location, cap):
+            raise too_fine
+        return await remote_file(location, request.headers.get("range"), request.headers.get("if-range"),
+                                 f"{asset.id}.tif", GEOTIFF)
     path = asset_path(data_dir, asset)
     if not path.is_file():
         raise RasterReadError()
-    cap = readable(c, restriction=restriction_for(request, c)).raster.resolution_m
     if not await run_in_threadpool(within_resolution, path, cap):
-        raise NotFound(f"Asset '{asset.id}' of collection '{c.id}' is not offered at a resolution this edition allows.")
+        raise too_fine
     return FileResponse(path, media_type=GEOTIFF, filename=f"{asset.id}.tif")
 
 

@@ -43,6 +43,11 @@ CREATE TABLE IF NOT EXISTS onemap_jobs (
     result text
 )"""
 INDEX = "CREATE INDEX IF NOT EXISTS onemap_jobs_owner ON onemap_jobs (owner, edition, created)"
+OPEN = ("accepted", "running")
+# the jobs not yet ended, for the job-queue gauges: small whatever the table's size (partial index)
+OPEN_INDEX = ("CREATE INDEX IF NOT EXISTS onemap_jobs_open ON onemap_jobs (status, updated) "
+              "WHERE status IN ('accepted', 'running')")
+STALE_GRACE_S = 30.0  # past the process timeout, an unfinished job's server is taken to have stopped
 
 
 @dataclass
@@ -71,7 +76,7 @@ class Job:
         if self.status in FINAL:
             return False
         updated = dt.datetime.fromisoformat(self.updated)
-        return (now - updated).total_seconds() > timeout_s + 30
+        return (now - updated).total_seconds() > timeout_s + STALE_GRACE_S
 
 
 COLUMNS = tuple(f.name for f in fields(Job))
@@ -93,6 +98,7 @@ class _Jobs(ABC):
         """Create the table (idempotent)."""
         self._run(SCHEMA)
         self._run(INDEX)
+        self._run(OPEN_INDEX)
 
     def add(self, job: Job) -> None:
         """Record a new job."""
@@ -123,6 +129,13 @@ class _Jobs(ABC):
         rows = self._run(f"SELECT {', '.join(COLUMNS)} FROM onemap_jobs WHERE id = %s AND owner = %s "
                          "AND edition = %s", (job_id, owner, edition), fetch=True)
         return Job(*rows[0]) if rows else None
+
+    def open_counts(self, updated_since: str) -> dict[str, int]:
+        """How many jobs are accepted and running, of those updated after ``updated_since`` (older ones are
+        stale: their server stopped). One aggregate over the partial index ``onemap_jobs_open``."""
+        rows = self._run("SELECT status, count(*) FROM onemap_jobs WHERE status IN ('accepted', 'running') "
+                         "AND updated > %s GROUP BY status", (updated_since,), fetch=True)
+        return {status: 0 for status in OPEN} | {str(status): int(n) for status, n in rows}
 
     def list(self, owner: str, edition: str, limit: int) -> list[Job]:
         """The owner's latest jobs on this edition, newest first (without results)."""

@@ -11,7 +11,10 @@ files are its sheets (``server.sheets``), each an asset ``<acquisition>_<sheet>`
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from rasterio.env import set_gdal_config
 
 from server.catalog import RasterAsset, RasterCollection
 from server.errors import OGCError
@@ -73,3 +76,32 @@ def asset_location(data_dir: Path, asset: RasterAsset) -> str:
     """What GDAL (rasterio) opens for an asset: its GDAL virtual file system name if remote, else
     its local file (``asset_path``)."""
     return remote_name(asset.path) or str(asset_path(data_dir, asset))
+
+
+# GDAL, while a file is opened: never list a COG's directory looking for side-car files
+GDAL_DEFAULTS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+# GDAL, process-wide: a bounded block cache (MB), a bounded cache of HTTP range reads (bytes), short
+# HTTP timeouts with one retry (a slow or failing object store answers 503, never holds a worker),
+# and only .tif names probed over HTTP (no side-car requests).
+GDAL_LIMITS = {
+    "GDAL_CACHEMAX": "64",
+    "CPL_VSIL_CURL_CACHE_SIZE": str(16 * 2**20),
+    "VSI_CACHE": "TRUE",
+    "VSI_CACHE_SIZE": str(2 * 2**20),
+    "GDAL_HTTP_CONNECTTIMEOUT": "3",
+    "GDAL_HTTP_TIMEOUT": "10",
+    "GDAL_HTTP_MAX_RETRY": "1",
+    "GDAL_HTTP_RETRY_DELAY": "0.5",
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff",
+    "GDAL_HTTP_MULTIRANGE": "YES",
+}
+
+
+def apply_gdal_limits() -> None:
+    """Set ``GDAL_LIMITS`` as GDAL options, each unless the process environment sets it."""
+    for name, value in GDAL_LIMITS.items():
+        chosen = os.environ.get(name, value)
+        if name == "GDAL_CACHEMAX" and chosen.isdigit():  # set in bytes; GDAL reads a small number as MB
+            set_gdal_config(name, int(chosen) * (2**20 if int(chosen) < 100_000 else 1))
+        else:
+            set_gdal_config(name, chosen)

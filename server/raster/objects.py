@@ -1,6 +1,6 @@
 """Bytes of a remote raster object (``/vsis3/...``, ``/vsicurl/...``: ``server.assets.remote_name``) read
 through GDAL's virtual file system - the GDAL that rasterio loaded, so with the same credentials, endpoint,
-HTTP timeouts and retries as the raster reads (``server.raster.store.GDAL_LIMITS``, the ``AWS_*`` ...
+HTTP timeouts and retries as the raster reads (``server.assets.GDAL_LIMITS``, the ``AWS_*`` ...
 options of the environment). rasterio has no Python API for a virtual file's bytes, so the five C
 functions needed (``VSIFOpenExL``, ``VSIFSeekL``, ``VSIFTellL``, ``VSIFReadL``, ``VSIFCloseL``) and the
 object's HTTP headers (``VSIGetFileMetadata``, domain ``HEADERS``: ETag, Last-Modified) are called

@@ -181,7 +181,7 @@ async def asset_file(request: Request, collectionId: str, assetId: str):
                         "allows.")
     if is_remote(asset):
         location = asset_location(data_dir, asset)
-        store = get_store(request.app)  # made at the latest now: GDAL's HTTP timeouts apply (store.GDAL_LIMITS)
+        store = get_store(request.app)  # made at the latest now: GDAL's HTTP timeouts apply (assets.GDAL_LIMITS)
         if cap is not None and not await store.run(within_resolution, location, cap):
             raise too_fine
         return await remote_file(location, request.headers.get("range"), request.headers.get("if-range"),

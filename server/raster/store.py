@@ -28,12 +28,12 @@ from typing import Any, TypeVar
 
 import rasterio
 from fastapi import FastAPI
-from rasterio.env import set_gdal_config
 from rasterio.errors import RasterioError
 from rio_tiler.constants import WGS84_CRS
 from rio_tiler.errors import RioTilerError
 from rio_tiler.io import Reader
 
+from server.assets import GDAL_DEFAULTS, apply_gdal_limits
 from server.errors import OGCError, Unavailable
 from server.extents import as_bbox
 from server.raster.crs import open_name
@@ -41,23 +41,6 @@ from server.raster.crs import open_name
 log = logging.getLogger("onemap.raster")
 T = TypeVar("T")
 
-# GDAL, while a file is opened: never list a COG's directory looking for side-car files
-GDAL_DEFAULTS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
-# GDAL, process-wide: a bounded block cache (MB), a bounded cache of HTTP range reads (bytes), short
-# HTTP timeouts with one retry (a slow or failing object store answers 503, never holds a worker),
-# and only .tif names probed over HTTP (no side-car requests).
-GDAL_LIMITS = {
-    "GDAL_CACHEMAX": "64",
-    "CPL_VSIL_CURL_CACHE_SIZE": str(16 * 2**20),
-    "VSI_CACHE": "TRUE",
-    "VSI_CACHE_SIZE": str(2 * 2**20),
-    "GDAL_HTTP_CONNECTTIMEOUT": "3",
-    "GDAL_HTTP_TIMEOUT": "10",
-    "GDAL_HTTP_MAX_RETRY": "1",
-    "GDAL_HTTP_RETRY_DELAY": "0.5",
-    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff",
-    "GDAL_HTTP_MULTIRANGE": "YES",
-}
 REMOTE_REOPEN_S = 60.0
 
 
@@ -82,16 +65,6 @@ def is_remote(location: str | Path) -> bool:
     """A GDAL virtual file system name (``/vsis3/...``), as ``server.assets.asset_location`` gives for
     an asset in object storage."""
     return isinstance(location, str) and location.startswith("/vsi")
-
-
-def apply_gdal_limits() -> None:
-    """Set ``GDAL_LIMITS`` as GDAL options, each unless the process environment sets it."""
-    for name, value in GDAL_LIMITS.items():
-        chosen = os.environ.get(name, value)
-        if name == "GDAL_CACHEMAX" and chosen.isdigit():  # set in bytes; GDAL reads a small number as MB
-            set_gdal_config(name, int(chosen) * (2**20 if int(chosen) < 100_000 else 1))
-        else:
-            set_gdal_config(name, chosen)
 
 
 @dataclass(frozen=True)

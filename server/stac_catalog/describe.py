@@ -11,6 +11,7 @@ import rasterio
 from rasterio.warp import transform_geom
 from shapely.geometry import Polygon, box, mapping
 
+from server.assets import GDAL_DEFAULTS, apply_gdal_limits
 from server.extents import as_bbox
 
 
@@ -68,6 +69,8 @@ def describe(path: str | Path) -> CogInfo:
     """The description of the COG at ``path``; re-read when the file changes. A remote COG (its GDAL
     virtual file system name, ``/vsis3/...``) is read once per process and its size is not known (0)."""
     if str(path).startswith("/vsi"):
-        return _describe(str(path), (0, 0, 0))
+        apply_gdal_limits()  # HTTP timeouts and retries: an unreachable store fails, never hangs
+        with rasterio.Env(**GDAL_DEFAULTS):
+            return _describe(str(path), (0, 0, 0))
     st = Path(path).stat()
     return _describe(path, (st.st_size, st.st_mtime_ns, st.st_ino))

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+import redis
 from bench_features import bboxes
 from bench_tiles import tile_paths
 from harness import (
@@ -56,7 +57,7 @@ from harness import (
 
 sys.path.insert(0, str(REPO))
 
-from tests.support.failover import Nginx, Replica  # noqa: E402
+from tests.support.failover import Nginx  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
 ITEMS = "/collections/parcels/items?limit=100&bbox={}"
@@ -120,8 +121,9 @@ def data_size(dbs: dict[str, str], args: argparse.Namespace) -> None:
     try:
         for label, url in dbs.items():
             headers = {"X-API-Key": api_key(url, name="bench-scale")}
-            servers[label] = (start_onemap(f"scale-{label}", args.workers, {"ONEMAP_DATABASE_URL": url, **UNCACHED},
-                                           ready=cases["items"][0], headers=headers), headers)
+            env = {"ONEMAP_DATABASE_URL": url, **UNCACHED}
+            servers[label] = (start_onemap(f"scale-{label}", args.workers, env, ready=cases["items"][0],
+                                           headers=headers, ready_timeout=args.start_timeout), headers)
         for case, paths in cases.items():
             targets = {label: Target(server, paths, headers, dbs[label])
                        for label, (server, headers) in servers.items()}
@@ -191,11 +193,11 @@ def run_setup(setup: Setup, paths: list[str], headers: dict, url: str, args: arg
     setup.usage.append(usage)
 
 
-def cache_outcomes(ports: list[int]) -> dict[str, float]:
+def cache_outcomes(replicas: list[Server]) -> dict[str, float]:
     """Response cache lookups by outcome, summed over the replicas (``/metrics``, refreshed every 5 s)."""
     out: dict[str, float] = {}
-    for port in ports:
-        body = get(f"http://127.0.0.1:{port}/metrics", timeout=10)[2].decode()
+    for replica in replicas:
+        body = get(f"{replica.base}/metrics", timeout=10)[2].decode()
         for level, value in re.findall(r'^onemap_cache_lookups_total\{level="([^"]+)"\} (\S+)$', body, re.M):
             out[level] = out.get(level, 0.0) + float(value)
     return out
@@ -222,7 +224,7 @@ def limit_sentence(u: Usage, cores: int) -> str:
     spent = f"cores used: {spent}; the machine {busy:.0%} busy of {cores} cores"
     top = max(share, key=lambda k: share[k])
     if busy >= 0.85:
-        return f"{spent} -> CPU-bound on the machine ({top} the largest share): a replica adds processes, not cores"
+        return f"{spent} -> CPU-bound on the machine, largest share {top}: a replica adds processes, not cores"
     if share["PostgreSQL"] > share["OneMap"]:
         return f"{spent} -> PostgreSQL does most of the work per request; cores are left idle"
     return f"{spent} -> cores left idle: limited by the clients' concurrency and per-request latency, not CPU"
@@ -251,33 +253,45 @@ def print_replicas(case: str, setups: dict[str, Setup], outcomes: dict[str, floa
               "within the 1 s the shared entries live)")
 
 
-def replica_case(case: str, env: dict, paths: list[str], headers: dict, url: str, args: argparse.Namespace,
-                 work: Path, cached: bool) -> None:
-    """Two replicas started with ``env``; nginx over the first alone and over both; runs taking turns."""
-    replicas = [Replica(env, work, workers=args.workers_per_replica) for _ in range(2)]
+def measure_case(case: str, setups: dict[str, Setup], paths: list[str], headers: dict, url: str,
+                 args: argparse.Namespace) -> None:
+    """One case through both setups: warm-up, then runs taking turns, with the cache outcomes around them."""
+    for setup in setups.values():
+        setup.runs, setup.usage = [], []
+        wrk(setup.nginx.base, paths, args.clients, args.warmup, headers=headers)
+    replicas = max((setup.replicas for setup in setups.values()), key=len)  # every replica of the case
+    time.sleep(6)  # /metrics counters are refreshed every 5 s
+    before = cache_outcomes(replicas)
+    for _ in range(args.runs):
+        for setup in setups.values():
+            run_setup(setup, paths, headers, url, args)
+    time.sleep(6)
+    outcomes = {k: v - before.get(k, 0.0) for k, v in cache_outcomes(replicas).items()}
+    print_replicas(case, setups, outcomes, os.cpu_count() or 1)
+
+
+def replica_cases(cases: dict[str, list[str]], env: dict, headers: dict, url: str, args: argparse.Namespace,
+                  work: Path, cached: bool) -> None:
+    """Two replicas started with ``env`` on an emptied Redis (no entry left by the cases before), nginx
+    over the first alone and over both, and each case measured through both."""
+    with redis.Redis.from_url(env["ONEMAP_REDIS_URL"]) as client:
+        client.flushall()
+    w = args.workers_per_replica
+    slug = "cached" if cached else "uncached"
+    replicas: list[Server] = []
     nginxes: list[Nginx] = []
     try:
-        for r in replicas:
-            r.start()
-        servers = [Server(f"replica-{i}", r.proc, f"http://127.0.0.1:{r.port}") for i, r in enumerate(replicas)
-                   if r.proc is not None]
-        nginxes = [Nginx(work / f"nginx-{case.replace(' ', '-')}-{n}", [r.port for r in replicas[:n]]) for n in (1, 2)]
-        w = args.workers_per_replica
-        setups = {f"1 replica x {w} workers": Setup(Server("nginx-1", nginxes[0].proc, nginxes[0].url), servers[:1]),
-                  f"2 replicas x {w} workers": Setup(Server("nginx-2", nginxes[1].proc, nginxes[1].url), servers)}
-        if cached:
-            warm(nginxes[1].url, paths, headers)
-        for s in setups.values():
-            wrk(s.nginx.base, paths, args.clients, args.warmup, headers=headers)
-        time.sleep(6)  # /metrics counters are refreshed every 5 s
-        before = cache_outcomes([r.port for r in replicas])
-        for _ in range(args.runs):
-            for s in setups.values():
-                run_setup(s, paths, headers, url, args)
-        time.sleep(6)
-        after = cache_outcomes([r.port for r in replicas])
-        outcomes = {k: v - before.get(k, 0.0) for k, v in after.items()}
-        print_replicas(case, setups, outcomes, os.cpu_count() or 1)
+        with ThreadPoolExecutor(2) as pool:
+            replicas = list(pool.map(lambda i: start_onemap(f"scale-{slug}-replica-{i}", w, env,
+                                                            ready_timeout=args.start_timeout), (1, 2)))
+        ports = [int(r.base.rsplit(":", 1)[1]) for r in replicas]
+        nginxes = [Nginx(work / f"nginx-{slug}-{n}", ports[:n]) for n in (1, 2)]
+        setups = {f"1 replica x {w} workers": Setup(Server("nginx-1", nginxes[0].proc, nginxes[0].url), replicas[:1]),
+                  f"2 replicas x {w} workers": Setup(Server("nginx-2", nginxes[1].proc, nginxes[1].url), replicas)}
+        for case, paths in cases.items():
+            if cached:
+                warm(nginxes[1].url, paths, headers)
+            measure_case(case, setups, paths, headers, url, args)
     finally:
         for n in nginxes:
             n.stop()
@@ -288,12 +302,12 @@ def replica_case(case: str, env: dict, paths: list[str], headers: dict, url: str
 def two_replicas(url: str, args: argparse.Namespace) -> None:
     """Part 2: cached tiles, uncached tiles and uncached items, one replica against two behind nginx."""
     work = Path(tempfile.mkdtemp(prefix="onemap-scale-"))
-    redis = RedisServer(work)
-    redis.start()
+    redis_server = RedisServer(work)
+    redis_server.start()
     headers = {"X-API-Key": api_key(url, name="bench-scale-replicas")}
     cases = scale_paths(url, args)
     tiles = [p for case, paths in cases.items() if case != "items" for p in paths]
-    base = {"ONEMAP_DATABASE_URL": url, "ONEMAP_REDIS_URL": redis.url, "ONEMAP_CACHE_SECRET": "bench-scale",
+    base = {"ONEMAP_DATABASE_URL": url, "ONEMAP_REDIS_URL": redis_server.url, "ONEMAP_CACHE_SECRET": "bench-scale",
             "ONEMAP_DATA_DIR": str(work / "data"), "ONEMAP_CACHE_DEBUG_HEADER": "true", "ONEMAP_METRICS": "open"}
     # uncached: no in-process cache, no fast path; Redis still shares limits and quotas, and its entries
     # lapse after 1 s so that a path comes back to a miss (the cache outcomes printed show it did)
@@ -302,11 +316,11 @@ def two_replicas(url: str, args: argparse.Namespace) -> None:
     print(f"\nTwo replicas against one on {args.replicas_on}: {args.clients} clients through nginx, "
           f"median of {args.runs} x {args.seconds} s; this machine has {cores} cores", flush=True)
     try:
-        replica_case("cached tiles", base, tiles, headers, url, args, work, cached=True)
-        replica_case("uncached tiles", uncached, tiles, headers, url, args, work, cached=False)
-        replica_case("uncached items", uncached, cases["items"], headers, url, args, work, cached=False)
+        replica_cases({"cached tiles": tiles}, base, headers, url, args, work, cached=True)
+        replica_cases({"uncached tiles": tiles, "uncached items": cases["items"]}, uncached, headers, url, args, work,
+                      cached=False)
     finally:
-        redis.stop()
+        redis_server.stop()
 
 
 def main() -> None:
@@ -323,6 +337,7 @@ def main() -> None:
     ap.add_argument("--zooms", default="14,16")
     ap.add_argument("--replicas-on", metavar="LABEL", help="the database of part 2 (default: skip part 2)")
     ap.add_argument("--workers-per-replica", type=int, default=2)
+    ap.add_argument("--start-timeout", type=float, default=180, help="seconds a replica may take to start")
     ap.add_argument("--skip-scales", action="store_true", help="run part 2 only")
     args = ap.parse_args()
     dbs = parse_databases(args.database)

@@ -135,10 +135,10 @@ def get(url: str, headers: dict | None = None, timeout: float = 60) -> tuple[int
 
 def start_server(
     name: str, cmd: list[str], env: dict | None = None, ready: str = "/", headers: dict | None = None,
-    port: int | None = None,
+    port: int | None = None, ready_timeout: float = 60,
 ) -> Server:
     """Start ``cmd`` on ``port`` (a free loopback port by default; ``{port}`` in ``cmd``) and wait until
-    ``ready`` answers 200 (60 s at most). The inherited ``ONEMAP_*`` variables are dropped: ``env`` says
+    ``ready`` answers 200 (``ready_timeout`` s at most). The inherited ``ONEMAP_*`` variables are dropped: ``env`` says
     all. Output goes to /tmp/bench-NAME.log."""
     port = port or free_port()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("ONEMAP_")}
@@ -148,7 +148,7 @@ def start_server(
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     atexit.register(stop_process, proc)
     server = Server(name, proc, f"http://127.0.0.1:{port}")
-    deadline = time.time() + 60
+    deadline = time.time() + ready_timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             sys.exit(f"{name} exited early; see {log_path}")
@@ -168,11 +168,12 @@ def _uvicorn_args(workers: int) -> list[str]:
 
 
 def start_onemap(
-    name: str, workers: int, env: dict, ready: str = "/conformance", headers: dict | None = None
+    name: str, workers: int, env: dict, ready: str = "/conformance", headers: dict | None = None,
+    ready_timeout: float = 60,
 ) -> Server:
     """``onemap serve`` with ``workers`` workers, configured by ``env`` (``ONEMAP_*`` variables)."""
     return start_server(name, [sys.executable, "-m", "server.cli", "serve", *_uvicorn_args(workers)], env, ready,
-                        headers)
+                        headers, ready_timeout=ready_timeout)
 
 
 def start_peer(

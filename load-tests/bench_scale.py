@@ -47,10 +47,13 @@ from harness import (
     Server,
     Target,
     api_key,
+    cpu_seconds,
     cpu_snapshot,
+    database_cpu,
     get,
     measure,
     median_of,
+    server_pids,
     start_onemap,
     wrk,
 )
@@ -167,12 +170,8 @@ def machine_busy() -> float:
 
 
 def _usage_snapshot(setup: Setup, url: str) -> tuple[float, dict[int, float], dict[int, float], dict[int, float]]:
-    onemap: dict[int, float] = {}
-    for server in setup.replicas:
-        onemap.update(cpu_snapshot(server))
-    with_db = cpu_snapshot(setup.replicas[0], url)
-    postgres = {pid: t for pid, t in with_db.items() if pid not in onemap}
-    return machine_busy(), onemap, postgres, cpu_snapshot(setup.nginx)
+    pids = [pid for server in setup.replicas for pid in server_pids(server)]
+    return machine_busy(), cpu_seconds(pids), database_cpu(url, pids), cpu_snapshot(setup.nginx)
 
 
 def _spent(before: dict[int, float], after: dict[int, float]) -> float:

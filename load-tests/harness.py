@@ -135,10 +135,10 @@ def get(url: str, headers: dict | None = None, timeout: float = 60) -> tuple[int
 
 def start_server(
     name: str, cmd: list[str], env: dict | None = None, ready: str = "/", headers: dict | None = None,
-    port: int | None = None,
+    port: int | None = None, ready_timeout: float = 60,
 ) -> Server:
     """Start ``cmd`` on ``port`` (a free loopback port by default; ``{port}`` in ``cmd``) and wait until
-    ``ready`` answers 200 (60 s at most). The inherited ``ONEMAP_*`` variables are dropped: ``env`` says
+    ``ready`` answers 200 (``ready_timeout`` s at most). The inherited ``ONEMAP_*`` variables are dropped: ``env`` says
     all. Output goes to /tmp/bench-NAME.log."""
     port = port or free_port()
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("ONEMAP_")}
@@ -148,7 +148,7 @@ def start_server(
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     atexit.register(stop_process, proc)
     server = Server(name, proc, f"http://127.0.0.1:{port}")
-    deadline = time.time() + 60
+    deadline = time.time() + ready_timeout
     while time.time() < deadline:
         if proc.poll() is not None:
             sys.exit(f"{name} exited early; see {log_path}")
@@ -168,11 +168,12 @@ def _uvicorn_args(workers: int) -> list[str]:
 
 
 def start_onemap(
-    name: str, workers: int, env: dict, ready: str = "/conformance", headers: dict | None = None
+    name: str, workers: int, env: dict, ready: str = "/conformance", headers: dict | None = None,
+    ready_timeout: float = 60,
 ) -> Server:
     """``onemap serve`` with ``workers`` workers, configured by ``env`` (``ONEMAP_*`` variables)."""
     return start_server(name, [sys.executable, "-m", "server.cli", "serve", *_uvicorn_args(workers)], env, ready,
-                        headers)
+                        headers, ready_timeout=ready_timeout)
 
 
 def start_peer(
@@ -188,7 +189,8 @@ def start_peer(
 # -- CPU per request ----------------------------------------------------------------------------
 
 
-def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds so far (user + system) of each of these processes that is alive."""
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for pid in pids:
@@ -200,22 +202,55 @@ def _cpu_seconds(pids: list[int]) -> dict[int, float]:
     return out
 
 
-def _backend_pids(database_url: str) -> list[int]:
-    """PostgreSQL backends connected to this database (other clusters on the machine are not counted)."""
+def _socket_ports(pids: list[int]) -> set[int]:
+    """Local TCP ports of the sockets these processes hold open."""
+    inodes = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(fd)
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def database_cpu(database_url: str, client_pids: list[int]) -> dict[int, float]:
+    """CPU seconds so far of the PostgreSQL backends serving these client processes' connections (the
+    backends of other clients of a shared database are not counted)."""
     import psycopg
 
+    ports = _socket_ports(client_pids)
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "SELECT pid, client_port FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
         ).fetchall()
-    return [r[0] for r in rows]
+    return cpu_seconds([pid for pid, port in rows if port in ports])
+
+
+def server_pids(server: Server) -> list[int]:
+    """The server process and its children (the workers)."""
+    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    return [server.proc.pid, *(int(p) for p in (children.read_text().split() if children.exists() else []))]
 
 
 def cpu_snapshot(server: Server, database_url: str | None = None) -> dict[int, float]:
-    """CPU seconds so far of the server, its workers and (with ``database_url``) the database's backends."""
-    children = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
-    pids = [server.proc.pid, *(int(p) for p in (children.read_text().split() if children.exists() else []))]
-    return _cpu_seconds(pids + (_backend_pids(database_url) if database_url else []))
+    """CPU seconds so far of the server, its workers and (with ``database_url``) the database backends
+    serving them."""
+    pids = server_pids(server)
+    return {**cpu_seconds(pids), **(database_cpu(database_url, pids) if database_url else {})}
 
 
 # -- load ---------------------------------------------------------------------------------------

@@ -79,7 +79,8 @@ class PostGISSource:
         self._catalog = catalog
         self._timeout_ms = settings.statement_timeout_ms
         self._attempts = settings.pool_max_size + 1
-        self._statements: LRUCache[tuple, sql.Composed] = LRUCache(maxsize=1024)
+        # statements by shape, as text: composing psycopg's objects into bytes costs more than the read
+        self._statements: LRUCache[tuple, str] = LRUCache(maxsize=1024)
         self._extents: dict[tuple[str, Restriction], tuple[str, Extent]] = {}
         self._tiles = TileStatements()
         self._areas = AreaStatements()
@@ -178,12 +179,14 @@ class PostGISSource:
     def _page_sql(
         self, c: VectorCollection, props: tuple[str, ...], q: ItemQuery, shape: tuple[bool, ...],
         restriction: Restriction, after: sql.Composable | None, condition: sql.Composable | None = None,
-    ) -> sql.Composed:
+    ) -> str:
         """The page statement for a query shape: (bbox?, start?, end?, bbox area?, which cursor values are
         null) with ``q``'s order and CRS; ``after`` is the keyset predicate of the cursor, if any, and
-        ``condition`` a filter's (statements with one are composed per request, not cached)."""
-        key = (c.id, props, shape, restriction.key, q.crs, q.sortby, None if q.cursor is None else q.cursor.forward)
-        if condition is None and (found := self._statements.get(key)) is not None:
+        ``condition`` a filter's (its values are parameters: a filter of the same form reuses the statement)."""
+        condition_text = None if condition is None else condition.as_string(None)
+        key = (c.id, props, shape, restriction.key, q.crs, q.sortby, None if q.cursor is None else q.cursor.forward,
+               condition_text)
+        if (found := self._statements.get(key)) is not None:
             return found
         has_bbox, has_start, has_end, has_area = shape[:4]
         src = c.source
@@ -219,9 +222,8 @@ class PostGISSource:
             keys=sql.SQL(", ").join(map(sql.Identifier, [src.id_field, *sort_fields])),
             feature=self._feature(c, props, restriction, q.crs),
         )
-        if condition is None:
-            self._statements[key] = composed
-        return composed
+        text = self._statements[key] = composed.as_string(None)
+        return text
 
     # -- parameters ---------------------------------------------------------------------------
 
@@ -294,13 +296,12 @@ class PostGISSource:
         statement_key = ("get", collection.id, props, restriction.key, crs)
         query = self._statements.get(statement_key)
         if query is None:
-            query = template("feature").format(
+            query = self._statements[statement_key] = template("feature").format(
                 feature=self._feature(collection, props, restriction, crs),
                 table=sql.Identifier(src.table),
                 id=sql.Identifier(src.id_field),
                 kept=kept if kept is not None else sql.SQL("true"),
-            )
-            self._statements[statement_key] = query
+            ).as_string(None)
         row = await self._fetch(query, {"id": key, **kept_params})
         return row[0] if row else None
 

@@ -207,10 +207,10 @@ class TileStatements:
     """One PostGIS source's tile state: composed statements by shape, and the overview tables seen."""
 
     def __init__(self) -> None:
-        self._statements: LRUCache[tuple, sql.Composed] = LRUCache(maxsize=512)
+        self._statements: LRUCache[tuple, str] = LRUCache(maxsize=512)  # as text: composing costs per use
         self._overviews: tuple[float, frozenset[str]] | None = None
 
-    def compose(self, layers: Sequence[ReadLayer], available: frozenset[str]) -> tuple[sql.Composed, dict]:
+    def compose(self, layers: Sequence[ReadLayer], available: frozenset[str]) -> tuple[str, dict]:
         """The one statement (and its parameters) that builds a tile with these layers."""
         checked = checks_versions(available)
         available = available - {DATA_VERSIONS, OVERVIEW_VERSIONS}  # the overview tables alone
@@ -224,8 +224,7 @@ class TileStatements:
         if query is None:
             plan = enumerate(zip(layers, chosen, tolerances, strict=True))
             parts = [_part_sql(layer, ov, tol, checked, i) for i, (layer, ov, tol) in plan]
-            query = sql.SQL("SELECT {}").format(sql.SQL(" || ").join(parts))
-            self._statements[key] = query
+            query = self._statements[key] = sql.SQL("SELECT {}").format(sql.SQL(" || ").join(parts)).as_string(None)
         params: dict[str, Any] = {}
         for i, ((c, req, restriction), ov, tol) in enumerate(zip(layers, chosen, tolerances, strict=True)):
             params.update(_layer_params(c, req, ov, tol, f"l{i}_", restriction))

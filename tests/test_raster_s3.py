@@ -5,9 +5,10 @@ clean 503 while the worker goes on serving everything else, and reads heal when 
 
 from __future__ import annotations
 
-import os
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -95,21 +96,24 @@ def s3_collections(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def clients(raster_dir, store, s3_collections):
     """(local, s3): apps on the same data directory, the second reading its COGs from the bucket."""
-    saved = {k: os.environ.get(k) for k in [*store.gdal_env, "GDAL_HTTP_TIMEOUT", "GDAL_HTTP_MAX_RETRY"]}
-    os.environ.update(store.gdal_env, GDAL_HTTP_TIMEOUT=str(HTTP_TIMEOUT_S), GDAL_HTTP_MAX_RETRY="0")
-    local_settings = raster_settings(raster_dir, cache_memory_bytes=0)
-    s3_settings = raster_settings(raster_dir, cache_memory_bytes=0, collections_dir=s3_collections)
-    key = {"X-API-Key": issue_key(local_settings, "s3")}
-    try:
+    with gdal_reading(store):
+        local_settings = raster_settings(raster_dir, cache_memory_bytes=0)
+        s3_settings = raster_settings(raster_dir, cache_memory_bytes=0, collections_dir=s3_collections)
+        key = {"X-API-Key": issue_key(local_settings, "s3")}
         with TestClient(create_app(local_settings), headers=key) as local, \
                 TestClient(create_app(s3_settings), headers=key) as s3:
             yield local, s3
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+
+
+@contextmanager
+def gdal_reading(store) -> Iterator[None]:
+    """GDAL configured for the bucket (endpoint, keys) with a short HTTP timeout and no retry, for the
+    duration of a module's apps; the environment is restored after."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**store.gdal_env, "GDAL_HTTP_TIMEOUT": str(HTTP_TIMEOUT_S),
+                            "GDAL_HTTP_MAX_RETRY": "0"}.items():
+            patch.setenv(name, value)
+        yield
 
 
 def test_tiles_and_elevation_read_from_the_bucket_match_local_files(clients):

@@ -16,7 +16,7 @@ from server.app import create_app
 from tests.support.api_keys import issue_key
 from tests.support.live import live_server
 from tests.support.rasters import raster_settings
-from tests.test_raster_s3 import BUCKET, HTTP_TIMEOUT_S, s3_collections, store  # noqa: F401 - its fixtures
+from tests.test_raster_s3 import BUCKET, HTTP_TIMEOUT_S, gdal_reading, s3_collections, store  # noqa: F401 - its fixtures
 
 NOISE = "/collections/imagery/assets/noise"
 DEM = "/collections/dem/assets/dem_2023"
@@ -25,17 +25,9 @@ DEM = "/collections/dem/assets/dem_2023"
 @pytest.fixture(scope="module")
 def served(raster_dir, store, s3_collections):  # noqa: F811 - the fixtures imported above
     """(settings, full key, dem-only key) of an app reading its assets from the bucket."""
-    saved = {k: os.environ.get(k) for k in [*store.gdal_env, "GDAL_HTTP_TIMEOUT", "GDAL_HTTP_MAX_RETRY"]}
-    os.environ.update(store.gdal_env, GDAL_HTTP_TIMEOUT=str(HTTP_TIMEOUT_S), GDAL_HTTP_MAX_RETRY="0")
-    settings = raster_settings(raster_dir, cache_memory_bytes=0, collections_dir=s3_collections)
-    try:
+    with gdal_reading(store):
+        settings = raster_settings(raster_dir, cache_memory_bytes=0, collections_dir=s3_collections)
         yield settings, issue_key(settings, "downloads"), issue_key(settings, "dem only", frozenset({"dem"}))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @pytest.fixture(scope="module")

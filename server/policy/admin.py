@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -137,7 +136,6 @@ class SqliteAdmin:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._kept = threading.local()  # the audit writer's own connection
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
@@ -145,9 +143,14 @@ class SqliteAdmin:
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
-    def _run(self, sql: str, params: Any = (), fetch: bool = False) -> list[tuple]:
+    def _run(self, sql: str, params: Any = (), many: bool = False, fetch: bool = False) -> list[tuple]:
         conn = self._connect()
         try:
+            if many:  # one transaction: one commit for the batch (autocommit would commit every row)
+                with conn:
+                    conn.execute("BEGIN")
+                    conn.executemany(sql, params)
+                return []
             cur = conn.execute(sql, params)
             return cur.fetchall() if fetch else []
         finally:
@@ -188,24 +191,11 @@ class SqliteAdmin:
             conn.close()
 
     def append_audit(self, records: Iterable[AuditRecord]) -> None:
-        """One transaction on a connection the calling thread keeps: the audit writer appends a batch
-        every fraction of a second, and a connection per batch costs more than the batch (opening, and
-        the checkpoint when the last connection closes)."""
         rows = [_audit_row(r, _iso(r.ts)) for r in records]
-        if not rows:
-            return
-        conn = getattr(self._kept, "conn", None) or self._connect()
-        self._kept.conn = None  # kept again only after a batch went in
-        marks = ", ".join("?" * len(AUDIT_COLUMNS))
-        try:
-            with conn:  # one transaction: one commit for the batch (autocommit would commit every row)
-                conn.execute("BEGIN")
-                conn.executemany(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks}) {SKIP_KNOWN}",
-                                 rows)
-        except BaseException:
-            conn.close()
-            raise
-        self._kept.conn = conn
+        if rows:
+            marks = ", ".join("?" * len(AUDIT_COLUMNS))
+            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks}) {SKIP_KNOWN}",
+                      rows, many=True)
 
     def count_admitted(self, key_id: str, since: dt.datetime) -> int:
         rows = self._run(
@@ -220,10 +210,7 @@ class SqliteAdmin:
         return [_audit_record(r) for r in self._run(sql, [*params, limit], fetch=True)]
 
     def close(self) -> None:
-        """Close the calling thread's kept connection (every other connection is per call)."""
-        conn, self._kept.conn = getattr(self._kept, "conn", None), None
-        if conn is not None:
-            conn.close()
+        """Connections are per call."""
 
 
 class PostgresAdmin:

@@ -24,9 +24,9 @@ import psycopg
 
 from server.catalog import VectorCollection
 from server.settings import Settings
+from server.sources.postgis_schema import VERSION_QUERY
 
 CHECK_TIMEOUT_S = 2.0
-VERSION_ROW = "SELECT version FROM onemap_versions WHERE collection = %s"
 
 
 class Probe:
@@ -98,7 +98,7 @@ async def _store(state: Any, probes: Readiness) -> str:
     if not vectors:
         return "ok"
     if probes.primary is not None:
-        read = probes.primary.read(VERSION_ROW, [vectors[0].id])
+        read = probes.primary.read(VERSION_QUERY, [vectors[0].id])
     else:
         read = state.source.version(vectors[0])
     return "ok" if await _within(read) else "unavailable"

@@ -67,12 +67,9 @@ def _disposition(filename: str) -> str:
     return f'attachment; filename="{filename}"'
 
 
-async def _open(location: str) -> RemoteObject:
-    try:
-        return await run_in_threadpool(RemoteObject, location)
-    except OSError as exc:
-        log.warning("asset download: the object store did not answer: %s", exc)
-        raise RasterStoreUnavailable() from None
+def _unavailable(exc: OSError) -> RasterStoreUnavailable:
+    log.warning("asset download: the object store did not answer: %s", exc)
+    return RasterStoreUnavailable()
 
 
 async def _stream(obj: RemoteObject, head: bytes, offset: int, end: int) -> AsyncIterator[bytes]:
@@ -94,15 +91,17 @@ async def _stream(obj: RemoteObject, head: bytes, offset: int, end: int) -> Asyn
 async def remote_file(location: str, range_header: str | None, if_range: str | None, filename: str,
                       media_type: str) -> StreamingResponse:
     """The object at ``location`` (a GDAL virtual file system name from the catalog), whole or one range."""
-    obj = await _open(location)
+    try:
+        obj = await run_in_threadpool(RemoteObject, location)
+    except OSError as exc:
+        raise _unavailable(exc) from None
     try:
         wanted = byte_range(range_header, obj.size) if not if_range or if_range == obj.etag else None
         first, last = wanted or (0, obj.size - 1)
         head = await run_in_threadpool(obj.read, first, min(CHUNK, last + 1 - first))
     except OSError as exc:
         obj.close()
-        log.warning("asset download: the object store did not answer: %s", exc)
-        raise RasterStoreUnavailable() from None
+        raise _unavailable(exc) from None
     except BaseException:
         obj.close()
         raise

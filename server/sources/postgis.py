@@ -51,7 +51,7 @@ from server.sources.base import (
 from server.sources.keyset import order_keys, pg_after, pg_order, typed_values
 from server.sources.postgis_areas import AreaStatements, many_from_rows, overlaps_from_rows
 from server.sources.postgis_page import bbox_condition, inner_box, page_of, page_rows
-from server.sources.postgis_schema import load_sql, problems, template
+from server.sources.postgis_schema import VERSION_QUERY, load_sql, problems, template
 from server.sources.postgis_tiles import TileStatements
 
 log = logging.getLogger("onemap.sources.postgis")
@@ -355,7 +355,7 @@ class PostGISSource:
     async def version(self, collection: VectorCollection) -> str:
         """The collection's data version from ``onemap_versions``; ``"0"`` when versioning is not installed."""
         try:
-            row = await self._fetch("SELECT version FROM onemap_versions WHERE collection = %s", [collection.id])
+            row = await self._fetch(VERSION_QUERY, [collection.id])
         except psycopg.errors.UndefinedTable:
             return "0"
         return str(row[0]) if row else "0"

@@ -16,6 +16,7 @@ from psycopg import sql
 from server.catalog import Catalog, VectorCollection
 
 SQL_DIR = Path(__file__).parent / "sql"
+VERSION_QUERY = "SELECT version FROM onemap_versions WHERE collection = %s"  # a collection's data version
 COLUMN_TYPES = {
     "string": ("text", "character varying", "character"),
     "integer": ("bigint", "integer", "smallint"),

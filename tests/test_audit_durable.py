@@ -31,6 +31,7 @@ from server.sample import build_sample
 from server.settings import Settings
 from server.stores.postgis import PostGISStore
 from tests.support.api_keys import issue_key
+from tests.support.live import wait_answering
 from tests.support.pg import PgCluster, start_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,15 +74,7 @@ def serve(settings: Settings, log: Path) -> Iterator[tuple[subprocess.Popen, str
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/conformance", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
+        wait_answering(url + "/conformance", proc, log)
         yield proc, url
     finally:
         if proc.poll() is None:

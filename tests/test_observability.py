@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from server.stores import open_store
 from server.stores.jobs import Job, now_text
 from tests.conftest import settings_for
 from tests.support.api_keys import issue_key
+from tests.support.live import wait_answering
 from tests.test_processes import SITE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,15 +154,7 @@ def test_served_with_two_workers_metrics_add_up_and_logs_are_json(sample_dir, tm
                                  "--log-format", "json"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.2)
+        wait_answering(url + "/readyz", proc, log)
         ids = set()
         for _ in range(20):  # a new connection each: both workers take some
             answer = httpx.get(url + "/collections", headers={"X-API-Key": key}, timeout=30)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -36,3 +39,17 @@ def live_server(settings: Settings, wrap: Callable[[ASGIApp], ASGIApp] | None = 
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def wait_answering(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
+    """Wait until ``url`` answers 200 from the server process ``proc``; the assertion fails with the tail
+    of its ``log`` when the process exits or ``timeout_s`` passes first."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.2)

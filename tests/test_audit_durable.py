@@ -27,12 +27,10 @@ from server.policy.admin import AuditRecord, SqliteAdmin
 from server.policy.audit import AuditWriter
 from server.policy.journal import Journal
 from server.policy.keys import parse_key
-from server.sample import build_sample
 from server.settings import Settings
-from server.stores.postgis import PostGISStore
 from tests.support.api_keys import issue_key
 from tests.support.live import wait_answering
-from tests.support.pg import PgCluster, start_cluster
+from tests.support.pg import PgCluster, sample_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 BURST = 120
@@ -40,12 +38,8 @@ BURST = 120
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[PgCluster]:
-    pg = start_cluster(tmp_path_factory.mktemp("pg-audit"))
-    try:
-        build_sample(200, PostGISStore(Settings(database_url=pg.url)))
+    with sample_cluster(tmp_path_factory.mktemp("pg-audit")) as pg:
         yield pg
-    finally:
-        pg.stop()
 
 
 @pytest.fixture

@@ -11,12 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from server.app import create_app
-from server.sample import build_sample
 from server.settings import Settings
-from server.stores.postgis import PostGISStore
 from tests.conftest import settings_for
 from tests.support.api_keys import issue_key
-from tests.support.pg import PgCluster, start_cluster
+from tests.support.pg import PgCluster, sample_cluster
 
 ITEMS = "/collections/parcels/items"
 BASE = "/tiles/WebMercatorQuad/12/3430/1691"
@@ -24,12 +22,8 @@ BASE = "/tiles/WebMercatorQuad/12/3430/1691"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[PgCluster]:
-    pg = start_cluster(tmp_path_factory.mktemp("pg-outage"))
-    try:
-        build_sample(200, PostGISStore(Settings(database_url=pg.url)))
+    with sample_cluster(tmp_path_factory.mktemp("pg-outage")) as pg:
         yield pg
-    finally:
-        pg.stop()
 
 
 def test_cached_answers_outlive_an_outage_at_cache_speed(cluster, tmp_path, request, caplog):

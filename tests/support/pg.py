@@ -17,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,3 +205,18 @@ def _start_on_free_port(cluster: PgCluster, attempts: int = 3) -> None:
         except ClusterError:
             if attempt == attempts - 1:
                 raise
+
+
+@contextlib.contextmanager
+def sample_cluster(base_dir: Path, scale: int = 200) -> Iterator[PgCluster]:
+    """A throwaway cluster holding the sample county at ``scale`` parcels, stopped after."""
+    from server.sample import build_sample
+    from server.settings import Settings
+    from server.stores.postgis import PostGISStore
+
+    pg = start_cluster(base_dir)
+    try:
+        build_sample(scale, PostGISStore(Settings(database_url=pg.url)))
+        yield pg
+    finally:
+        pg.stop()

@@ -41,6 +41,19 @@ async function waitIdle(page) {
   }));
 }
 
+// Runs `action`, then waits for the map's next "idle" (all it requested loaded, placed and drawn). The
+// listener is armed before the action: right after a camera or style change `loaded()` can still be
+// true because the new tiles are not requested until the next frame.
+async function settle(page, action) {
+  await page.evaluate((ms) => {
+    window.__idle = new Promise((resolve) => { window.__map.once("idle", resolve); setTimeout(resolve, ms); });
+  }, TIMEOUT_MS);
+  await action();
+  await page.evaluate(() => { window.__map.triggerRepaint(); return window.__idle; });
+}
+
+const jumpTo = (page, view) => settle(page, () => page.evaluate((v) => window.__map.jumpTo(v), view));
+
 async function clickPanel(page) {
   const box = await page.locator("#map canvas").boundingBox();
   await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
@@ -70,8 +83,7 @@ async function run(page) {
   report.click = await clickPanel(page);
   mark("clicked");
 
-  await page.evaluate(() => window.__map.jumpTo({ zoom: 15.5 }));
-  await waitIdle(page);
+  await jumpTo(page, { zoom: 15.5 });
   report.closeup = { counts: await page.evaluate(countsByCollection) };
   mark("closeup");
   report.labels = await labelsStep(page);
@@ -82,8 +94,7 @@ async function run(page) {
   }));
   await page.screenshot({ path: `${outDir}/closeup.png` });
 
-  await page.uncheck('#layers input[data-collection="land_survey"]');
-  await waitIdle(page);
+  await settle(page, () => page.uncheck('#layers input[data-collection="land_survey"]'));
   report.afterSwitchOff = await page.evaluate(countsByCollection);
   mark("switched");
   report.vectorRequestCount = report.requests.length;
@@ -115,11 +126,9 @@ async function labelsStep(page) {
   const closeup = await page.evaluate(placed);
   await page.screenshot({ path: `${outDir}/labels.png` });
   const view = await page.evaluate(() => ({ center: window.__map.getCenter(), zoom: window.__map.getZoom() }));
-  await page.evaluate(() => window.__map.jumpTo({ zoom: 17.5 }));
-  await waitIdle(page);
+  await jumpTo(page, { zoom: 17.5 });
   const parcels = await page.evaluate(placed);
-  await page.evaluate((v) => window.__map.jumpTo(v), view);
-  await waitIdle(page);
+  await jumpTo(page, view);
   return { closeup, parcels };
 }
 
@@ -138,8 +147,7 @@ async function reloadStep(page) {
 
 // Click inside a drawn parcel: the panel links to its unit-code profile, which opens.
 async function profileStep(page) {
-  await page.evaluate(() => window.__map.jumpTo({ zoom: 16 }));
-  await waitIdle(page);
+  await jumpTo(page, { zoom: 16 });
   const spot = await page.evaluate(() => {
     const map = window.__map;
     for (const f of map.queryRenderedFeatures()) {
@@ -194,17 +202,16 @@ async function imageryStep(page) {
   const imagery = await page.evaluate(() => JSON.parse(document.getElementById("map").dataset.config).imagery[0]);
   if (!imagery) return null;
   const [w, s, e, n] = imagery.bounds;
-  await page.evaluate((view) => window.__map.jumpTo(view), { center: [(w + e) / 2, (s + n) / 2], zoom: 13.5 });
-  await waitIdle(page);
-  await page.check(`#layers input[data-collection="${imagery.id}"]`);
-  await waitIdle(page);
+  await jumpTo(page, { center: [(w + e) / 2, (s + n) / 2], zoom: 13.5 });
+  await settle(page, () => page.check(`#layers input[data-collection="${imagery.id}"]`));
   await page.screenshot({ path: `${outDir}/imagery.png` });
   if (imagery.times.length > 1) {
     const other = encodeURIComponent(imagery.times[1]);
     const seen = page.waitForResponse((r) => r.url().includes(`datetime=${other}`), { timeout: 5000 }).catch(() => null);
-    await page.locator("#layers select").first().selectOption(imagery.times[1]);
-    await seen;
-    await waitIdle(page);
+    await settle(page, async () => {
+      await page.locator("#layers select").first().selectOption(imagery.times[1]);
+      await seen;
+    });
   }
   const order = await page.evaluate(() => window.__map.getStyle().layers.map((l) => l.id));
   return { id: imagery.id, times: imagery.times, order };

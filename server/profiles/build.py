@@ -135,7 +135,7 @@ async def profile(source: Source, policy: Policy, code: UnitCode, data_dir: Path
         doc["unavailable"].append(EVENTS)
     else:
         doc["life"] = life
-    doc.update(await _rasters(policy, geometry, site, data_dir, base))
+    doc.update(await _rasters(policy, geometry, data_dir, base))
     return doc
 
 
@@ -168,7 +168,7 @@ async def _life(source: Source, policy: Policy, code: UnitCode, geometry: Any,
     return by_stage
 
 
-async def _rasters(policy: Policy, geometry: Any, site: Site, data_dir: Path, base: str) -> dict[str, Any]:
+async def _rasters(policy: Policy, geometry: Any, data_dir: Path, base: str) -> dict[str, Any]:
     """Imagery covering the parcel and elevation statistics, from the raster collections the caller sees."""
     out: dict[str, Any] = {"imagery": [], "elevation": None}
     for access in policy.collections.values():
@@ -178,7 +178,6 @@ async def _rasters(policy: Policy, geometry: Any, site: Site, data_dir: Path, ba
         if c.raster.kind == "imagery":
             out["imagery"] += await anyio.to_thread.run_sync(imagery, c, data_dir, geometry, base)
         elif out["elevation"] is None:
-            out["elevation"] = await anyio.to_thread.run_sync(elevation, c, data_dir, geometry, site.epsg,
-                                                              access.restriction)
+            out["elevation"] = await anyio.to_thread.run_sync(elevation, c, data_dir, geometry, access.restriction)
     out["imagery"].sort(key=lambda a: a["datetime"], reverse=True)
     return out

@@ -8,26 +8,32 @@ collection the caller may not see is left out, and the DEM is never read finer t
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import morecantile
 import numpy as np
+import rasterio
 import shapely
+from affine import Affine
+from pyproj import Transformer
+from rasterio import features, windows
 from rasterio.crs import CRS
-from rio_tiler.errors import RioTilerError
-from rio_tiler.io import Reader
-from shapely.geometry import mapping
+from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
 from shapely.geometry.base import BaseGeometry
 
-from server.assets import asset_location, is_remote, sheet_index
+from server.assets import GDAL_DEFAULTS, apply_gdal_limits, asset_location, is_remote, sheet_index
 from server.catalog import RasterAsset, RasterCollection
+from server.handles import ThreadHandles, is_remote_name
 from server.policy import Restriction
-from server.sources.areas import SITE_SRID, project
+from server.sources.areas import SITE_SRID, transformed
 from server.stac_catalog.describe import describe
 
 WMQ = morecantile.tms.get("WebMercatorQuad")
 STORAGE_CRS = CRS.from_epsg(SITE_SRID)  # rasterio reads it lon/lat
+_DEMS = ThreadHandles()  # the DEM, open in each thread that reads it
 MAX_TILES = 4  # tile links over the parcel: the deepest level where it fits in this many tiles
 
 
@@ -40,14 +46,15 @@ def _tiles(bounds: tuple[float, float, float, float], maxzoom: int) -> tuple[int
     return 0, [morecantile.Tile(0, 0, 0)]
 
 
-def _footprints(c: RasterCollection, data_dir: Path, base: str) -> list[tuple[RasterAsset, BaseGeometry, str]]:
-    """Each acquisition with its footprint and STAC link: its file's, or a mosaic's sheets' union
-    (linking the search for those sheets)."""
+def _footprints(c: RasterCollection, data_dir: Path, parcel: BaseGeometry,
+                base: str) -> list[tuple[RasterAsset, BaseGeometry, str]]:
+    """Each acquisition near the parcel with its footprint and STAC link: its file's, or the union of its
+    mosaic sheets touching the parcel's bbox (linking the search for those sheets)."""
     index = sheet_index(c, data_dir)
     out = []
     for asset in c.raster.assets:
         if index is not None:
-            boxes = [shapely.box(*s.bounds) for s in index.sheets() if s.acquisition == asset.id]
+            boxes = [shapely.box(*s.bounds) for s in index.covering(parcel.bounds, acquisition=asset.id)]
             if boxes:
                 out.append((asset, shapely.union_all(boxes),
                             f"{base}/stac/search?collections={c.id}&datetime={asset.datetime}"))
@@ -63,7 +70,7 @@ def imagery(c: RasterCollection, data_dir: Path, parcel: BaseGeometry, base: str
     """The acquisitions of ``c`` whose footprint covers any of the parcel, latest first, with tile links."""
     out = []
     zoom, tiles = _tiles(parcel.bounds, c.raster.maxzoom)
-    for asset, footprint, stac in _footprints(c, data_dir, base):
+    for asset, footprint, stac in _footprints(c, data_dir, parcel, base):
         if not footprint.intersects(parcel):
             continue
         url = f"{base}/collections/{c.id}/tiles/WebMercatorQuad"
@@ -76,24 +83,55 @@ def imagery(c: RasterCollection, data_dir: Path, parcel: BaseGeometry, base: str
     return sorted(out, key=lambda a: a["datetime"], reverse=True)
 
 
-def elevation(c: RasterCollection, data_dir: Path, parcel: BaseGeometry, epsg: int,
+def elevation(c: RasterCollection, data_dir: Path, parcel: BaseGeometry,
               restriction: Restriction) -> dict[str, Any] | None:
-    """Min, max and mean elevation (m) under the parcel, read no finer than the restriction allows."""
+    """Min, max and mean elevation (m) under the parcel, read no finer than the restriction allows;
+    ``None`` when the DEM is missing or unreadable.
+
+    The parcel is projected into the DEM's own CRS and only the window around it is read (decimated to the
+    allowed resolution, from an overview when the file has one); the samples are the pixels whose centre
+    lies in the parcel, or every pixel it touches when it is smaller than one."""
     asset = c.raster.assets[-1]
     path = asset_location(data_dir, asset)
-    if not is_remote(asset) and not Path(path).exists():
-        return None
     resolution = max(c.raster.resolution_m, restriction.max_resolution_m or 0.0)
-    minx, miny, maxx, maxy = project(parcel, SITE_SRID, epsg).bounds
-    width = max(1, math.ceil((maxx - minx) / resolution))
-    height = max(1, math.ceil((maxy - miny) / resolution))
     try:
-        with Reader(str(path)) as cog:
-            img = cog.feature(mapping(parcel), shape_crs=STORAGE_CRS, width=width, height=height)
-    except RioTilerError:
+        src = _DEMS.get(path, "dem", lambda: _open(path))
+        values = _under(src, transformed(parcel, _from_storage(src.crs.to_wkt())), resolution)
+    except (RasterioError, OSError, ValueError):
+        _DEMS.forget()
         return None
-    values = np.ma.asarray(img.array[0])  # masked outside the parcel
-    if values.count() == 0:
+    if values is None:
         return None
     return {"item": asset.id, "min_m": round(float(values.min()), 2), "max_m": round(float(values.max()), 2),
-            "mean_m": round(float(values.mean()), 2), "resolution_m": resolution, "samples": int(values.count())}
+            "mean_m": round(float(values.mean()), 2), "resolution_m": resolution, "samples": int(values.size)}
+
+
+def _open(path: str | Path) -> DatasetReader:
+    if is_remote_name(path):
+        apply_gdal_limits()  # HTTP timeouts and retries: an unreachable store fails, never hangs
+    with rasterio.Env(**GDAL_DEFAULTS):
+        return rasterio.open(path)
+
+
+@lru_cache(maxsize=16)
+def _from_storage(crs_wkt: str) -> Transformer:
+    return Transformer.from_crs(STORAGE_CRS.to_wkt(), crs_wkt, always_xy=True)
+
+
+def _under(src: DatasetReader, shape: BaseGeometry, resolution: float) -> np.ndarray | None:
+    """The valid values of ``src`` under ``shape`` (in the dataset's CRS), at no finer than ``resolution``."""
+    near = windows.from_bounds(*shape.bounds, transform=src.transform)
+    col, row = math.floor(near.col_off), math.floor(near.row_off)
+    window = windows.Window(col, row, math.ceil(near.col_off + near.width) - col,
+                            math.ceil(near.row_off + near.height) - row)
+    window = window.intersection(windows.Window(0, 0, src.width, src.height))
+    factor = max(1.0, resolution / abs(src.transform.a))
+    rows, cols = max(1, math.ceil(window.height / factor)), max(1, math.ceil(window.width / factor))
+    block = src.read(1, window=window, out_shape=(rows, cols), masked=True)
+    grid = src.window_transform(window) * Affine.scale(window.width / cols, window.height / rows)
+    for touched in (False, True):
+        inside = features.geometry_mask([shape], (rows, cols), grid, invert=True, all_touched=touched)
+        values = block[inside].compressed()
+        if values.size:
+            return values
+    return None

@@ -1,15 +1,12 @@
 """Open raster handles, reused across requests, and the thread pool that does the GDAL work.
 
-A GDAL dataset handle must not be used by two threads at once, so each worker thread of the
-pool keeps its own rio-tiler ``Reader`` per file (a handful of threads times a handful of files).
-A handle is reopened when its file changes (size, mtime or inode), so a rewritten COG is picked
-up without a restart; a remote one (object storage, see ``server.assets``) is reopened every
-``REMOTE_REOPEN_S`` seconds. Files are opened inside a ``rasterio.Env`` holding ``GDAL_DEFAULTS``, and
-the process-wide GDAL options ``GDAL_LIMITS`` (block cache, HTTP timeouts, range-request cache) are set
-once, each unless the process environment sets it (the environment is read, never written). Any
-failure to open or read a local file is logged with its path and answered with a generic 500 body;
-a remote one with 503 and ``Retry-After`` (the store may be back shortly); the worker and the other
-files are unaffected.
+Each worker thread of the pool keeps its own rio-tiler ``Reader`` (and overview datasets) per file
+through ``server.handles`` (a handful of threads times a handful of files), reopened when the file
+changes. Files are opened inside a ``rasterio.Env`` holding ``GDAL_DEFAULTS``, and the process-wide GDAL
+options ``GDAL_LIMITS`` (block cache, HTTP timeouts, range-request cache) are set once, each unless the
+process environment sets it (the environment is read, never written). Any failure to open or read a
+local file is logged with its path and answered with a generic 500 body; a remote one with 503 and
+``Retry-After`` (the store may be back shortly); the worker and the other files are unaffected.
 """
 
 from __future__ import annotations
@@ -18,8 +15,6 @@ import asyncio
 import functools
 import logging
 import os
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,12 +31,11 @@ from rio_tiler.io import Reader
 from server.assets import GDAL_DEFAULTS, apply_gdal_limits
 from server.errors import OGCError, Unavailable
 from server.extents import as_bbox
+from server.handles import ThreadHandles, is_remote_name
 from server.raster.crs import open_name
 
 log = logging.getLogger("onemap.raster")
 T = TypeVar("T")
-
-REMOTE_REOPEN_S = 60.0
 
 
 class RasterReadError(OGCError):
@@ -61,12 +55,6 @@ class RasterStoreUnavailable(Unavailable):
         super().__init__("The raster data of this item is not reachable now; retry shortly.", retry_after=5)
 
 
-def is_remote(location: str | Path) -> bool:
-    """A GDAL virtual file system name (``/vsis3/...``), as ``server.assets.asset_location`` gives for
-    an asset in object storage."""
-    return isinstance(location, str) and location.startswith("/vsi")
-
-
 @dataclass(frozen=True)
 class Opened:
     """An open reader and its file's bounds in WGS84 (lon/lat)."""
@@ -82,7 +70,7 @@ class RasterStore:
     def __init__(self, threads: int | None = None) -> None:
         workers = threads or max(4, 2 * (os.cpu_count() or 1))
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="onemap-raster")
-        self._local = threading.local()
+        self._handles = ThreadHandles(close=_close)
         self._gdal = {name: os.environ.get(name, value) for name, value in GDAL_DEFAULTS.items()}
         apply_gdal_limits()
 
@@ -98,21 +86,21 @@ class RasterStore:
             raise
         except (RasterioError, RioTilerError, OSError, ValueError) as exc:
             log.error("raster read failed: %s: %s", type(exc).__name__, exc)
-            self._local.__dict__.pop("readers", None)  # reopen everything on the next request
-            if any(is_remote(a) for a in args):
+            self._handles.forget()  # reopen everything on the next request
+            if any(is_remote_name(a) for a in args):
                 raise RasterStoreUnavailable() from None
             raise RasterReadError() from None
 
     def open(self, path: str | Path, overview: int | None = None) -> Opened:
         """The calling thread's open reader for ``path`` (opened, or reopened if the file changed),
         on the full-size image or on one overview level (index into the file's overviews)."""
-        return self._cached(path, f"reader{overview}", lambda: self._open_reader(path, overview))
+        return self._handles.get(path, f"reader{overview}", lambda: self._open_reader(path, overview))
 
     def overview(self, path: str | Path, level: int | None) -> rasterio.io.DatasetReader:
         """The calling thread's open dataset for one overview level of ``path`` (None: full size)."""
         if level is None:
-            return self._cached(path, "full", lambda: self._open_dataset(path))
-        return self._cached(path, f"ovr{level}", lambda: self._open_dataset(path, overview_level=level))
+            return self._handles.get(path, "full", lambda: self._open_dataset(path))
+        return self._handles.get(path, f"ovr{level}", lambda: self._open_dataset(path, overview_level=level))
 
     def _open_dataset(self, path: str | Path, **kwargs: Any) -> rasterio.io.DatasetReader:
         with rasterio.Env(**self._gdal):
@@ -126,33 +114,9 @@ class RasterStore:
             reader = Reader(name)
         return Opened(reader, as_bbox(reader.get_geographic_bounds(WGS84_CRS)), factors)
 
-    def _cached(self, path: str | Path, tag: str, factory: Callable[[], Any]) -> Any:
-        handles: dict[tuple[str | Path, str], tuple[tuple, Any]] = self._local.__dict__.setdefault("readers", {})
-        key = _signature(path)
-        cached = handles.get((path, tag))
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        if cached is not None:
-            _close(cached[1])
-        handle = factory()
-        handles[(path, tag)] = (key, handle)
-        return handle
-
     def close(self) -> None:
         """Stop the pool (threads and their handles end with it)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _signature(path: str | Path) -> tuple:
-    """What tells that a file changed: its size, mtime and inode; for a remote one, the time window."""
-    if is_remote(path):
-        return (int(time.monotonic() // REMOTE_REOPEN_S),)
-    try:
-        st = Path(path).stat()
-    except OSError:
-        log.error("raster file missing: %s", path)
-        raise RasterReadError() from None
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 def _close(handle: Any) -> None:

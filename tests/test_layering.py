@@ -16,9 +16,9 @@ from tests.support import ROOT
 PACKAGE = ROOT / "server"
 ENTRY = {"app", "cli", "commands"}
 FLOOR = {
-    "assets", "cache", "catalog", "codes", "credentials", "crs", "elevation", "errors", "extents", "filters", "html",
-    "observability", "params", "pgconn", "policy", "queryables", "settings", "sheets", "sources", "stac_catalog",
-    "stores", "tiling", "web",
+    "assets", "cache", "catalog", "codes", "credentials", "crs", "elevation", "errors", "extents", "filters", "handles",
+    "html", "observability", "params", "pgconn", "policy", "queryables", "settings", "sheets", "sources",
+    "stac_catalog", "stores", "tiling", "web",
 }
 CAPABILITIES = {
     "common", "features", "processes", "profiles", "raster", "release", "sample", "stac_api", "styles", "tiles",

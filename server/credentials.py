@@ -11,9 +11,10 @@ keys, from every log line and from the audit; a request carrying one is not anon
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 KEY_HEADER_NAME = "X-API-Key"
 KEY_HEADER = KEY_HEADER_NAME.lower().encode()
@@ -21,6 +22,9 @@ SESSION_COOKIE = "onemap_session"
 CREDENTIAL_HEADERS = (KEY_HEADER, b"authorization", b"cookie")
 KEY_PARAMS = ("api_key", "tk")  # tk: Tianditu's name, which WMTS clients send
 CREDENTIAL_PARAMS = frozenset({*KEY_PARAMS, "apikey", "access_token"})
+# one query parameter as RFC 3986 allows it in a URL's query, no "&"; and a malformed percent escape
+_QUERY_TEXT = re.compile(r"[A-Za-z0-9._~!$'()*+,;=:@/?%-]*")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def is_credential(name: str) -> bool:
@@ -33,9 +37,17 @@ def without_credentials(pairs: Iterable[tuple[str, str]]) -> list[tuple[str, str
     return [(k, v) for k, v in pairs if not is_credential(k)]
 
 
-def redacted_query(query_string: str) -> str:
-    """A raw query string with every credential left out (the rest re-encoded)."""
-    return urlencode(without_credentials(parse_qsl(query_string, keep_blank_values=True)))
+def redacted_query(query_string: str, leave_out: Iterable[str] = ()) -> str:
+    """A raw query string with every credential (and any parameter named in ``leave_out``) left out. The
+    other parameters keep the client's encoding when it is plain URL query text, else are re-encoded."""
+    pieces = []
+    for piece in query_string.split("&"):
+        name = unquote_plus(piece.partition("=")[0])
+        if not piece or is_credential(name) or name in leave_out:
+            continue
+        plain = _QUERY_TEXT.fullmatch(piece) and not _BAD_ESCAPE.search(piece)
+        pieces.append(piece if plain else urlencode(parse_qsl(piece, keep_blank_values=True)))
+    return "&".join(pieces)
 
 
 def redacted_target(target: str) -> str:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
+from server.credentials import redacted_query
+
 ACCESS_LOGGER = "uvicorn.access"
 
 ITEMS = "/collections/parcels/items"
@@ -40,3 +44,19 @@ def test_credentials_never_reach_the_access_log(raster_client):
         logger.removeHandler(lines)
         logger.setLevel(level)
     assert lines.lines == ['127.0.0.1:5000 - "GET /collections/parcels/items?limit=1 HTTP/1.1" 200']
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("limit=5&api_key=SECRET&f=json", "limit=5&f=json"),
+    ("API_KEY=SECRET&Tk=SECRET&apikey=SECRET&access_token=SECRET", ""),
+    ("api%5Fkey=SECRET&limit=5", "limit=5"),  # an encoded name is still the credential
+    ("filter=S_INTERSECTS(geom,POINT(1%202))&limit=5", "filter=S_INTERSECTS(geom,POINT(1%202))&limit=5"),
+    ("filter=name%20%3D%20%27a%26b%27&&cursor=X", "filter=name%20%3D%20%27a%26b%27"),
+    ("q=<script>&name=\"x\"", "q=%3Cscript%3E&name=%22x%22"),  # not URL query text: encoded again
+])
+def test_a_query_keeps_its_encoding_without_credentials_or_left_out_names(query, expected):
+    assert redacted_query(query, ("cursor",)) == expected
+
+
+def test_a_malformed_escape_is_encoded_again():
+    assert redacted_query("q=100%&limit=5") == "q=100%25&limit=5"

@@ -18,7 +18,7 @@ import os
 import re
 import sqlite3
 import time
-from urllib.parse import quote
+from urllib.parse import parse_qsl
 
 import mapbox_vector_tile
 import morecantile
@@ -367,8 +367,7 @@ def test_a_request_hiding_its_bbox_is_refused_and_recorded_as_sent(audited, quer
     assert r.status_code == 400 and "'bbox'" in r.json()["description"]
     [row] = audit_rows(settings, parse_key(key)[0], "/collections/land_survey/items")
     assert row.status == 400 and row.returned is None
-    assert row.params.count("bbox=") == 2
-    assert quote(BBOX_A, safe="") in row.params and quote(BBOX_B, safe="") in row.params
+    assert [v for k, v in parse_qsl(row.params) if k == "bbox"] == [BBOX_A, BBOX_B]
 
 
 def test_a_request_cannot_blame_another_key(audited):

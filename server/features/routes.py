@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from server.cache import cached
 from server.catalog import Collection, VectorCollection
-from server.credentials import KEY_PARAMS, without_credentials
+from server.credentials import KEY_PARAMS, redacted_query
 from server.crs import offered
 from server.errors import InvalidParameter, NotFound
 from server.features.formats import CSV, FLATGEOBUF, to_csv, to_flatgeobuf
@@ -90,9 +90,11 @@ def _reject_unknown(request: Request, allowed: set[str]) -> None:
         )
 
 
-def _query(request: Request, *leave_out: str) -> list[tuple[str, str]]:
-    """The request's query parameters for a link: never a credential (bodies are cached), nor ``leave_out``."""
-    return [(k, v) for k, v in without_credentials(request.query_params.multi_items()) if k not in leave_out]
+def _query(request: Request, *leave_out: str) -> str:
+    """The request's query for a link, as the client encoded it: never a credential (bodies are cached),
+    nor ``leave_out``; each ending in "&" to append one more parameter."""
+    query = redacted_query(request.scope["query_string"].decode("latin-1"), leave_out)
+    return f"{query}&" if query else ""
 
 
 def _page_links(request: Request, url: str, page: Page, q: ItemQuery, fmt: str) -> list[dict]:
@@ -101,14 +103,13 @@ def _page_links(request: Request, url: str, page: Page, q: ItemQuery, fmt: str) 
     for rel, key, values, forward in (("next", page.next_key, page.next_values, True),
                                       ("prev", page.prev_key, page.prev_values, False)):
         if key is not None:
-            params = [*_query(request, "cursor"), ("cursor", Cursor(key, forward, values, q.sort_token).encode())]
-            found.append(link(f"{url}?{urlencode(params)}", rel, MEDIA[fmt], f"{rel} page"))
+            cursor = urlencode({"cursor": Cursor(key, forward, values, q.sort_token).encode()})
+            found.append(link(f"{url}?{_query(request, 'cursor')}{cursor}", rel, MEDIA[fmt], f"{rel} page"))
     return found
 
 
 def _envelope(request: Request, url: str, page: Page, q: ItemQuery, fmt: str) -> bytes:
-    query = urlencode(_query(request, "f"))
-    here = f"{url}?{query}&" if query else f"{url}?"
+    here = f"{url}?{_query(request, 'f')}"
     links = [
         link(f"{here}f={f}", "self" if f == fmt else "alternate", MEDIA[f], f"This page as {_TITLES[f]}")
         for f in _FORMATS

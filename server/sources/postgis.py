@@ -1,11 +1,11 @@
 """The PostGIS source: psycopg 3 async pool, one SQL statement per response.
 
-The database builds the GeoJSON (``json_build_object``/``json_agg`` over ``ST_AsGeoJSON``) and the
-paging keys in one statement; Python receives the JSON as bytes (a ``json`` loader that returns the
-raw wire text) and passes it on. Identifiers come only from the catalog through
-``psycopg.sql.Identifier``; every client value is a bound parameter. SQL text longer than a line
-lives in ``sql/*.sql`` and is composed with ``psycopg.sql``; composed statements are cached per
-query shape, and psycopg prepares the ones that repeat.
+The database builds the GeoJSON (text concatenated around ``ST_AsGeoJSON`` and ``json_build_object`` of
+the properties, ``string_agg`` for a page) and the paging keys in one statement; Python receives the
+JSON text and passes it on as bytes (``json`` values load as the raw wire text, unparsed). Identifiers
+come only from the catalog through ``psycopg.sql.Identifier``; every client value is a bound parameter.
+SQL text longer than a line lives in ``sql/*.sql`` and is composed with ``psycopg.sql``; composed
+statements are cached per query shape, and psycopg prepares the ones that repeat.
 
 Failures a client may retry (statement timeout, lost or unreachable database, exhausted pool) become
 ``Unavailable`` (503 + Retry-After). A connection found dead (the server restarted or terminated
@@ -275,7 +275,7 @@ class PostGISSource:
         shape = (q.bbox is not None, "t0" in params, "t1" in params, "area" in params, *nulls)
         statement = self._page_sql(collection, props, q, shape, restriction, after, condition)
         found, features, first, last = await self._fetch(statement, params)
-        return page_of(q, found, features, first, last)
+        return page_of(q, found, features.encode(), first, last)
 
     async def get(
         self, collection: VectorCollection, feature_id: str, properties: tuple[str, ...], *, restriction: Restriction,
@@ -303,7 +303,7 @@ class PostGISSource:
                 kept=kept if kept is not None else sql.SQL("true"),
             ).as_string(None)
         row = await self._fetch(query, {"id": key, **kept_params})
-        return row[0] if row else None
+        return row[0].encode() if row else None
 
     async def extent(self, collection: VectorCollection, *, restriction: Restriction) -> Extent:
         """Bounding box (CRS84) and time span of the rows the restriction keeps; cached until the data

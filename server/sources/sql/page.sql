@@ -10,7 +10,7 @@ page AS (
 )
 SELECT
     (SELECT count(*) FROM hit) AS found,
-    coalesce(json_agg({feature} ORDER BY {output_order}), '[]'::json) AS features,
+    '[' || coalesce(string_agg({feature}, ',' ORDER BY {output_order}), '') || ']' AS features,
     (array_agg(json_build_array({keys}) ORDER BY {output_order}))[1] AS first_key,
     (array_agg(json_build_array({keys}) ORDER BY {reverse_order}))[1] AS last_key
 FROM page

@@ -20,11 +20,11 @@ from __future__ import annotations
 import orjson
 from psycopg import sql
 
+from server.filters.pgsql import INNER_MARGIN
 from server.sources.base import ItemQuery, Page
 from server.sources.keyset import SortKey
 
 _ROWS = "SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} LIMIT %(probe)s"
-INNER_MARGIN = 1e-4  # degrees, > the float4 spacing (1.5e-5) at 180
 _INNER = ("ixmin", "iymin", "ixmax", "iymax")
 
 

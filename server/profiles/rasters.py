@@ -20,7 +20,7 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio import features, windows
 from rasterio.crs import CRS
-from rasterio.errors import RasterioError
+from rasterio.errors import RasterioError, WindowError
 from rasterio.io import DatasetReader
 from shapely.geometry.base import BaseGeometry
 
@@ -97,6 +97,8 @@ def elevation(c: RasterCollection, data_dir: Path, parcel: BaseGeometry,
     try:
         src = _DEMS.get(path, "dem", lambda: _open(path))
         values = _under(src, transformed(parcel, _from_storage(src.crs.to_wkt())), resolution)
+    except WindowError:  # the parcel lies outside the DEM
+        return None
     except (RasterioError, OSError, ValueError):
         _DEMS.forget()
         return None

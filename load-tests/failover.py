@@ -2,17 +2,20 @@
 
 Phases, each under the same client load (``--clients`` threads over items pages and tiles):
 1. steady state; 2. one replica killed (kill -9, workers included) and restarted after ``--down`` s;
-3. Redis stopped and started again after ``--down`` s. Prints the answers per second (ok / errors) and,
-per fault, the errors seen by clients and the recovery time (from the fault until the last error, and
-until the throughput is back to half the steady rate). Loopback only, bounded (about 4 x --phase s).
+3. Redis stopped and started again after ``--down`` s; 4. (on the throwaway PostGIS) its streaming read
+replica, which serves the reads (``ONEMAP_DATABASE_READ_URLS``), stopped and started again after
+``--down`` s. Prints the answers per second (ok / errors) and, per fault, the errors seen by clients and
+the recovery time (from the fault until the last error, and until the throughput is back to half the
+steady rate). Loopback only, bounded (about 5 x --phase s).
 
     python load-tests/failover.py                          # a throwaway PostGIS with 5,000 parcels
-    python load-tests/failover.py --database-url URL --skip-load
+    python load-tests/failover.py --database-url URL --skip-load   # no read replica phase
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import statistics
 import sys
 import tempfile
@@ -24,7 +27,9 @@ from harness import REPO, api_key, database
 sys.path.insert(0, str(REPO))
 
 from tests.support.failover import PATHS_DEFAULT, Load, Nginx, Replica  # noqa: E402
+from tests.support.pg import PgCluster, start_cluster  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
+from tests.support.replica import start_replica  # noqa: E402
 
 
 def _report(name: str, load: Load, fault_at: float, steady: float) -> None:
@@ -53,12 +58,18 @@ def main() -> None:
     p.add_argument("--phase", type=float, default=10, help="seconds per phase")
     p.add_argument("--down", type=float, default=3, help="seconds a faulted component stays down")
     args = p.parse_args()
-    url = database(args.database_url, args.scale, args.skip_load)
+    primary = None if args.database_url else start_cluster()
+    if primary is not None:
+        atexit.register(primary.stop)
+    url = database(args.database_url or (primary.url if primary else None), args.scale, args.skip_load)
+    read = start_replica(primary) if primary else None
+    if read is not None:
+        atexit.register(read.stop)
     work = Path(tempfile.mkdtemp(prefix="onemap-failover-"))
     redis = RedisServer(work)
     redis.start()
     env = {"ONEMAP_DATABASE_URL": url, "ONEMAP_REDIS_URL": redis.url, "ONEMAP_CACHE_SECRET": "failover",
-           "ONEMAP_DATA_DIR": str(work / "data")}
+           "ONEMAP_DATA_DIR": str(work / "data"), **({"ONEMAP_DATABASE_READ_URLS": read.url} if read else {})}
     replicas = [Replica(env, work, workers=2), Replica(env, work, workers=2)]
     for r in replicas:
         r.start()
@@ -77,6 +88,7 @@ def main() -> None:
         time.sleep(args.down)
         redis.start()
         time.sleep(args.phase)
+        read_at = _read_replica_down(read, load, args.down, args.phase)
     finally:
         load.stop()
         nginx.stop()
@@ -88,6 +100,20 @@ def main() -> None:
           f"{args.clients} clients; statuses {dict(load.statuses)}")
     _report("replica killed", load, kill_at, steady)
     _report("redis restarted", load, redis_at, steady)
+    if read_at is not None:
+        _report("read replica stopped", load, read_at, steady)
+
+
+def _read_replica_down(read: PgCluster | None, load: Load, down: float, phase: float) -> float | None:
+    """Stop the streaming read replica for ``down`` s and start it again; the second of the fault."""
+    if read is None:
+        return None
+    at = time.monotonic() - load.started
+    read.halt()
+    time.sleep(down)
+    read.resume()
+    time.sleep(phase)
+    return at
 
 
 if __name__ == "__main__":

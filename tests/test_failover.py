@@ -56,6 +56,6 @@ def test_killing_a_replica_under_load_costs_no_client_error(system):
         time.sleep(5)
     finally:
         load.stop()
-    assert load.error_count == 0, (dict(load.statuses), dict(load.errors))
+    assert load.error_count == 0, (dict(load.statuses), dict(load.errors), dict(load.failures))
     after = sum(n for second, n in load.ok.items() if second > killed_at)
     assert after >= 4  # the survivor carried the load

@@ -8,6 +8,11 @@ never cached. ``/metrics`` is answered here only as ``ONEMAP_METRICS`` allows (`
 exist. Every other request gets a request id - the ``X-Request-ID`` a trusted proxy sent (the same
 proxies as ``ONEMAP_TRUSTED_PROXIES``), else a new one - returned in ``X-Request-ID``, stored in the audit
 row and in every log line written while serving it.
+
+A response's head is held until its first body part and the two leave back to back, after every inner
+layer's work (the audit journal among it): a replica killed in the middle of an answer leaves its proxy
+either nothing, which the proxy retries on another replica, or the whole answer - seldom a head without
+its body, which no proxy can retry.
 """
 
 from __future__ import annotations
@@ -114,11 +119,16 @@ class ObservabilityMiddleware:
         started = time.perf_counter()
         status = 500
 
+        held: list[Any] = []
+
         async def sending(message: Any) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message = {**message, "headers": [*message.get("headers", ()), header]}
+                held.append({**message, "headers": [*message.get("headers", ()), header]})
+                return
+            if held:  # the head leaves with the first body part, after all the work of the inner layers
+                await send(held.pop())
             await send(message)
 
         token = request_id.set(rid)

@@ -145,6 +145,7 @@ class Load:
         self.ok: Counter[int] = Counter()
         self.errors: Counter[int] = Counter()
         self.statuses: Counter[int] = Counter()
+        self.failures: Counter[str] = Counter()  # what a request that got no answer met
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
@@ -155,10 +156,13 @@ class Load:
         with httpx.Client(base_url=self.base, headers={"X-API-Key": self.key}, timeout=30) as client:
             n = i
             while not self._stop.is_set():
+                path = self.paths[n % len(self.paths)]
                 try:
-                    status = client.get(self.paths[n % len(self.paths)]).status_code
-                except httpx.HTTPError:
+                    status = client.get(path).status_code
+                except httpx.HTTPError as exc:
                     status = 0
+                    with self._lock:
+                        self.failures[f"{path}: {exc.__class__.__name__} {exc}"[:300]] += 1
                 second = int(time.monotonic() - self.started)
                 with self._lock:
                     self.statuses[status] += 1

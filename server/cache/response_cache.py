@@ -1,9 +1,10 @@
 """The response cache every cacheable route goes through: ``await cached(request, kind, parts, produce)``.
 
 A key holds everything that changes the bytes: a namespace (settings ``cache_namespace``, package
-version, catalog digest), the edition, the caller's cache scope, the kind of resource and its
-identifying parts, the data version of each collection the body is made from, and, as the route
-asks, the normalized query, the public base URL (bodies with absolute links) and the language.
+version, digests of the catalog, the styles and the configuration files), the edition, the caller's
+cache scope, the kind of resource and its identifying parts, the data version of each collection the
+body is made from, and, as the route asks, the normalized query, the public base URL (bodies with
+absolute links) and the language.
 
 Lookup order: in-process (bounded in bytes) -> Redis (fail-open) -> ``produce()`` (one producer
 per key at a time in a process; concurrent requests for the same key wait for it). Only 200 and
@@ -26,6 +27,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -119,13 +121,21 @@ class RawResponse(Response):
         self.background = None
 
 
-def _namespace(namespace: str, catalog: Catalog) -> str:
+def _namespace(settings, catalog: Catalog) -> str:
+    """The settings' namespace, the package version, the catalog and the files of the styles and
+    configuration directories: a worker started on an edited configuration (``kill -HUP``) shares no
+    entry with the workers before it."""
     try:
         version = metadata.version("onemap")
     except metadata.PackageNotFoundError:
         version = "dev"
-    docs = orjson.dumps([c.model_dump(mode="json") for c in catalog])
-    return hashlib.blake2b(f"{namespace}|{version}|".encode() + docs, digest_size=8).hexdigest()
+    digest = hashlib.blake2b(f"{settings.cache_namespace}|{version}|".encode(), digest_size=8)
+    digest.update(orjson.dumps([c.model_dump(mode="json") for c in catalog]))
+    for folder in (settings.styles_dir, settings.config_dir):
+        for path in sorted(Path(folder).glob("*")):
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 class ResponseCache:
@@ -145,7 +155,7 @@ class ResponseCache:
             breaker = CircuitBreaker("redis", settings.redis_breaker_failures, settings.redis_breaker_cooldown_s)
             self.shared = SharedCache(settings.redis_url, settings.redis_timeout_s, settings.redis_ttl_s, breaker)
         self._secret = (settings.cache_secret or secrets.token_hex(32)).encode()
-        self.namespace = _namespace(settings.cache_namespace, catalog)
+        self.namespace = _namespace(settings, catalog)
         self.aliases: LRUCache = LRUCache(maxsize=50_000)
         self._inflight: dict[str, asyncio.Future] = {}
         self.stats = {"hit": 0, "hit-shared": 0, "miss": 0, "pass": 0}

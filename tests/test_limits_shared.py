@@ -216,3 +216,31 @@ def test_concurrent_requests_of_a_busy_key_share_one_lease(redis_server):
     answers = asyncio.run(run())
     assert answers == [(0, 0)] * 500
     assert _evalsha_calls(redis_server.url) - calls_before <= 4  # one lease of each, maybe a quota seed
+
+
+def test_requests_waiting_for_a_lease_all_go_on_together(redis_server):
+    """Requests that wait for a lease go on in the same turn of the event loop once it is taken (with a lock
+    they went on one turn after another, each turn holding other requests' work: the tail of a busy key)."""
+    limits = _limits(redis_server.url)
+
+    async def run() -> list[int]:
+        turns, went_on, stop = 0, [], asyncio.Event()
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while not stop.is_set():
+                turns += 1
+                await asyncio.sleep(0)
+
+        async def one() -> None:
+            assert await limits.rate("lease-together", 1_000_000.0) == 0
+            went_on.append(turns)
+
+        ticker = asyncio.create_task(count_turns())
+        await asyncio.gather(*(one() for _ in range(300)))
+        stop.set()
+        await ticker
+        return went_on
+
+    went_on = asyncio.run(run())
+    assert len(went_on) == 300 and max(went_on) - min(went_on) <= 2, (min(went_on), max(went_on))

@@ -121,7 +121,7 @@ class Limits:
         self._rate_refused: dict[str, float] = {}  # key id -> monotonic time its bucket has a token again
         self._quota_refused: dict[str, tuple[str, int]] = {}  # key id -> (day, quota) used up
         self._calendar = QuotaCalendar()
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._pending: dict[tuple[str, str], asyncio.Future[bool]] = {}  # lease requests under way
 
     def open(self) -> None:
         """Create the client and register the scripts (connections are made lazily)."""
@@ -157,79 +157,81 @@ class Limits:
         return Unavailable("Rate limits and quotas cannot be checked now; retry shortly.",
                            retry_after=max(1, math.ceil(self.breaker.cooldown_s)))
 
-    def _lock(self, name: tuple[str, str]) -> asyncio.Lock:
-        """One lease request per key and limit at a time in this process: the others wait and share it."""
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        return lock
+    async def _together(self, name: tuple[str, str], call: Callable[[], Awaitable[bool]]) -> bool:
+        """One lease request per key and limit at a time in this process. Requests arriving meanwhile await
+        the same call and all wake together when it ends (a lock would wake them one event-loop turn
+        after another: the last of 30 waiters waited 30 turns of other requests' work). The call runs
+        as its own task, so a request that goes away does not cancel the others' lease."""
+        pending = self._pending.get(name)
+        if pending is None or pending.done():  # a done one returns without yielding: never await it again
+            pending = self._pending[name] = asyncio.ensure_future(call())
+            pending.add_done_callback(lambda done: self._forget(name, done))
+        return await asyncio.shield(pending)
+
+    def _forget(self, name: tuple[str, str], done: asyncio.Future[bool]) -> None:
+        if self._pending.get(name) is done:
+            del self._pending[name]
 
     async def rate(self, key_id: str, rate: float) -> int:
         """0 when the request may go, else the Retry-After seconds; ``Unavailable`` when closed and Redis is out."""
         if self._redis is not None:
-            lease = self._rate_leases.get(key_id)
-            if lease is not None and lease.take(time.monotonic()):
-                return 0
-            async with self._lock(("rate", key_id)):
-                wait = await self._rate_lease(key_id, rate)
-            if wait is not None:
-                return wait
+            while True:
+                now = time.monotonic()
+                lease = self._rate_leases.get(key_id)
+                if lease is not None and lease.take(now):
+                    return 0
+                if (refill := self._rate_refused.get(key_id, 0.0)) > now:
+                    return max(1, math.ceil(refill - now))
+                if not await self._together(("rate", key_id), lambda: self._rate_lease(key_id, rate)):
+                    break  # Redis did not answer
             if self.without_redis == "closed":
                 raise self._unavailable()
         return self.local_rates.check(key_id, rate)
 
-    async def _rate_lease(self, key_id: str, rate: float) -> int | None:
-        """Admit from the lease, a remembered refusal or a new lease: 0 or the Retry-After seconds; ``None``
-        when Redis did not answer."""
-        now = time.monotonic()
-        lease = self._rate_leases.get(key_id)
-        if lease is not None and lease.take(now):  # taken while this request waited for the lock
-            return 0
-        if (refill := self._rate_refused.get(key_id, 0.0)) > now:
-            return max(1, math.ceil(refill - now))
+    async def _rate_lease(self, key_id: str, rate: float) -> bool:
+        """Take a new lease of the key's tokens from Redis, or remember the refusal; ``False`` when Redis
+        did not answer."""
         want = max(1, int(rate * LEASE_S))
         answer = await self._shared(self._bucket, [RATE_PREFIX + key_id], [rate, max(1.0, rate), want])
         if answer is None:
-            return None
+            return False
         granted, wait = int(answer[0]), float(answer[1])
+        now = time.monotonic()  # after the call: a slow answer still gives a lease its whole life
         if granted:
-            self._rate_leases[key_id] = _Lease(granted - 1, now + LEASE_S)
-            return 0
-        self._rate_refused[key_id] = now + max(wait, want / rate)  # ask again once a lease has refilled
-        return max(1, math.ceil(wait))
+            self._rate_leases[key_id] = _Lease(granted, now + LEASE_S)
+        else:
+            self._rate_refused[key_id] = now + max(wait, want / rate)  # ask again once a lease has refilled
+        return True
 
     async def quota(self, key_id: str, quota: int, now: dt.datetime) -> int:
         """0 when the request is within the day's quota (and counts it), else the Retry-After seconds."""
         if self._redis is not None:
             day, start, until_next = self._calendar.day(now)
-            held = self._quota_leases.get(key_id)
-            if held is not None and held[0] == day and held[1].take(0.0):
-                return 0
-            async with self._lock(("quota", key_id)):
-                answer = await self._quota_lease(key_id, quota, day, start, until_next)
-            if answer is not None:
-                return answer
+            while True:
+                held = self._quota_leases.get(key_id)
+                if held is not None and held[0] == day and held[1].take(0.0):
+                    return 0
+                if self._quota_refused.get(key_id) == (day, quota):
+                    return until_next
+                if not await self._together(("quota", key_id),
+                                            lambda: self._quota_lease(key_id, quota, day, start, until_next)):
+                    break  # Redis did not answer
             if self.without_redis == "closed":
                 raise self._unavailable()
         return await self.local_quotas.take(key_id, quota, now)
 
-    async def _quota_lease(self, key_id: str, quota: int, day: str, start: dt.datetime, until_next: int) -> int | None:
-        """Admit from the lease, a remembered refusal or a new lease: 0 or the Retry-After seconds; ``None``
-        when Redis did not answer."""
-        held = self._quota_leases.get(key_id)
-        if held is not None and held[0] == day and held[1].take(0.0):  # taken while this request waited
-            return 0
-        if self._quota_refused.get(key_id) == (day, quota):
-            return until_next
+    async def _quota_lease(self, key_id: str, quota: int, day: str, start: dt.datetime, until_next: int) -> bool:
+        """Take a new lease of the day's quota from Redis, or remember that it is used up; ``False`` when
+        Redis did not answer."""
         keys, seed, want = [f"{QUOTA_PREFIX}{key_id}:{day}"], -1, max(1, quota // QUOTA_LEASE_SHARE)
         answer = await self._shared(self._quota, keys, [quota, until_next + 3600, seed, want])
         if answer == -1:
             seed = await self._seed(key_id, start)
             answer = await self._shared(self._quota, keys, [quota, until_next + 3600, seed, want])
         if answer is None:
-            return None
+            return False
         if answer > 0:
-            self._quota_leases[key_id] = (day, _Lease(int(answer) - 1))
-            return 0
-        self._quota_refused[key_id] = (day, quota)
-        return until_next
+            self._quota_leases[key_id] = (day, _Lease(int(answer)))
+        else:
+            self._quota_refused[key_id] = (day, quota)
+        return True

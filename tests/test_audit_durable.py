@@ -9,9 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +27,9 @@ from server.policy.journal import Journal
 from server.policy.keys import parse_key
 from server.settings import Settings
 from tests.support.api_keys import issue_key
-from tests.support.live import wait_answering
+from tests.support.live import serve_process, wait_answering
 from tests.support.pg import PgCluster, sample_cluster
 
-ROOT = Path(__file__).resolve().parent.parent
 BURST = 120
 
 
@@ -49,24 +46,12 @@ def settings(cluster, tmp_path) -> Settings:
     return Settings(database_url=cluster.url, data_dir=tmp_path)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def serve(settings: Settings, log: Path) -> Iterator[tuple[subprocess.Popen, str]]:
     """``onemap serve --workers 2`` with a 10 min audit flush interval; yields (process, root URL)."""
-    port = _port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ONEMAP_")}
-    env |= {"ONEMAP_DATABASE_URL": str(settings.database_url), "ONEMAP_DATA_DIR": str(settings.data_dir),
-            "ONEMAP_AUDIT_FLUSH_S": "600"}
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--workers", "2",
-                                 "--no-access-log", "--log-level", "warning"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    env = {"ONEMAP_DATABASE_URL": str(settings.database_url), "ONEMAP_DATA_DIR": str(settings.data_dir),
+           "ONEMAP_AUDIT_FLUSH_S": "600"}
+    proc, url = serve_process(env, log, "--no-access-log", "--log-level", "warning")
     try:
         wait_answering(url + "/conformance", proc, log)
         yield proc, url

@@ -4,13 +4,8 @@ the audit row and JSON log lines."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import orjson
@@ -26,10 +21,9 @@ from server.stores import open_store
 from server.stores.jobs import Job, now_text
 from tests.conftest import settings_for
 from tests.support.api_keys import issue_key
-from tests.support.live import wait_answering
+from tests.support.live import serve_process, wait_answering
 from tests.test_processes import SITE
 
-ROOT = Path(__file__).resolve().parent.parent
 ITEMS = "/collections/parcels/items"
 
 
@@ -143,16 +137,9 @@ def test_json_log_lines_carry_the_request_id():
 def test_served_with_two_workers_metrics_add_up_and_logs_are_json(sample_dir, tmp_path, request):
     settings = settings_for("geopackage", request)
     key = issue_key(settings, "two workers")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ONEMAP_", "PROMETHEUS_"))}
-    env |= {"ONEMAP_DATA_DIR": str(sample_dir), "ONEMAP_METRICS": "open"}
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--workers", "2",
-                                 "--log-format", "json"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = serve_process({"ONEMAP_DATA_DIR": str(sample_dir), "ONEMAP_METRICS": "open"}, log,
+                              "--log-format", "json")
     try:
         wait_answering(url + "/readyz", proc, log)
         ids = set()

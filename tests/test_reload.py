@@ -7,9 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -22,7 +19,7 @@ import pytest
 from server.settings import Settings
 from tests.conftest import settings_for
 from tests.support.api_keys import issue_key
-from tests.support.live import wait_answering
+from tests.support.live import serve_process, wait_answering
 
 ROOT = Path(__file__).resolve().parent.parent
 RELOAD_WAIT_S = 120
@@ -36,18 +33,10 @@ def served(sample_dir, tmp_path, request):
     dirs = {name: tmp_path / name for name in ("collections", "styles", "config")}
     for name, target in dirs.items():
         shutil.copytree(ROOT / name, target)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ONEMAP_", "PROMETHEUS_"))}
-    env |= {"ONEMAP_DATA_DIR": str(sample_dir), "ONEMAP_CACHE_SECRET": "reload",
-            **{f"ONEMAP_{name.upper()}_DIR": str(path) for name, path in dirs.items()}}
+    env = {"ONEMAP_DATA_DIR": str(sample_dir), "ONEMAP_CACHE_SECRET": "reload",
+           **{f"ONEMAP_{name.upper()}_DIR": str(path) for name, path in dirs.items()}}
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--workers", "2",
-                                 "--log-level", "info", "--no-access-log"],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    proc, url = serve_process(env, log, "--log-level", "info", "--no-access-log")
     try:
         wait_answering(url + "/healthz", proc, log)
         yield url, issue_key(Settings(data_dir=sample_dir), "reload"), proc, log, dirs["collections"], dirs["styles"]

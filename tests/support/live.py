@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +18,8 @@ from starlette.types import ASGIApp
 
 from server.app import create_app
 from server.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -53,3 +57,18 @@ def wait_answering(url: str, proc: subprocess.Popen, log: Path, timeout_s: float
             pass
         assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.2)
+
+
+def serve_process(env: dict[str, str], log: Path, *options: str, workers: int = 2) -> tuple[subprocess.Popen, str]:
+    """``onemap serve --workers N`` on a free loopback port with the ``ONEMAP_`` variables of ``env`` only (the
+    test environment's own are left out), output to ``log``; returns (process, root URL) once it was
+    started, not yet answering (``wait_answering``)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("ONEMAP_", "PROMETHEUS_"))}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port),
+                                 "--workers", str(workers), *options],
+                                cwd=ROOT, env=inherited | env, stdout=out, stderr=subprocess.STDOUT)
+    return proc, f"http://127.0.0.1:{port}"

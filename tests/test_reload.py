@@ -18,10 +18,10 @@ import pytest
 
 from server.settings import Settings
 from tests.conftest import settings_for
+from tests.support import ROOT
 from tests.support.api_keys import issue_key
 from tests.support.live import serve_process, wait_answering
 
-ROOT = Path(__file__).resolve().parent.parent
 RELOAD_WAIT_S = 120
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,9 @@ from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ROOT
+from tests.support.live import free_port
+
 NGINX = Path("/usr/sbin/nginx")
 PATHS_DEFAULT = ["/collections/parcels/items?limit=20&bbox=121.50,29.80,121.60,29.90",
                  "/collections/parcels/tiles/WebMercatorQuad/14/6767/13723",
@@ -58,12 +59,6 @@ http {{
     }}
 }}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_http(url: str, timeout_s: float = 60, proc: subprocess.Popen | None = None) -> None:

@@ -18,16 +18,20 @@ from starlette.types import ASGIApp
 
 from server.app import create_app
 from server.settings import Settings
+from tests.support import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def free_port() -> int:
+    """A loopback port free now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @contextmanager
 def live_server(settings: Settings, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> Iterator[str]:
     """Serve ``create_app(settings)`` (inside ``wrap``, if given) until the block ends; yields the root URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     app = create_app(settings)
     config = uvicorn.Config(wrap(app) if wrap else app, host="127.0.0.1", port=port, log_level="warning",
                             proxy_headers=False)
@@ -63,9 +67,7 @@ def serve_process(env: dict[str, str], log: Path, *options: str, workers: int = 
     """``onemap serve --workers N`` on a free loopback port with the ``ONEMAP_`` variables of ``env`` only (the
     test environment's own are left out), output to ``log``; returns (process, root URL) once it was
     started, not yet answering (``wait_answering``)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("ONEMAP_", "PROMETHEUS_"))}
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port),

@@ -52,8 +52,8 @@ class OwnConnection:
         self._conn: psycopg.Connection | None = None
         self._lock = threading.Lock()
 
-    def run(self, sql: str, params: Any = None, many: bool = False, fetch: bool = False) -> list[tuple]:
-        """Execute ``sql`` (``executemany`` in one transaction with ``many``); the rows with ``fetch``, else []."""
+    def run(self, sql: str, params: Any = None, fetch: bool = False) -> list[tuple]:
+        """Execute ``sql``; the rows with ``fetch``, else []."""
         with self._lock:
             for attempt in range(2):
                 try:
@@ -61,11 +61,7 @@ class OwnConnection:
                         self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10,
                                                      application_name=self.application_name)
                     with self._conn.cursor() as cur:
-                        if many:  # one transaction: one commit for the batch, and all of it or none
-                            with self._conn.transaction():
-                                cur.executemany(sql, params)
-                        else:
-                            cur.execute(sql, params)
+                        cur.execute(sql, params)
                         return cur.fetchall() if fetch else []
                 except psycopg.OperationalError:
                     if self._conn is not None:

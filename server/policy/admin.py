@@ -53,13 +53,17 @@ class AuditRecord:
 AUDIT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
 SKIP_KNOWN = "ON CONFLICT (id) DO NOTHING"  # a record replayed from the journal is stored once
 ADDED_AUDIT_COLUMNS = ("id", "request_id")  # absent from audit tables created before them
+AUDIT_PG_TYPES = ("ts timestamptz, edition text, key_id text, client_ip text, method text, route text, path text, "
+                  "collection text, params text, returned bigint, status integer, duration_ms double precision, "
+                  "id text, request_id text")  # the columns of admin_pg.sql, in AUDIT_COLUMNS order
 
 
-def _audit_row(r: AuditRecord, ts: Any) -> tuple:
-    """The record's values in ``AUDIT_COLUMNS`` order, its time given as the store keeps it (read field by
-    field: ``astuple`` deep-copies, and a loop over the names costs more than the insert itself)."""
-    return (ts, r.edition, r.key_id, r.client_ip, r.method, r.route, r.path, r.collection, r.params, r.returned,
-            r.status, r.duration_ms, r.id, r.request_id)
+def _audit_batch(records: Iterable[AuditRecord]) -> str | None:
+    """A batch of records as one JSON array (times as ``_iso`` text), for an INSERT that reads it in the
+    database: one statement and one parameter per batch, so the writer's thread gives the interpreter
+    lock up once rather than once per row (each hand-over stalls the requests of its process)."""
+    batch = list(records)
+    return orjson.dumps(batch, default=_iso, option=orjson.OPT_PASSTHROUGH_DATETIME).decode() if batch else None
 
 
 class AdminStore(Protocol):
@@ -143,14 +147,9 @@ class SqliteAdmin:
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
-    def _run(self, sql: str, params: Any = (), many: bool = False, fetch: bool = False) -> list[tuple]:
+    def _run(self, sql: str, params: Any = (), fetch: bool = False) -> list[tuple]:
         conn = self._connect()
         try:
-            if many:  # one transaction: one commit for the batch (autocommit would commit every row)
-                with conn:
-                    conn.execute("BEGIN")
-                    conn.executemany(sql, params)
-                return []
             cur = conn.execute(sql, params)
             return cur.fetchall() if fetch else []
         finally:
@@ -191,11 +190,11 @@ class SqliteAdmin:
             conn.close()
 
     def append_audit(self, records: Iterable[AuditRecord]) -> None:
-        rows = [_audit_row(r, _iso(r.ts)) for r in records]
-        if rows:
-            marks = ", ".join("?" * len(AUDIT_COLUMNS))
-            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks}) {SKIP_KNOWN}",
-                      rows, many=True)
+        batch = _audit_batch(records)
+        if batch is not None:
+            values = ", ".join(f"json_extract(value, '$.{c}')" for c in AUDIT_COLUMNS)
+            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) SELECT {values} FROM json_each(?) "
+                      f"WHERE true {SKIP_KNOWN}", (batch,))  # WHERE: SQLite's rule for an upsert from SELECT
 
     def count_admitted(self, key_id: str, since: dt.datetime) -> int:
         rows = self._run(
@@ -220,8 +219,8 @@ class PostgresAdmin:
         self.url = url
         self._db = OwnConnection(url, "onemap-admin")
 
-    def _run(self, sql: str, params: Any = None, many: bool = False, fetch: bool = False) -> list[tuple]:
-        return self._db.run(sql, params, many=many, fetch=fetch)
+    def _run(self, sql: str, params: Any = None, fetch: bool = False) -> list[tuple]:
+        return self._db.run(sql, params, fetch=fetch)
 
     def setup(self) -> None:
         ddl = (SQL_DIR / "admin_pg.sql").read_text(encoding="utf-8")
@@ -248,11 +247,11 @@ class PostgresAdmin:
         return bool(rows)
 
     def append_audit(self, records: Iterable[AuditRecord]) -> None:
-        rows = [_audit_row(r, r.ts) for r in records]
-        if rows:
-            marks = ", ".join(["%s"] * len(AUDIT_COLUMNS))
-            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES ({marks}) {SKIP_KNOWN}",
-                      rows, many=True)
+        batch = _audit_batch(records)
+        if batch is not None:
+            columns = ", ".join(AUDIT_COLUMNS)
+            self._run(f"INSERT INTO onemap_audit ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) "
+                      f"AS r({AUDIT_PG_TYPES}) {SKIP_KNOWN}", (batch,))
 
     def count_admitted(self, key_id: str, since: dt.datetime) -> int:
         rows = self._run(

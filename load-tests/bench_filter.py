@@ -115,6 +115,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--only", nargs="*", default=["onemap", "tipg", "pygeoapi"], help="servers to run")
+    ap.add_argument("--scenarios", nargs="*", default=list(SCENARIOS), choices=list(SCENARIOS),
+                    help="scenarios to run (default: all)")
     args = ap.parse_args()
 
     url = database(args.database_url, args.scale, args.skip_load)
@@ -130,7 +132,8 @@ def main() -> None:
     }
     servers = {name: starters[name]() for name in args.only}  # all up, so that each scenario's runs alternate
     results: dict[str, dict] = {}
-    for scenario, names in SCENARIOS.items():
+    for scenario in args.scenarios:
+        names = SCENARIOS[scenario]
         targets = {name: Target(servers[name], scenario_paths(name, scenario), headers if name == "onemap" else None,
                                 url) for name in names if name in servers}
         results[scenario] = rows = measure(targets, args.clients, args.seconds, args.runs)

@@ -272,7 +272,8 @@ class ResponseCache:
         etag = self.etag(digest, body)
         pack = self.memory.max_bytes > 0 or self.shared is not None
         args = (status, media, etag, body if status == 200 else b"", extra, pack)
-        entry = await run_in_threadpool(Entry.build, *args) if len(body) > _THREAD_BYTES else Entry.build(*args)
+        big = pack and len(body) > _THREAD_BYTES  # only compressing is worth a worker thread
+        entry = await run_in_threadpool(Entry.build, *args) if big else Entry.build(*args)
         audit = request.scope.get("state", {}).get("audit")
         entry.returned = audit.get("returned") if isinstance(audit, dict) else None
         self.memory.put(digest, entry)

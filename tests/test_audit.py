@@ -139,3 +139,25 @@ def test_a_stored_batch_keeps_every_field_and_each_record_once(settings):
         store.append_audit([])
         stored = sorted(store.query_audit(None, key_id, None, 10), key=lambda r: r.id or "")
     assert stored == records
+
+
+def test_a_batch_larger_than_one_sqlite_statement_takes_is_written_whole(tmp_path, monkeypatch):
+    """SQLite binds at most so many values a statement: a bigger batch goes in several, all of it stored."""
+    from server.policy.admin import AUDIT_COLUMNS, SqliteAdmin
+
+    store = SqliteAdmin(tmp_path / "admin.sqlite")
+    store.setup()
+    connect = store._connect
+
+    def few_values():  # three rows a statement
+        conn = connect()
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 3 * len(AUDIT_COLUMNS) + 2)
+        return conn
+
+    monkeypatch.setattr(store, "_connect", few_values)
+    when = dt.datetime(2026, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    records = [AuditRecord(ts=when + dt.timedelta(seconds=i), edition="internet", key_id="chunks", client_ip=None,
+                           method="GET", route=None, path=f"/p/{i}", collection=None, params=None, returned=None,
+                           status=200, duration_ms=1.0, id=f"chunk-{i}") for i in range(10)]
+    store.append_audit(records)
+    assert sorted(store.query_audit(None, "chunks", None, 100), key=lambda r: r.ts) == records

@@ -53,15 +53,23 @@ class AuditRecord:
 AUDIT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
 SKIP_KNOWN = "ON CONFLICT (id) DO NOTHING"  # a record replayed from the journal is stored once
 ADDED_AUDIT_COLUMNS = ("id", "request_id")  # absent from audit tables created before them
+# A batch is written in one statement (SQLite: rows of bound values, as many as a statement takes;
+# PostgreSQL: one JSON array), so the writer's thread gives up the interpreter lock once a statement
+# rather than once a row, as executemany does: each hand-over stalls the requests of its process.
 AUDIT_PG_TYPES = ("ts timestamptz, edition text, key_id text, client_ip text, method text, route text, path text, "
                   "collection text, params text, returned bigint, status integer, duration_ms double precision, "
                   "id text, request_id text")  # the columns of admin_pg.sql, in AUDIT_COLUMNS order
 
 
+def _audit_row(r: AuditRecord) -> tuple:
+    """The record's values in ``AUDIT_COLUMNS`` order, its time as ``_iso`` text (read field by field:
+    ``astuple`` deep-copies)."""
+    return (_iso(r.ts), r.edition, r.key_id, r.client_ip, r.method, r.route, r.path, r.collection, r.params,
+            r.returned, r.status, r.duration_ms, r.id, r.request_id)
+
+
 def _audit_batch(records: Iterable[AuditRecord]) -> str | None:
-    """A batch of records as one JSON array (times as ``_iso`` text), for an INSERT that reads it in the
-    database: one statement and one parameter per batch, so the writer's thread gives the interpreter
-    lock up once rather than once per row (each hand-over stalls the requests of its process)."""
+    """A batch of records as one JSON array (times as ``_iso`` text), which PostgreSQL reads in the INSERT."""
     batch = list(records)
     return orjson.dumps(batch, default=_iso, option=orjson.OPT_PASSTHROUGH_DATETIME).decode() if batch else None
 
@@ -190,11 +198,22 @@ class SqliteAdmin:
             conn.close()
 
     def append_audit(self, records: Iterable[AuditRecord]) -> None:
-        batch = _audit_batch(records)
-        if batch is not None:
-            values = ", ".join(f"json_extract(value, '$.{c}')" for c in AUDIT_COLUMNS)
-            self._run(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) SELECT {values} FROM json_each(?) "
-                      f"WHERE true {SKIP_KNOWN}", (batch,))  # WHERE: SQLite's rule for an upsert from SELECT
+        rows = [_audit_row(r) for r in records]
+        if not rows:
+            return
+        conn = self._connect()
+        try:
+            marks = "(" + ", ".join("?" * len(AUDIT_COLUMNS)) + ")"
+            per = min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(AUDIT_COLUMNS),  # rows a statement
+                      (conn.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH) - 1000) // (len(marks) + 2))
+            with conn:  # one transaction for the batch
+                conn.execute("BEGIN")
+                for start in range(0, len(rows), per):
+                    part = rows[start:start + per]
+                    conn.execute(f"INSERT INTO onemap_audit ({', '.join(AUDIT_COLUMNS)}) VALUES "
+                                 f"{', '.join([marks] * len(part))} {SKIP_KNOWN}", [v for row in part for v in row])
+        finally:
+            conn.close()
 
     def count_admitted(self, key_id: str, since: dt.datetime) -> int:
         rows = self._run(

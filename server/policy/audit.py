@@ -2,8 +2,8 @@
 
 A request appends its record to an in-memory queue and, with a journal directory, to this process's
 journal file (``journal.py``) before its response is sent; a background thread writes whatever is
-queued every ``interval`` seconds (or sooner when a batch fills) in one INSERT reading the batch as
-one JSON array (``admin.py``), ``fsync``s the journal and replays the journals of processes that ended.
+queued every ``interval`` seconds (or sooner when a batch fills) in one statement a batch (``admin.py``),
+``fsync``s the journal and replays the journals of processes that ended.
 When the store is unreachable the records stay queued and are retried; past ``max_pending`` the oldest
 leave memory (the journal keeps them). ``stop`` writes everything left; what the store does not take
 stays in the journal, replayed at the next start (by any process using the same directory and store).

@@ -53,12 +53,6 @@ class AuditRecord:
 AUDIT_COLUMNS = tuple(f.name for f in fields(AuditRecord))
 SKIP_KNOWN = "ON CONFLICT (id) DO NOTHING"  # a record replayed from the journal is stored once
 ADDED_AUDIT_COLUMNS = ("id", "request_id")  # absent from audit tables created before them
-# A batch is written in one statement (SQLite: rows of bound values, as many as a statement takes;
-# PostgreSQL: one JSON array), so the writer's thread gives up the interpreter lock once a statement
-# rather than once a row, as executemany does: each hand-over stalls the requests of its process.
-AUDIT_PG_TYPES = ("ts timestamptz, edition text, key_id text, client_ip text, method text, route text, path text, "
-                  "collection text, params text, returned bigint, status integer, duration_ms double precision, "
-                  "id text, request_id text")  # the columns of admin_pg.sql, in AUDIT_COLUMNS order
 
 
 def _audit_row(r: AuditRecord) -> tuple:
@@ -69,7 +63,11 @@ def _audit_row(r: AuditRecord) -> tuple:
 
 
 def _audit_batch(records: Iterable[AuditRecord]) -> str | None:
-    """A batch of records as one JSON array (times as ``_iso`` text), which PostgreSQL reads in the INSERT."""
+    """A batch of records as one JSON array (times as ``_iso`` text), which PostgreSQL reads in the INSERT.
+
+    Each store writes a batch in one statement (SQLite: rows of bound values, as many as a statement
+    takes), so the writer's thread gives up the interpreter lock once a statement rather than once a
+    row, as ``executemany`` does: each hand-over stalls the requests of its process."""
     batch = list(records)
     return orjson.dumps(batch, default=_iso, option=orjson.OPT_PASSTHROUGH_DATETIME).decode() if batch else None
 
@@ -269,8 +267,8 @@ class PostgresAdmin:
         batch = _audit_batch(records)
         if batch is not None:
             columns = ", ".join(AUDIT_COLUMNS)
-            self._run(f"INSERT INTO onemap_audit ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) "
-                      f"AS r({AUDIT_PG_TYPES}) {SKIP_KNOWN}", (batch,))
+            self._run(f"INSERT INTO onemap_audit ({columns}) SELECT {columns} "  # typed by the table's own row
+                      f"FROM json_populate_recordset(NULL::onemap_audit, %s::json) {SKIP_KNOWN}", (batch,))
 
     def count_admitted(self, key_id: str, since: dt.datetime) -> int:
         rows = self._run(

@@ -1,12 +1,14 @@
 """From what the client sent to CQL2-JSON: size and nesting limits, then the ``cql2`` parser.
 
 Both encodings go through the ``cql2`` library (CQL2 text is turned into CQL2-JSON, CQL2-JSON is
-read and normalized), so one compiler (``server.filters.build``) handles both. The limits are
+read and normalized), so one compiler (``server.filters.build``) handles both; the polygon literals of
+a text filter are read ahead of it (``wkt.py``). The limits are
 checked before the parser runs: its recursive descent must never meet unbounded nesting.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -14,6 +16,7 @@ import cql2
 import orjson
 
 from server.errors import InvalidParameter
+from server.filters.wkt import lift, restore
 
 LANGUAGES = ("cql2-text", "cql2-json", "cql-text")
 # the Part 3 drafts' name of CQL2 text, which GDAL's OAPIF driver still looks for in the OpenAPI document
@@ -73,6 +76,12 @@ def _from_text(raw: str | dict) -> dict[str, Any]:
     if not isinstance(raw, str):
         raise _fail("with filter-lang=cql2-text the filter must be a string.")
     _text_nesting(raw)
+    text, lifted = lift(raw)
+    if lifted:  # the parser reads the rest; the original text again if that fails, for its diagnostic
+        with contextlib.suppress(Exception):
+            doc = restore(cql2.parse_text(text).to_json(), lifted)
+            if doc is not None:
+                return doc
     try:
         return cql2.parse_text(raw).to_json()
     except Exception as exc:  # the parser raises plain exceptions with a pest diagnostic

@@ -29,6 +29,7 @@ PLAIN = [
     f"S_INTERSECTS(geom, POLYGON(({SITE}))) AND land_use = 'POLYGON((1 2, 3 4))' AND area_m2 > 5",
     f"S_INTERSECTS(geom, POLYGON(({SITE}))) OR S_DISJOINT(geom, POLYGON(({HOLE})))",
     "S_INTERSECTS(geom, POLYGON((0\t0,1\n0,1\r1,-0 00)))",
+    f"S_INTERSECTS(geom, GEOMETRYCOLLECTION(POLYGON(({HOLE})), POINT(1 2), MULTIPOLYGON((({SITE})))))",
     "S_INTERSECTS(geometry, POLYGON((121 29, 122 29)))",  # too short a ring: the compiler's error, as before
 ]
 NOT_PLAIN = [

@@ -1,12 +1,13 @@
 """The polygon literals of a CQL2 text filter, read ahead of the ``cql2`` parser.
 
-``cql2`` reads a WKT literal character by character and hands it back as nested Python lists: ~1.4 ms
-for the 200-vertex site boundary an approval officer sends, more than the rest of the request's own
-work. ``lift`` takes plain two-dimensional ``POLYGON`` and ``MULTIPOLYGON`` literals (decimal numbers,
-which is all the CQL2 grammar allows in WKT) out of the text, leaving a marker point in their place, and
-``restore`` puts their coordinates back into the parser's CQL2-JSON: the document is the one the parser
-gives for the original text. Anything else - string literals and quoted names, ``EMPTY``, Z coordinates,
-a literal that is not plain - is left in the text for the parser, which then answers as it always did.
+``cql2`` reads a WKT literal character by character and hands it back as nested Python lists, which for
+the 200-vertex site boundary an approval officer sends is most of the filter's cost: read here first, the
+whole filter parses about three times faster. ``lift`` takes plain two-dimensional ``POLYGON`` and
+``MULTIPOLYGON`` literals (decimal numbers, which is all the CQL2 grammar allows in WKT) out of the text,
+leaving a marker point in their place, and ``restore`` puts their coordinates back into the parser's
+CQL2-JSON: the document is the one the parser gives for the original text. Anything else - string
+literals and quoted names, ``EMPTY``, Z coordinates, a literal that is not plain - is left in the text for
+the parser, which then answers as it always did.
 """
 
 from __future__ import annotations

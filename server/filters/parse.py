@@ -16,7 +16,7 @@ import cql2
 import orjson
 
 from server.errors import InvalidParameter
-from server.filters.wkt import lift, restore
+from server.filters.wkt import QUOTED, lift, restore
 
 LANGUAGES = ("cql2-text", "cql2-json", "cql-text")
 # the Part 3 drafts' name of CQL2 text, which GDAL's OAPIF driver still looks for in the OpenAPI document
@@ -25,7 +25,7 @@ DRAFT_TEXT = "cql-text"
 MAX_LENGTH = 32_768  # characters; a 200-vertex polygon in WKT takes about 8,000
 MAX_DEPTH = 32  # nesting of parentheses (text) or of arrays and objects (JSON)
 MAX_NOTS = 64  # NOT operators in a text filter (each one nests)
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+_QUOTED = re.compile(QUOTED)
 _NOT = re.compile(r"\bnot\b", re.IGNORECASE)
 _POSITION = re.compile(r"-->\s*(\d+):(\d+)")
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-_SPACE = re.compile(r"[ \t\r\n]")
+QUOTED = r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""  # a CQL2 string literal or quoted name
+_WS = r" \t\r\n"  # the white space a plain literal may hold
+_SPACE = re.compile(f"[{_WS}]")
 # a quoted string or name (skipped), or the start of a polygon literal
-_START = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\b(MULTIPOLYGON|POLYGON)[ \t\r\n]*(?=\()", re.IGNORECASE)
-_PLAIN = re.compile(r"[-0-9. \t\r\n,()]*")  # what a plain literal is made of
+_START = re.compile(rf"{QUOTED}|\b(MULTIPOLYGON|POLYGON)[{_WS}]*(?=\()", re.IGNORECASE)
+_PLAIN = re.compile(rf"[-0-9.,(){_WS}]*")  # what a plain literal is made of
 _RING = re.compile(r"\(([^()]*)\)")
 _POLYGON = re.compile(r"\(R(?:,R)*\)")
 _MULTIPOLYGON = re.compile(r"\(\(R(?:,R)*\)(?:,\(R(?:,R)*\))*\)")
@@ -84,6 +86,8 @@ def lift(text: str) -> tuple[str, list[dict[str, Any]]]:
     """``text`` with its plain polygon literals replaced by marker points, and their geometries."""
     pieces: list[str] = []
     lifted: list[dict[str, Any]] = []
+    if "polygon" not in text.lower():  # the scan below costs ~1 ms over a long IN list of strings
+        return text, lifted
     at = search = 0
     while (found := _START.search(text, search)) is not None:
         search = found.end()

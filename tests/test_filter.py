@@ -15,7 +15,8 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from server.filters.pgsql import INNER_MARGIN, inner_square
+from server.filters.pgsql import INNER_MARGIN, inner_square, pg_filter
+from server.filters.tree import Compare, Lit, Logic, Not, Prop, Spatial
 
 POLY = "POLYGON((121.52 29.82, 121.56 29.82, 121.56 29.85, 121.52 29.85, 121.52 29.82))"
 AREA = shapely.from_wkt(POLY)
@@ -58,6 +59,12 @@ CORPUS = [
     (f"S_WITHIN(geometry, {POLY})", lambda f: shape(f["geometry"]).within(AREA)),
     (f"S_DISJOINT(geometry, {POLY}) AND area_m2 > 90000", lambda f: shape(f["geometry"]).disjoint(AREA)
      and _area(f) > 90000),
+    (f"S_INTERSECTS(geometry, {RING.wkt}) OR area_m2 > 90000",  # PostGIS: candidates meet one or the other
+     lambda f: shape(f["geometry"]).intersects(RING) or _area(f) > 90000),
+    (f"NOT S_INTERSECTS(geometry, {POLY}) OR land_use = '0702'",  # nothing cheaper implied: no candidates
+     lambda f: not shape(f["geometry"]).intersects(AREA) or _use(f) == "0702"),
+    (f"NOT (S_WITHIN(geometry, {POLY}) AND area_m2 > 50000)",
+     lambda f: not (shape(f["geometry"]).within(AREA) and _area(f) > 50000)),
     ("S_CONTAINS(geometry, POINT(121.54 29.835))",
      lambda f: shape(f["geometry"]).contains(shapely.Point(121.54, 29.835))),
     ("S_INTERSECTS(geometry, BBOX(121.50, 29.80, 121.53, 29.83))",
@@ -161,3 +168,28 @@ def test_the_inner_square_lies_inside_the_polygon_with_a_margin(polygon):
 
 def test_a_polygon_too_thin_for_an_inner_square_gets_none():
     assert inner_square(shapely.box(121.5, 29.8, 121.6, 29.8001)) == (None, None, None, None)
+
+
+BIG = Compare(">", Prop("area_m2", "number"), Lit(50000.0, "number"))
+SITE_TEST = Spatial("intersects", AREA)
+_BIG_SQL = '("area_m2" > %(f0)s::double precision)'
+_OVERLAP = '"geom" && (SELECT ST_GeomFromWKB(%({})s, 4490))'
+
+
+@pytest.mark.parametrize("tree, near", [
+    (SITE_TEST, _OVERLAP.format("f0")),
+    (Logic("and", (BIG, SITE_TEST)), f"({_BIG_SQL} AND {_OVERLAP.format('f1')})"),
+    (Logic("or", (BIG, Spatial("within", AREA))), f"({_BIG_SQL} OR {_OVERLAP.format('f1')})"),
+    (Logic("and", (BIG, Not(SITE_TEST))), f"({_BIG_SQL})"),
+    (Logic("or", (BIG, Not(SITE_TEST))), None),
+    (Spatial("disjoint", AREA), None),
+    (BIG, None),
+])
+def test_candidates_leave_out_only_exact_geometry_tests(tree, near):
+    """``near`` (what PostGIS reads a page's candidates by) is implied by the filter and holds no exact
+    test; ``None`` when there is no test to leave out or nothing cheaper is implied. Filter geometries
+    are computed once per statement (scalar subqueries)."""
+    found = pg_filter(tree, "geom", 4490, True)
+    assert (None if found.near is None else found.near.as_string(None)) == near
+    exact = found.exact.as_string(None)
+    assert "ST_GeomFromWKB" not in exact.replace("(SELECT ST_GeomFromWKB", "")

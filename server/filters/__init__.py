@@ -20,7 +20,7 @@ from server.catalog import VectorCollection
 from server.crs import CRS84, Crs, to_storage
 from server.filters.build import Convert, Fields, build
 from server.filters.parse import LANGUAGES, MAX_LENGTH, parse_cql2
-from server.filters.pgsql import pg_filter
+from server.filters.pgsql import PgCondition, once, pg_filter
 from server.filters.predicate import OUT_OF_RANGE, row_predicate
 from server.filters.tree import Expr, fields_of
 from server.policy.model import Restriction
@@ -43,8 +43,8 @@ CQL2_CONFORMANCE = [
 
 __all__ = [
     "CQL2_CONFORMANCE", "FILTER_CONFORMANCE", "LANGUAGES", "MAX_LENGTH", "OUT_OF_RANGE",
-    "Fields", "Filter",
-    "filter_fields", "parse_filter", "pg_filter", "row_predicate",
+    "Fields", "Filter", "PgCondition",
+    "filter_fields", "once", "parse_filter", "pg_filter", "row_predicate",
 ]
 
 

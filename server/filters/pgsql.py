@@ -6,11 +6,18 @@ store. Arithmetic is in double precision; division by zero is NULL (unknown), ne
 Filter geometries arrive as WKB in CRS84 and are compared with the stored geometry in its SRID. An
 ``S_INTERSECTS`` with a polygon over lon/lat storage first admits the rows whose bounding box lies in a
 square inside the polygon (``inner_square``), as ``server.sources.postgis_page`` does for a bbox.
+
+Filter geometries are computed once per statement (``once``): a parameter expression is otherwise
+evaluated for every row under a prepared statement's generic plan (a 200-vertex site read from WKB
+for each candidate row). Next to the condition, the compiler gives a cheaper one every matching row
+also meets, without the exact geometry tests (``PgCondition.near``): a page can take its candidates
+in order by the cheap one and test exactly only until the page is full (``server.sources.postgis_page``).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import shapely
@@ -78,13 +85,33 @@ class PgFilter:
 
     def expr(self, node: Expr) -> sql.Composable:
         """A condition."""
+        return self.both(node)[0]
+
+    def both(self, node: Expr) -> tuple[sql.Composable, sql.Composable | None]:
+        """A condition and a necessary one without its exact geometry tests: the same object when it has
+        none to leave out, ``None`` when no cheaper condition is implied (a test under ``NOT``)."""
+        if isinstance(node, Logic):
+            pairs = [self.both(a) for a in node.args]
+            joiner = sql.SQL(" AND " if node.op == "and" else " OR ")
+            exact = sql.SQL("({})").format(joiner.join(e for e, _ in pairs))
+            if all(e is n for e, n in pairs):
+                return exact, exact
+            nears = [n for _, n in pairs if n is not None]
+            if node.op == "or" and len(nears) < len(pairs):  # a disjunct implies nothing cheaper
+                return exact, None
+            return exact, (sql.SQL("({})").format(joiner.join(nears)) if nears else None)
+        if isinstance(node, Not):
+            inner, near = self.both(node.arg)
+            exact = sql.SQL("(NOT {})").format(inner)
+            return exact, (exact if near is inner else None)
+        if isinstance(node, Spatial):
+            return self._spatial(node)
+        simple = self._simple(node)
+        return simple, simple
+
+    def _simple(self, node: Compare | Like | In | Between | IsNull | Temporal | Const) -> sql.Composable:
         if isinstance(node, Const):
             return sql.SQL("true" if node.value else "false")
-        if isinstance(node, Logic):
-            joiner = sql.SQL(" AND " if node.op == "and" else " OR ")
-            return sql.SQL("({})").format(joiner.join(self.expr(a) for a in node.args))
-        if isinstance(node, Not):
-            return sql.SQL("(NOT {})").format(self.expr(node.arg))
         if isinstance(node, Compare):
             left = self._ordered(node.left) if node.op not in ("=", "<>") else self.scalar(node.left)
             return sql.SQL("({} {} {})").format(left, sql.SQL(node.op), self.scalar(node.right))
@@ -98,21 +125,24 @@ class PgFilter:
                 self._ordered(node.value), self.scalar(node.low), self.scalar(node.high))
         if isinstance(node, IsNull):
             return sql.SQL("({} IS NULL)").format(self.scalar(node.value))
-        if isinstance(node, Spatial):
-            return self._spatial(node)
         return self._temporal(node)
 
-    def _spatial(self, node: Spatial) -> sql.Composable:
+    def _spatial(self, node: Spatial) -> tuple[sql.Composable, sql.Composable]:
+        """The test, and the bounding boxes' overlap it implies (every predicate but disjoint does)."""
         shape: sql.Composable = sql.SQL("ST_GeomFromWKB({}, {})").format(
             self._param(shapely.to_wkb(node.shape)), sql.Literal(self.srid if self.lonlat else 4326))
         if not self.lonlat:
             shape = sql.SQL("ST_Transform({}, {})").format(shape, sql.Literal(self.srid))
+        shape = once(shape)
         test = sql.SQL("{}({}, {})").format(sql.SQL(_SPATIAL[node.op]), self.geometry, shape)
+        if node.op == "disjoint":
+            return test, test
+        near = sql.SQL("{} && {}").format(self.geometry, shape)
         if node.op != "intersects" or not self.lonlat or not isinstance(node.shape, (Polygon, MultiPolygon)):
-            return test
-        inner = sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, {})").format(
-            *(self._param(v) for v in inner_square(node.shape)), sql.Literal(self.srid))
-        return sql.SQL("({g} && {s} AND ({g} @ {i} OR {t}))").format(g=self.geometry, s=shape, i=inner, t=test)
+            return test, near
+        inner = once(sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, {})").format(
+            *(self._param(v) for v in inner_square(node.shape)), sql.Literal(self.srid)))
+        return sql.SQL("({n} AND ({g} @ {i} OR {t}))").format(n=near, g=self.geometry, i=inner, t=test), near
 
     def _temporal(self, node: Temporal) -> sql.Composable:
         t = sql.Identifier(node.field.name)
@@ -150,9 +180,26 @@ def inner_square(polygon: Polygon | MultiPolygon) -> tuple[float | None, ...]:
     return square
 
 
-def pg_filter(expr: Expr, geometry: str, srid: int, lonlat: bool) -> tuple[sql.Composable, dict[str, Any]]:
-    """The WHERE fragment of a filter on a table whose geometry column is ``geometry`` in ``srid``
-    (``lonlat``: stored as lon/lat degrees, where CRS84 coordinates apply as they are), and its
-    named parameters."""
+def once(expression: sql.Composable) -> sql.Composable:
+    """``expression`` (of bound values only) as a scalar subquery: PostgreSQL computes it once per
+    statement (an InitPlan), where a generic plan would compute it for every row it tests."""
+    return sql.SQL("(SELECT {})").format(expression)
+
+
+@dataclass(frozen=True)
+class PgCondition:
+    """A filter's WHERE fragment (``exact``), its named parameters, and ``near``: a condition every
+    row meeting ``exact`` meets, without its exact geometry tests (``None`` when there is none to
+    leave out, or nothing cheaper is implied)."""
+
+    exact: sql.Composable
+    near: sql.Composable | None
+    params: dict[str, Any]
+
+
+def pg_filter(expr: Expr, geometry: str, srid: int, lonlat: bool) -> PgCondition:
+    """The condition of a filter on a table whose geometry column is ``geometry`` in ``srid``
+    (``lonlat``: stored as lon/lat degrees, where CRS84 coordinates apply as they are)."""
     compiler = PgFilter(geometry, srid, lonlat)
-    return compiler.expr(expr), compiler.params
+    exact, near = compiler.both(expr)
+    return PgCondition(exact, None if near is exact else near, compiler.params)

@@ -30,7 +30,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from server.catalog import Catalog, VectorCollection
 from server.crs import CRS84, Crs
 from server.errors import InvalidParameter, Unavailable
-from server.filters import OUT_OF_RANGE, pg_filter
+from server.filters import OUT_OF_RANGE, PgCondition, once, pg_filter
 from server.pgconn import read_conninfo
 from server.policy.desensitize import output_digits
 from server.policy.model import Restriction, checked
@@ -169,21 +169,22 @@ class PostGISSource:
         )
 
     @staticmethod
-    def _envelope(c: VectorCollection) -> sql.Composed:
+    def _envelope(c: VectorCollection) -> sql.Composable:
         srid = c.source.srid
         env = "ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, {})"
         if srid in LONLAT_SRIDS:
             return sql.SQL(env).format(sql.Literal(srid))
-        return sql.SQL("ST_Transform(" + env + ", {})").format(sql.Literal(4326), sql.Literal(srid))
+        return once(sql.SQL("ST_Transform(" + env + ", {})").format(sql.Literal(4326), sql.Literal(srid)))
 
     def _page_sql(
         self, c: VectorCollection, props: tuple[str, ...], q: ItemQuery, shape: tuple[bool, ...],
-        restriction: Restriction, after: sql.Composable | None, condition: sql.Composable | None = None,
+        restriction: Restriction, after: sql.Composable | None, condition: PgCondition | None = None,
     ) -> str:
         """The page statement for a query shape: (bbox?, start?, end?, bbox area?, which cursor values are
         null) with ``q``'s order and CRS; ``after`` is the keyset predicate of the cursor, if any, and
         ``condition`` a filter's (its values are parameters: a filter of the same form reuses the statement)."""
-        condition_text = None if condition is None else condition.as_string(None)
+        condition_text = None if condition is None else (
+            condition.exact.as_string(None), None if condition.near is None else condition.near.as_string(None))
         key = (c.id, props, shape, restriction.key, q.crs, q.sortby, None if q.cursor is None else q.cursor.forward,
                condition_text)
         if (found := self._statements.get(key)) is not None:
@@ -194,7 +195,7 @@ class PostGISSource:
         geom = sql.Identifier(src.geometry_field)
         where: list[sql.Composable] = []
         if has_bbox:
-            exact = sql.SQL("ST_GeomFromWKB(%(area)s, {})").format(sql.Literal(src.srid)) if has_area else None
+            exact = once(sql.SQL("ST_GeomFromWKB(%(area)s, {})").format(sql.Literal(src.srid))) if has_area else None
             if exact is None and src.srid not in LONLAT_SRIDS:
                 exact = self._envelope(c)  # the bbox transformed: not a box in the storage CRS
             where.append(bbox_condition(geom, self._envelope(c), exact, src.srid))
@@ -207,15 +208,13 @@ class PostGISSource:
         kept, _ = pg_exclusion(restriction)  # rows this caller may not see
         if kept is not None:
             where.append(kept)
-        if condition is not None:
-            where.append(condition)
         sort_fields = [k.field for k in q.sortby]
         columns = list(dict.fromkeys((src.id_field, src.geometry_field, *props, *sort_fields)))
         reading = q.order(c)
         lead = reading[0] if reading[0].field != src.id_field else None
         composed = template("page").format(
             rows=page_rows(sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Identifier(src.table), where,
-                           pg_order(reading), lead, shape[4] if len(shape) > 4 else None),
+                           pg_order(reading), lead, shape[4] if len(shape) > 4 else None, condition),
             order=pg_order(reading),
             output_order=pg_order(order_keys(q.sortby, src.id_field, True)),
             reverse_order=pg_order(order_keys(q.sortby, src.id_field, False)),
@@ -270,8 +269,8 @@ class PostGISSource:
         condition = None
         if q.filter is not None:
             src = collection.source
-            condition, values = pg_filter(q.filter.expr, src.geometry_field, src.srid, src.srid in LONLAT_SRIDS)
-            params.update(values)
+            condition = pg_filter(q.filter.expr, src.geometry_field, src.srid, src.srid in LONLAT_SRIDS)
+            params.update(condition.params)
         shape = (q.bbox is not None, "t0" in params, "t1" in params, "area" in params, *nulls)
         statement = self._page_sql(collection, props, q, shape, restriction, after, condition)
         found, features, first, last = await self._fetch(statement, params)

@@ -13,6 +13,12 @@ box lies inside the bbox shrunk by ``INNER_MARGIN`` intersects it for sure, read
 header; only the rows near the edge pay for ``ST_Intersects`` on the whole geometry. The margin covers
 the outward rounding of PostGIS's single-precision boxes (under 2e-5 degrees at any longitude), so the
 shortcut never admits a row the exact test would refuse.
+
+A filter with exact geometry tests (``PgCondition.near``) is read lazily: its candidates, the rows
+meeting everything else and the tests' bounding-box overlap, are read and put in the page's order
+first, and the exact tests run on them in that order only until the page is full. For a site of
+1 km over 1,000,000 parcels that is about 150 exact tests rather than 1,100; the candidates of a
+large area are sorted in full, which still costs less than testing them all.
 """
 
 from __future__ import annotations
@@ -20,11 +26,14 @@ from __future__ import annotations
 import orjson
 from psycopg import sql
 
-from server.filters.pgsql import INNER_MARGIN
+from server.filters.pgsql import INNER_MARGIN, PgCondition
 from server.sources.base import ItemQuery, Page
 from server.sources.keyset import SortKey
 
 _ROWS = "SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} LIMIT %(probe)s"
+# OFFSET 0 keeps the outer condition out of the subquery, so it is tested on the ordered candidates
+_LAZY = ("SELECT * FROM (SELECT {columns} FROM {table} WHERE {where} ORDER BY {order} OFFSET 0) AS near "
+         "WHERE {exact} ORDER BY {order} LIMIT %(probe)s")
 _INNER = ("ixmin", "iymin", "ixmax", "iymax")
 
 
@@ -49,15 +58,25 @@ def inner_box(bbox: tuple[float, float, float, float]) -> dict[str, float | None
     return dict(zip(_INNER, box, strict=True))
 
 
+def _read(columns: sql.Composable, table: sql.Composable, where: list[sql.Composable], order: sql.Composable,
+          condition: PgCondition | None) -> sql.Composable:
+    """The SELECT of up to ``probe`` rows meeting ``where`` and the filter's ``condition``, in ``order``."""
+    if condition is not None and condition.near is not None:
+        candidates = sql.SQL(" AND ").join([*where, condition.near])
+        return sql.SQL(_LAZY).format(columns=columns, table=table, where=candidates, order=order, exact=condition.exact)
+    terms = [*where, condition.exact] if condition is not None else where
+    return sql.SQL(_ROWS).format(columns=columns, table=table, order=order,
+                                 where=sql.SQL(" AND ").join(terms) if terms else sql.SQL("true"))
+
+
 def page_rows(columns: sql.Composable, table: sql.Composable, where: list[sql.Composable], order: sql.Composable,
-              lead: SortKey | None, lead_null: bool | None) -> sql.Composable:
-    """The SELECT of up to ``probe`` rows in ``order``. ``lead`` is the leading sort key when it is not
-    the id (the rows are then read in the two parts above); ``lead_null`` whether the cursor's value
-    of it is NULL (None without a cursor); the cursor's value is the parameter ``k0``."""
-    parts = sql.SQL(_ROWS)
+              lead: SortKey | None, lead_null: bool | None, condition: PgCondition | None = None) -> sql.Composable:
+    """The SELECT of up to ``probe`` rows in ``order`` meeting ``where`` and a filter's ``condition``.
+    ``lead`` is the leading sort key when it is not the id (the rows are then read in the two parts
+    above); ``lead_null`` whether the cursor's value of it is NULL (None without a cursor); the
+    cursor's value is the parameter ``k0``."""
     if lead is None:
-        condition = sql.SQL(" AND ").join(where) if where else sql.SQL("true")
-        return parts.format(columns=columns, table=table, where=condition, order=order)
+        return _read(columns, table, where, order, condition)
     column = sql.Identifier(lead.field)
     present: list[sql.Composable] = [sql.SQL("{} IS NOT NULL").format(column)]
     if lead_null is False:
@@ -65,8 +84,7 @@ def page_rows(columns: sql.Composable, table: sql.Composable, where: list[sql.Co
     elif lead_null and not lead.descending:
         present.append(sql.SQL("false"))  # after a NULL, ascending: only NULLs remain
     absent = [sql.SQL("{} IS NULL").format(column)]
-    both = [parts.format(columns=columns, table=table, where=sql.SQL(" AND ").join([*where, *extra]), order=order)
-            for extra in (present, absent)]
+    both = [_read(columns, table, [*where, *extra], order, condition) for extra in (present, absent)]
     return sql.SQL("SELECT * FROM (({}) UNION ALL ({})) AS parts ORDER BY {} LIMIT %(probe)s").format(
         both[0], both[1], order)
 

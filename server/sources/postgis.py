@@ -173,7 +173,7 @@ class PostGISSource:
         srid = c.source.srid
         env = "ST_MakeEnvelope(%(xmin)s, %(ymin)s, %(xmax)s, %(ymax)s, {})"
         if srid in LONLAT_SRIDS:
-            return sql.SQL(env).format(sql.Literal(srid))
+            return once(sql.SQL(env).format(sql.Literal(srid)))
         return once(sql.SQL("ST_Transform(" + env + ", {})").format(sql.Literal(4326), sql.Literal(srid)))
 
     def _page_sql(

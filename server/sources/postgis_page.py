@@ -12,7 +12,8 @@ A bbox in the storage's own lon/lat is tested in two steps (``bbox_condition``):
 box lies inside the bbox shrunk by ``INNER_MARGIN`` intersects it for sure, read from the geometry's
 header; only the rows near the edge pay for ``ST_Intersects`` on the whole geometry. The margin covers
 the outward rounding of PostGIS's single-precision boxes (under 2e-5 degrees at any longitude), so the
-shortcut never admits a row the exact test would refuse.
+shortcut never admits a row the exact test would refuse. The boxes are computed once per statement
+(``once``), not for every row under a generic plan.
 
 A filter with exact geometry tests (``PgCondition.near``) is read lazily: its candidates, the rows
 meeting everything else and the tests' bounding-box overlap, are read and put in the page's order
@@ -26,7 +27,7 @@ from __future__ import annotations
 import orjson
 from psycopg import sql
 
-from server.filters.pgsql import INNER_MARGIN, PgCondition
+from server.filters.pgsql import INNER_MARGIN, PgCondition, once
 from server.sources.base import ItemQuery, Page
 from server.sources.keyset import SortKey
 
@@ -43,9 +44,11 @@ def bbox_condition(geom: sql.Composable, envelope: sql.Composable, exact: sql.Co
     ``envelope`` itself (a bbox in another CRS); otherwise the shortcut above applies (``inner_box``)."""
     if exact is not None:
         return sql.SQL("{g} && {e} AND ST_Intersects({g}, {x})").format(g=geom, e=envelope, x=exact)
-    inner = sql.SQL("ST_MakeEnvelope({}, {})").format(
-        sql.SQL(", ").join(map(sql.Placeholder, _INNER)), sql.Literal(srid))
-    return sql.SQL("{g} && {e} AND ({g} @ {i} OR ST_Intersects({g}, {e}))").format(g=geom, e=envelope, i=inner)
+    inner = once(sql.SQL("ST_MakeEnvelope({}, {})").format(
+        sql.SQL(", ").join(map(sql.Placeholder, _INNER)), sql.Literal(srid)))
+    # CASE, not OR: an OR of two indexable tests becomes two index scans; the overlap is the one needed
+    return sql.SQL("{g} && {e} AND CASE WHEN {g} @ {i} THEN true ELSE ST_Intersects({g}, {e}) END").format(
+        g=geom, e=envelope, i=inner)
 
 
 def inner_box(bbox: tuple[float, float, float, float]) -> dict[str, float | None]:

@@ -21,6 +21,8 @@ from server.filters.tree import Compare, Lit, Logic, Not, Prop, Spatial
 POLY = "POLYGON((121.52 29.82, 121.56 29.82, 121.56 29.85, 121.52 29.85, 121.52 29.82))"
 AREA = shapely.from_wkt(POLY)
 # a round site with a hole (rows inside its inner square are admitted without the exact test on PostGIS)
+# a diagonal strip too thin for an inner square, across many parcels' bounding boxes
+STRIP = shapely.LineString([(121.47, 29.79), (121.62, 29.90)]).buffer(0.00005, 2)
 RING = shapely.Point(121.54, 29.835).buffer(0.012, 50).difference(shapely.Point(121.545, 29.835).buffer(0.003, 20))
 
 
@@ -63,6 +65,7 @@ CORPUS = [
      lambda f: shape(f["geometry"]).intersects(RING) or _area(f) > 90000),
     (f"NOT S_INTERSECTS(geometry, {POLY}) OR land_use = '0702'",  # nothing cheaper implied: no candidates
      lambda f: not shape(f["geometry"]).intersects(AREA) or _use(f) == "0702"),
+    (f"NOT S_INTERSECTS(geometry, {STRIP.wkt})", lambda f: not shape(f["geometry"]).intersects(STRIP)),
     (f"NOT (S_WITHIN(geometry, {POLY}) AND area_m2 > 50000)",
      lambda f: not (shape(f["geometry"]).within(AREA) and _area(f) > 50000)),
     ("S_CONTAINS(geometry, POINT(121.54 29.835))",

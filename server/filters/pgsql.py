@@ -142,7 +142,10 @@ class PgFilter:
             return test, near
         inner = once(sql.SQL("ST_MakeEnvelope({}, {}, {}, {}, {})").format(
             *(self._param(v) for v in inner_square(node.shape)), sql.Literal(self.srid)))
-        return sql.SQL("({n} AND ({g} @ {i} OR {t}))").format(n=near, g=self.geometry, i=inner, t=test), near
+        # CASE, not OR: with no inner square (NULL), OR would make a row that misses the polygon unknown
+        # rather than false, and NOT of it would drop the row
+        return sql.SQL("({n} AND CASE WHEN {g} @ {i} THEN true ELSE {t} END)").format(
+            n=near, g=self.geometry, i=inner, t=test), near
 
     def _temporal(self, node: Temporal) -> sql.Composable:
         t = sql.Identifier(node.field.name)

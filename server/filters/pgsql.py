@@ -83,10 +83,6 @@ class PgFilter:
         value = self.scalar(node)
         return sql.Composed([value, _C]) if node.type == "string" else value
 
-    def expr(self, node: Expr) -> sql.Composable:
-        """A condition."""
-        return self.both(node)[0]
-
     def both(self, node: Expr) -> tuple[sql.Composable, sql.Composable | None]:
         """A condition and a necessary one without its exact geometry tests: the same object when it has
         none to leave out, ``None`` when no cheaper condition is implied (a test under ``NOT``)."""

@@ -183,8 +183,7 @@ class PostGISSource:
         """The page statement for a query shape: (bbox?, start?, end?, bbox area?, which cursor values are
         null) with ``q``'s order and CRS; ``after`` is the keyset predicate of the cursor, if any, and
         ``condition`` a filter's (its values are parameters: a filter of the same form reuses the statement)."""
-        condition_text = None if condition is None else (
-            condition.exact.as_string(None), None if condition.near is None else condition.near.as_string(None))
+        condition_text = None if condition is None else condition.exact.as_string(None)  # implies ``near``
         key = (c.id, props, shape, restriction.key, q.crs, q.sortby, None if q.cursor is None else q.cursor.forward,
                condition_text)
         if (found := self._statements.get(key)) is not None:

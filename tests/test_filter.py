@@ -20,9 +20,9 @@ from server.filters.tree import Compare, Lit, Logic, Not, Prop, Spatial
 
 POLY = "POLYGON((121.52 29.82, 121.56 29.82, 121.56 29.85, 121.52 29.85, 121.52 29.82))"
 AREA = shapely.from_wkt(POLY)
-# a round site with a hole (rows inside its inner square are admitted without the exact test on PostGIS)
 # a diagonal strip too thin for an inner square, across many parcels' bounding boxes
 STRIP = shapely.LineString([(121.47, 29.79), (121.62, 29.90)]).buffer(0.00005, 2)
+# a round site with a hole (rows inside its inner square are admitted without the exact test on PostGIS)
 RING = shapely.Point(121.54, 29.835).buffer(0.012, 50).difference(shapely.Point(121.545, 29.835).buffer(0.003, 20))
 
 

@@ -12,7 +12,6 @@ stays in the journal, replayed at the next start (by any process using the same 
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import logging
 import secrets
@@ -31,7 +30,6 @@ MAX_PARAMS_CHARS = 2000
 REPLAY_EVERY_S = 30.0  # how often the writer looks for journals of ended processes
 
 
-@functools.lru_cache(maxsize=4096)  # map clients repeat their URLs
 def audit_params(query_string: bytes) -> str | None:
     """The query parameters worth keeping, with any credential removed."""
     if not query_string:

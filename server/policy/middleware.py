@@ -99,6 +99,7 @@ class _Exchange:
     started: float
     client_ip: str | None
     method: str
+    raw_key: str | None = None  # the key presented (header or query), read once
     policy: Policy | None = None
     key_id: str | None = None
     status: int = 500
@@ -125,7 +126,7 @@ class PolicyMiddleware:
         if peer is None or client_ip != peer[0]:
             scope["client"] = (client_ip, peer[1] if peer else 0) if client_ip else None
         method = scope.get("method", "WEBSOCKET") if scope["type"] == "http" else "WEBSOCKET"
-        exchange = _Exchange(dt.datetime.now(dt.UTC), time.perf_counter(), client_ip, method)
+        exchange = _Exchange(dt.datetime.now(dt.UTC), time.perf_counter(), client_ip, method, presented_key(scope))
         if scope["type"] == "websocket":  # no route takes one: refused before the app (403 to the client)
             await receive()
             exchange.status = 403
@@ -143,7 +144,7 @@ class PolicyMiddleware:
             return
         state["policy"] = exchange.policy
         state["audit"] = {}
-        state["session"] = exchange.grant is not None or (presented_key(scope) is None
+        state["session"] = exchange.grant is not None or (exchange.raw_key is None
                                                           and session_cookie(scope["headers"]) is not None)
         await self._serve(scope, receive, send, exchange)
 
@@ -153,7 +154,7 @@ class PolicyMiddleware:
         if scope["path"].startswith(LIBRARY_PREFIXES):
             return runtime.anonymous() or runtime.public_only()
         await runtime.ensure_ready()
-        raw_key = presented_key(scope)
+        raw_key = exchange.raw_key
         token = session_cookie(scope.get("headers", ())) if raw_key is None else None
         if scope["path"] in SESSION_PATHS or (raw_key is None and token is None and needs_no_key(scope["path"])
                                               and not runtime.spec.anonymous):
@@ -251,8 +252,9 @@ class PolicyMiddleware:
     def _audit(self, scope: Scope, exchange: _Exchange) -> None:
         exchange.audited = True
         policy = exchange.policy
-        route = scope.get("route")
-        route_path = getattr(route, "path", None)
+        route_path = getattr(scope.get("route"), "path", None)
+        found = (scope.get("path_params") or {}).get("collectionId")
+        route, path, collection, params = _described(route_path, scope["path"], found, scope.get("query_string", b""))
         audit = self.runtime.audit
         audit.submit(AuditRecord(
             ts=exchange.now,
@@ -260,10 +262,10 @@ class PolicyMiddleware:
             key_id=(policy.key_id if policy is not None else None) or exchange.key_id or _noted_key(scope),
             client_ip=exchange.client_ip,
             method=exchange.method,
-            route=printable(route_path) if route_path else None,
-            path=printable(scope["path"])[:500],
-            collection=_collection(scope),
-            params=audit_params(scope.get("query_string", b"")),
+            route=route,
+            path=path,
+            collection=collection,
+            params=params,
             returned=_returned(scope, exchange.status),
             status=exchange.status,
             duration_ms=round((time.perf_counter() - exchange.started) * 1000, 3),
@@ -272,12 +274,15 @@ class PolicyMiddleware:
         ))
 
 
-def _collection(scope: Scope) -> str | None:
-    """The collection asked for: from the matched route, or from the path when refused before routing."""
-    found = (scope.get("path_params") or {}).get("collectionId")
-    if found is None and (m := COLLECTION_PATH.match(scope["path"])):
-        found = m.group(1)
-    return printable(found)[:200] if found else None
+@functools.lru_cache(maxsize=4096)  # map clients repeat their URLs
+def _described(route_path: str | None, path: str, collection: str | None,
+               query: bytes) -> tuple[str | None, str, str | None, str | None]:
+    """What the audit keeps of a request's target: (route, path, collection, parameters), each printable.
+    The collection is the matched route's, else read from the path (a request refused before routing)."""
+    if collection is None and (m := COLLECTION_PATH.match(path)):
+        collection = m.group(1)
+    return (printable(route_path) if route_path else None, printable(path)[:500],
+            printable(collection)[:200] if collection else None, audit_params(query))
 
 
 def _from_query(scope: Scope) -> bool:
@@ -305,8 +310,10 @@ def _is_page(message: Message) -> bool:
     """A successful HTML page (what a browser opened, so what may receive the session cookie)."""
     if message["status"] != 200:
         return False
-    kind = next((v for k, v in message.get("headers", []) if k.lower() == b"content-type"), b"")
-    return kind.startswith(b"text/html")
+    for name, value in message.get("headers", ()):
+        if len(name) == 12 and name.lower() == b"content-type":
+            return value.startswith(b"text/html")
+    return False
 
 
 def _noted_key(scope: Scope) -> str | None:
